@@ -1,0 +1,3 @@
+from dae_cli.cli import run
+
+run()

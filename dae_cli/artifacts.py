@@ -1,0 +1,239 @@
+"""The model directory: what `dae train` writes, and how the other commands load it.
+
+    DIR/
+      encoder/            SavedModel (Model.export), signature `serve`: image -> latent
+      decoder/            SavedModel, signature `serve`: latent -> image
+      autoencoder.keras   full Keras model with optimizer state, for --resume
+      dae.json            manifest: versions, config, shapes, metrics, sha256 of files
+      history.csv         one row per epoch
+      samples.png         clean / noisy / denoised validation images
+
+A SavedModel can hold arbitrary TensorFlow ops, so a model directory is code: the
+manifest's hashes are checked before anything is loaded, and `autoencoder.keras` is
+loaded with `safe_mode=True`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from dae_cli import __version__
+from dae_cli.errors import ModelError
+from dae_cli.files import write_bytes_atomic
+
+FORMAT_VERSION = 1
+MANIFEST = "dae.json"
+ENCODER, DECODER, KERAS_MODEL = "encoder", "decoder", "autoencoder.keras"
+HISTORY, SAMPLES = "history.csv", "samples.png"
+HISTORY_FIELDS = ("epoch", "loss", "val_loss", "seconds")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def hash_tree(root: Path) -> dict[str, str]:
+    """sha256 of every file under `root` but the manifest, by POSIX relative path."""
+    return {
+        path.relative_to(root).as_posix(): sha256_file(path)
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def history_csv(rows: list[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    with open(path, newline="") as handle:
+        return [
+            {"epoch": int(row["epoch"]), **{k: float(row[k]) for k in HISTORY_FIELDS[1:]}}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def versions() -> dict[str, str]:
+    from dae_cli.backend import keras, tf
+
+    return {
+        "dae": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def write_model_dir(
+    directory: Path,
+    autoencoder,
+    encoder,
+    decoder,
+    manifest: dict[str, Any],
+    history: list[dict[str, Any]],
+    samples_png: bytes | None,
+) -> dict[str, Any]:
+    """Writes every artifact into `directory` (a fresh staging directory); returns the manifest."""
+    directory = Path(directory)
+    encoder.export(str(directory / ENCODER), verbose=False)
+    decoder.export(str(directory / DECODER), verbose=False)
+    autoencoder.save(directory / KERAS_MODEL)
+    (directory / HISTORY).write_bytes(history_csv(history))
+    if samples_png is not None:
+        (directory / SAMPLES).write_bytes(samples_png)
+    manifest = {"format_version": FORMAT_VERSION, **manifest, "files": hash_tree(directory)}
+    write_manifest(directory, manifest, overwrite=False)
+    return manifest
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any], overwrite: bool = True) -> None:
+    text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
+    write_bytes_atomic(Path(directory) / MANIFEST, text.encode(), overwrite=overwrite)
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """The manifest of a model directory, or a `ModelError` saying what is wrong."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise ModelError(f"model directory {directory} does not exist; train one with 'dae train --out {directory}' or pass -m MODEL")
+    if not directory.is_dir():
+        raise ModelError(f"{directory} is not a directory, so not a dae model")
+    path = directory / MANIFEST
+    if not path.exists():
+        raise ModelError(f"{directory} is not a dae model directory (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"{path}: unreadable manifest ({error})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("format_version"), int):
+        raise ModelError(f"{path}: not a dae manifest (no format_version)")
+    if manifest["format_version"] > FORMAT_VERSION:
+        raise ModelError(
+            f"{directory} has model format version {manifest['format_version']}, newer than "
+            f"this dae {__version__} reads ({FORMAT_VERSION}); upgrade dae"
+        )
+    for key in ("image_shape", "latent_dim", "files", "config"):
+        if key not in manifest:
+            raise ModelError(f"{path}: manifest lacks {key!r}")
+    return manifest
+
+
+def verify_files(directory: Path, manifest: dict[str, Any], parts: tuple[str, ...]) -> None:
+    """Checks the sha256 of every manifest file under `parts` (names or subdirectories)."""
+    directory = Path(directory)
+    for part in parts:
+        if not (directory / part).exists():
+            raise ModelError(f"{directory} is incomplete: {part} is missing")
+        listed = {name: digest for name, digest in manifest["files"].items() if name == part or name.startswith(part + "/")}
+        if not listed:
+            raise ModelError(f"{directory}: manifest lists no files for {part}")
+        for name, expected in listed.items():
+            path = directory / name
+            if not path.is_file():
+                raise ModelError(f"{directory} is incomplete: {name} is missing")
+            if sha256_file(path) != expected:
+                raise ModelError(
+                    f"{path} does not match the sha256 in {MANIFEST}: the model was changed "
+                    "after training; refusing to load it (--no-verify loads it anyway)"
+                )
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """The SavedModels of a model directory, ready to call on float32 batches."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    encoder: Any = None
+    decoder: Any = None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.manifest["image_shape"])
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.manifest["latent_dim"])
+
+    def encode(self, images):
+        return self.encoder.serve(images).numpy()
+
+    def decode(self, latents):
+        return self.decoder.serve(latents).numpy()
+
+    def denoise(self, images):
+        """decoder(encoder(images)), the composition of the two SavedModels."""
+        return self.decoder.serve(self.encoder.serve(images)).numpy()
+
+
+def load_model(directory: str | Path, parts: tuple[str, ...] = (ENCODER, DECODER), verify: bool = True) -> LoadedModel:
+    """Loads the SavedModels in `parts` after checking the manifest and, unless told not to, their hashes."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    for part in parts:
+        if not (directory / part / "saved_model.pb").exists():
+            raise ModelError(f"{directory} is incomplete: {part}/ is missing or holds no SavedModel")
+    if verify:
+        verify_files(directory, manifest, parts)
+    from dae_cli.backend import tf
+
+    model = LoadedModel(directory, manifest)
+    for part in parts:
+        try:
+            setattr(model, part, tf.saved_model.load(str(directory / part)))
+        except Exception as error:
+            raise ModelError(f"{directory / part}: cannot load SavedModel ({type(error).__name__})") from None
+    _check_shapes(model)
+    return model
+
+
+def _check_shapes(model: LoadedModel) -> None:
+    """The encoder's output and the decoder's input must both be the manifest's latent size."""
+    sizes = {}
+    if model.encoder is not None:
+        sizes["encoder output"] = _signature_dim(model.encoder, output=True)
+    if model.decoder is not None:
+        sizes["decoder input"] = _signature_dim(model.decoder, output=False)
+    for name, size in sizes.items():
+        if size is not None and size != model.latent_dim:
+            raise ModelError(
+                f"{model.directory}: latent sizes disagree: {name} is {size}, "
+                f"the manifest says {model.latent_dim}"
+            )
+
+
+def _signature_dim(saved_model, output: bool) -> int | None:
+    try:
+        signature = saved_model.signatures["serving_default"]
+        if output:
+            spec = next(iter(signature.structured_outputs.values()))
+        else:
+            spec = next(iter(signature.structured_input_signature[1].values()))
+        return int(spec.shape[-1])
+    except Exception:
+        return None
+
+
+def load_keras_model(path: Path):
+    """`autoencoder.keras` with `safe_mode=True`: no arbitrary Python code is run."""
+    from dae_cli.backend import keras
+
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as error:
+        raise ModelError(f"{path}: cannot load Keras model ({type(error).__name__}: {error})") from None

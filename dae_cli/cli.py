@@ -1,0 +1,320 @@
+"""The `dae` command line: parse arguments, call one function, print its results.
+
+TensorFlow is imported only inside the commands that need it, so `dae --help` and
+every `--help` stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from dae_cli import __version__
+from dae_cli.errors import DaeError, ExitCode, UsageError
+from dae_cli.output import Output
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 failure; 2 usage error (bad flags, config or arguments); "
+    "3 partial failure (some inputs failed, the others were processed); "
+    "130 interrupted (Ctrl-C or SIGTERM)."
+)
+DEFAULT_MODEL = "dae-model"
+MODEL_HELP = "Model directory (default: $DAE_MODEL, else ./dae-model)."
+
+app = typer.Typer(
+    name="dae",
+    help="Train convolutional denoising autoencoders and use them: train, encode, decode, denoise.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class State:
+    output = Output()
+    debug = os.environ.get("DAE_DEBUG", "") not in ("", "0")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dae {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    json_output: bool = typer.Option(False, "--json", help="Results as JSON lines on stdout (schema_version 1)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress, information or warnings on stderr."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks (also DAE_DEBUG=1)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    State.output = Output(json_mode=json_output, quiet=quiet)
+    State.debug = State.debug or debug
+
+
+def _model_dir(model: Optional[Path]) -> Path:
+    return model or Path(os.environ.get("DAE_MODEL") or DEFAULT_MODEL)
+
+
+def _parse_filters(text: Optional[str]) -> Optional[list]:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--filters must be comma-separated integers like 32,64, got {text!r}") from None
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def train(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config file (default: the reference MNIST config)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model directory to write (default: $DAE_MODEL, else ./dae-model)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run, or train a finished model further."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory (once the new one is complete)."),
+    strategy: str = typer.Option("auto", "--strategy", help="tf.distribute strategy: auto, one, mirrored or multi-worker."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist (Keras cache or download) or mnist-sample (shipped, offline)."),
+    data: Optional[str] = typer.Option(None, "--data", help="An .npz in the keras.datasets layout, or a folder of images."),
+    channels: Optional[int] = typer.Option(None, "--channels", help="1 (grayscale) or 3 (RGB); default: as the data."),
+    val_split: Optional[float] = typer.Option(None, "--val-split", help="Validation fraction for image folders (default 0.1)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use at most N training and N validation images."),
+    patch_size: Optional[int] = typer.Option(None, "--patch-size", help="Train on random square crops of this size."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for shuffling, noise and initial weights (default 0)."),
+    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="Latent vector size (default 16)."),
+    filters: Optional[str] = typer.Option(None, "--filters", help="Conv filters per block, e.g. 32,64 (default)."),
+    kernel_size: Optional[int] = typer.Option(None, "--kernel-size", help="Convolution kernel size (default 3)."),
+    batch_norm: Optional[bool] = typer.Option(None, "--batch-norm/--no-batch-norm", help="BatchNormalization before each ReLU."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default 30)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size per replica (default 128)."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Adam learning rate (default 0.001)."),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant (default) or cosine."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="float32 (default) or mixed_bfloat16."),
+    jit_compile: Optional[bool] = typer.Option(None, "--jit-compile/--no-jit-compile", help="Compile training steps with XLA."),
+    noise: Optional[str] = typer.Option(None, "--noise", help="gaussian (default), salt-pepper, speckle, poisson or mask."),
+    noise_mean: Optional[float] = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default 0.5)."),
+    noise_std: Optional[float] = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std (default 0.5)."),
+    noise_amount: Optional[float] = typer.Option(None, "--noise-amount", help="Salt-pepper amount / mask fraction (default 0.1)."),
+    noise_peak: Optional[float] = typer.Option(None, "--noise-peak", help="Poisson peak photon count (default 30)."),
+) -> None:
+    """Train a denoising autoencoder and save it as a model directory."""
+    from dae_cli.training import train as run_training
+
+    overrides = dict(
+        dataset=dataset, data=data, channels=channels, val_split=val_split, limit=limit,
+        patch_size=patch_size, seed=seed, latent_dim=latent_dim, layer_filters=_parse_filters(filters),
+        kernel_size=kernel_size, batch_norm=batch_norm, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, lr_schedule=lr_schedule, precision=precision,
+        jit_compile=jit_compile, noise=noise, noise_mean=noise_mean, noise_std=noise_std,
+        noise_amount=noise_amount, noise_peak=noise_peak,
+    )
+    output = State.output
+    result = run_training(
+        str(config) if config else None, overrides, _model_dir(out), resume=resume, overwrite=overwrite,
+        strategy=strategy, reporter=output.training_reporter(),
+    )
+    manifest = result.manifest
+    metrics = manifest["metrics"]
+    output.table(
+        "dae train",
+        [
+            ("model", str(result.model_dir)),
+            ("epochs", str(manifest["epochs_done"])),
+            ("training time", f"{manifest['training_seconds']:.1f}s"),
+            ("val_loss", f"{metrics['val_loss']:.5f}"),
+            ("PSNR noisy -> denoised", f"{metrics['psnr_noisy']['mean']:.2f} -> {metrics['psnr_denoised']['mean']:.2f} dB"),
+            ("SSIM noisy -> denoised", f"{metrics['ssim_noisy']['mean']:.3f} -> {metrics['ssim_denoised']['mean']:.3f}"),
+        ],
+        {"model": str(result.model_dir), "epochs_done": manifest["epochs_done"], "training_seconds": manifest["training_seconds"], "metrics": metrics},
+    )
+
+
+def _report_outcome(outcome, text: Optional[str]) -> None:
+    output = State.output
+    if not outcome.ok:
+        output.error(outcome.error)
+    if outcome.ok or output.json_mode:
+        output.record(outcome.record(), text if outcome.ok else None)
+
+
+def _batch_exit(outcomes) -> None:
+    failed = sum(not outcome.ok for outcome in outcomes)
+    if failed:
+        code = ExitCode.FAILURE if failed == len(outcomes) else ExitCode.PARTIAL_FAILURE
+        raise DaeError(f"{failed} of {len(outcomes)} input(s) failed", code)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def denoise(
+    inputs: List[str] = typer.Argument(..., help="Image files, directories (recursive) or globs."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory, or a .png file for one input (default: beside each input)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    resize: bool = typer.Option(False, "--resize", help="Resize other-sized images to the model's size and back."),
+    tile: bool = typer.Option(True, "--tile/--no-tile", help="Denoise other-sized images by overlapping tiles (default); --no-tile makes them an error."),
+    overlap: Optional[int] = typer.Option(None, "--overlap", help="Tile overlap in pixels (default: half a tile)."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images (or tiles) per model call."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first bad input."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256."),
+) -> None:
+    """Denoise images with the encoder and decoder SavedModels; print one output path per line."""
+    from dae_cli import artifacts, image_io, inference
+
+    paths = image_io.expand_inputs(inputs)
+    outputs = inference.output_paths(paths, out, ".denoised.png")
+    loaded = artifacts.load_model(_model_dir(model), verify=not no_verify)
+    if overlap is not None and not 0 <= overlap < min(loaded.image_shape[:2]):
+        raise UsageError(f"--overlap must be between 0 and {min(loaded.image_shape[:2]) - 1}")
+    size_mode = "resize" if resize else "tile" if tile else "error"
+    outcomes = inference.denoise_files(
+        loaded, paths, outputs, size_mode=size_mode, overlap=overlap, overwrite=overwrite,
+        batch_size=batch_size, fail_fast=fail_fast, on_outcome=lambda o: _report_outcome(o, o.output),
+    )
+    _batch_exit(outcomes)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def encode(
+    inputs: List[str] = typer.Argument(..., help="Image files, directories (recursive) or globs."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write latents to .npy, .npz, .csv or .json (default: JSON lines on stdout)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    resize: bool = typer.Option(False, "--resize", help="Resize other-sized images to the model's size."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per model call."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first bad input."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256."),
+) -> None:
+    """Encode images to latent vectors with the encoder SavedModel alone."""
+    from dae_cli import artifacts, image_io, inference, latents
+
+    output = State.output
+    if out is not None and out.suffix.lower() not in latents.SUFFIXES:
+        raise UsageError(f"-o {out}: unknown latent format; use one of {', '.join(latents.SUFFIXES)}")
+    if out is not None and out.exists() and not overwrite:
+        raise UsageError(f"{out} exists; pass --overwrite to replace it")
+    paths = image_io.expand_inputs(inputs)
+    loaded = artifacts.load_model(_model_dir(model), parts=(artifacts.ENCODER,), verify=not no_verify)
+
+    def on_outcome(outcome):
+        if not outcome.ok:
+            _report_outcome(outcome, None)
+        elif out is None:
+            output.record({"source": outcome.input, "latent": outcome.latent}, _json_line(outcome))
+
+    outcomes = inference.encode_files(
+        loaded, paths, size_mode="resize" if resize else "error", batch_size=batch_size,
+        fail_fast=fail_fast, on_outcome=on_outcome,
+    )
+    good = [o for o in outcomes if o.ok]
+    if out is not None and good:
+        latents.write_latents(out, [o.input for o in good], [o.latent for o in good], overwrite=overwrite)
+        output.record({"output": str(out), "count": len(good)}, str(out))
+    _batch_exit(outcomes)
+
+
+def _json_line(outcome) -> str:
+    import json
+
+    return json.dumps({"source": outcome.input, "latent": outcome.latent})
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def decode(
+    latents_file: str = typer.Argument(..., metavar="LATENTS", help="A file written by 'dae encode', or - for JSON lines on stdin."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the PNGs."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Vectors per model call."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first bad vector."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256."),
+) -> None:
+    """Decode latent vectors to images with the decoder SavedModel alone."""
+    from dae_cli import artifacts, inference, latents
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {out} is a file; decode writes a directory of PNGs")
+    items = latents.read_latents(latents_file)
+    loaded = artifacts.load_model(_model_dir(model), parts=(artifacts.DECODER,), verify=not no_verify)
+    outcomes = inference.decode_latents(
+        loaded, items, out, overwrite=overwrite, batch_size=batch_size, fail_fast=fail_fast,
+        on_outcome=lambda o: _report_outcome(o, o.output),
+    )
+    _batch_exit(outcomes)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def info(
+    model: Optional[Path] = typer.Argument(None, help=MODEL_HELP),
+) -> None:
+    """Show a model directory's manifest."""
+    from dae_cli import artifacts
+
+    directory = _model_dir(model)
+    manifest = artifacts.read_manifest(directory)
+    metrics = manifest.get("metrics", {})
+    config = manifest["config"]
+    rows = [
+        ("model", str(directory)),
+        ("format version", str(manifest["format_version"])),
+        ("created", str(manifest.get("created", "?"))),
+        ("versions", ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())),
+        ("image shape", "x".join(map(str, manifest["image_shape"]))),
+        ("latent size", str(manifest["latent_dim"])),
+        ("layer filters", ",".join(map(str, config.get("layer_filters", [])))),
+        ("data", str(manifest.get("data_source", "?"))),
+        ("noise", str(config.get("noise", "?"))),
+        ("epochs", str(manifest.get("epochs_done", "?"))),
+        ("training time", f"{manifest.get('training_seconds', 0):.1f}s"),
+    ]
+    if metrics:
+        rows += [
+            ("val_loss", f"{metrics['val_loss']:.5f}"),
+            ("PSNR noisy -> denoised", f"{metrics['psnr_noisy']['mean']:.2f} -> {metrics['psnr_denoised']['mean']:.2f} dB"),
+            ("SSIM noisy -> denoised", f"{metrics['ssim_noisy']['mean']:.3f} -> {metrics['ssim_denoised']['mean']:.3f}"),
+        ]
+    State.output.table("dae info", rows, {"model": str(directory), "manifest": manifest})
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Entry point of the `dae` console script; returns the exit code."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="dae", standalone_mode=False)
+        return int(result) if isinstance(result, int) else 0
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.TyperException as error:  # Typer's usage errors: bad flags, missing arguments
+        context = getattr(error, "ctx", None)
+        name = context.command_path if context is not None else "dae"
+        State.output.error(f"{error.format_message()} (see '{name} --help')")
+        return getattr(error, "exit_code", ExitCode.USAGE)
+    except typer.Abort:
+        State.output.error("interrupted")
+        return ExitCode.INTERRUPTED
+    except DaeError as error:
+        if State.debug:
+            traceback.print_exc()
+        State.output.error(str(error))
+        return error.exit_code
+    except KeyboardInterrupt:
+        State.output.error("interrupted")
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our stdout went away (say `| head`): not our failure.
+        sys.stderr.close()
+        return ExitCode.OK
+    except Exception as error:  # the last line of defence: no traceback without --debug
+        if State.debug:
+            traceback.print_exc()
+        else:
+            State.output.error(f"unexpected {type(error).__name__}: {error} (run with --debug for the traceback)")
+        return ExitCode.FAILURE
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""The training configuration: defaults, TOML loading, flag overrides and validation.
+
+`Config()` holds the reference Keras example's values (the same as `configs/mnist.toml`).
+A config file overrides the defaults, flags override the file, and `Config.validate`
+rejects anything that cannot train. The resolved config is saved in the model's
+manifest, so a model always says how it was made.
+
+Example:
+    >>> config = Config.resolve(None, {"epochs": 2})
+    >>> config.epochs, config.latent_dim
+    (2, 16)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from dae_cli.errors import UsageError
+
+DATASETS = ("mnist", "mnist-sample")
+NOISE_TYPES = ("gaussian", "salt-pepper", "speckle", "poisson", "mask")
+LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+@dataclasses.dataclass
+class Config:
+    """Everything that decides what `dae train` builds and how it trains it."""
+
+    # Data
+    dataset: str = "mnist"
+    data: str | None = None
+    channels: int | None = None
+    val_split: float = 0.1
+    limit: int | None = None
+    patch_size: int | None = None
+    seed: int = 0
+    # Model (the reference example's encoder/decoder design)
+    latent_dim: int = 16
+    layer_filters: list = dataclasses.field(default_factory=lambda: [32, 64])
+    kernel_size: int = 3
+    batch_norm: bool = False
+    # Training
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 0.001
+    lr_schedule: str = "constant"
+    precision: str = "float32"
+    jit_compile: bool = False
+    # Noise added to clean images to make the training inputs
+    noise: str = "gaussian"
+    noise_mean: float = 0.5
+    noise_std: float = 0.5
+    noise_amount: float = 0.1
+    noise_peak: float = 30.0
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [field.name for field in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "Config":
+        """Builds a config from `values`, rejecting unknown keys and wrong types."""
+        unknown = sorted(set(values) - set(cls.keys()))
+        if unknown:
+            raise UsageError(
+                f"{source}: unknown key(s) {', '.join(unknown)}; "
+                f"valid keys: {', '.join(cls.keys())}"
+            )
+        config = cls()
+        for key, value in values.items():
+            setattr(config, key, _check_type(key, value, source))
+        return config
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UsageError(f"config file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"cannot read config file {path}: {error}") from None
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise UsageError(f"{path}: invalid TOML: {error}") from None
+        return cls.from_dict(values, source=str(path))
+
+    @classmethod
+    def resolve(
+        cls, config_file: str | Path | None, overrides: dict[str, Any]
+    ) -> "Config":
+        """Defaults, then the file, then the flags that were given; validated."""
+        config = cls.from_toml(config_file) if config_file else cls()
+        given = {key: value for key, value in overrides.items() if value is not None}
+        merged = {**dataclasses.asdict(config), **given}
+        config = cls.from_dict(merged, source="flags" if given else "config")
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Raises `UsageError` naming every value that cannot work."""
+        problems = []
+
+        def require(ok: bool, message: str) -> None:
+            if not ok:
+                problems.append(message)
+
+        require(self.dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}")
+        require(self.channels in (None, 1, 3), "channels must be 1 or 3")
+        require(0 < self.val_split < 1, "val_split must be between 0 and 1 (exclusive)")
+        require(self.limit is None or self.limit > 0, "limit must be positive")
+        require(
+            self.patch_size is None or self.patch_size > 0, "patch_size must be positive"
+        )
+        require(self.latent_dim > 0, "latent_dim must be positive")
+        require(len(self.layer_filters) > 0, "layer_filters must not be empty")
+        require(
+            all(filters > 0 for filters in self.layer_filters),
+            "layer_filters must all be positive",
+        )
+        require(self.kernel_size > 0, "kernel_size must be positive")
+        require(self.epochs > 0, "epochs must be positive")
+        require(self.batch_size > 0, "batch_size must be positive")
+        require(
+            math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            "learning_rate must be positive",
+        )
+        require(
+            self.lr_schedule in LR_SCHEDULES,
+            f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}",
+        )
+        require(
+            self.precision in PRECISIONS,
+            f"precision must be one of {', '.join(PRECISIONS)}",
+        )
+        require(self.noise in NOISE_TYPES, f"noise must be one of {', '.join(NOISE_TYPES)}")
+        require(
+            math.isfinite(self.noise_mean) and math.isfinite(self.noise_std),
+            "noise_mean and noise_std must be finite",
+        )
+        require(self.noise_std >= 0, "noise_std must not be negative")
+        require(0 <= self.noise_amount <= 1, "noise_amount must be between 0 and 1")
+        require(self.noise_peak > 0, "noise_peak must be positive")
+        if self.patch_size is not None:
+            check_divisible(
+                (self.patch_size, self.patch_size), self.layer_filters, problems
+            )
+        if problems:
+            raise UsageError("invalid config: " + "; ".join(problems))
+
+    @property
+    def stride_product(self) -> int:
+        return 2 ** len(self.layer_filters)
+
+
+def check_divisible(size: tuple[int, int], layer_filters: list, problems=None) -> None:
+    """Height and width must halve cleanly once per strided convolution."""
+    factor = 2 ** len(layer_filters)
+    if size[0] % factor or size[1] % factor:
+        message = (
+            f"image size {size[0]}x{size[1]} is not divisible by {factor} "
+            f"(2^{len(layer_filters)}, one halving per entry of layer_filters)"
+        )
+        if problems is None:
+            raise UsageError(message)
+        problems.append(message)
+
+
+# key -> (accepted python types, description for errors, may be None)
+_TYPES: dict[str, tuple[tuple[type, ...], str, bool]] = {
+    "dataset": ((str,), "a string", False),
+    "data": ((str,), "a path string", True),
+    "channels": ((int,), "an integer", True),
+    "val_split": ((int, float), "a number", False),
+    "limit": ((int,), "an integer", True),
+    "patch_size": ((int,), "an integer", True),
+    "seed": ((int,), "an integer", False),
+    "latent_dim": ((int,), "an integer", False),
+    "layer_filters": ((list,), "a list of integers", False),
+    "kernel_size": ((int,), "an integer", False),
+    "batch_norm": ((bool,), "true or false", False),
+    "epochs": ((int,), "an integer", False),
+    "batch_size": ((int,), "an integer", False),
+    "learning_rate": ((int, float), "a number", False),
+    "lr_schedule": ((str,), "a string", False),
+    "precision": ((str,), "a string", False),
+    "jit_compile": ((bool,), "true or false", False),
+    "noise": ((str,), "a string", False),
+    "noise_mean": ((int, float), "a number", False),
+    "noise_std": ((int, float), "a number", False),
+    "noise_amount": ((int, float), "a number", False),
+    "noise_peak": ((int, float), "a number", False),
+}
+
+
+def _check_type(key: str, value: Any, source: str) -> Any:
+    types, description, nullable = _TYPES[key]
+    if value is None and nullable:
+        return None
+    # bool is an int subclass in Python; `epochs = true` is still a mistake.
+    wrong_bool = isinstance(value, bool) and bool not in types
+    if wrong_bool or not isinstance(value, types):
+        raise UsageError(f"{source}: {key} must be {description}, got {value!r}")
+    if key == "layer_filters":
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise UsageError(f"{source}: {key} must be {description}, got {value!r}")
+        return list(value)
+    if float in types:
+        return float(value)
+    return value

@@ -1,0 +1,217 @@
+"""Training data: where it comes from, how it is split, and the `tf.data` pipelines.
+
+Sources:
+- `mnist`: MNIST from the Keras dataset cache (`$KERAS_HOME/datasets/mnist.npz`,
+  default `~/.keras/datasets/mnist.npz`), downloaded and cached by Keras if missing.
+- `mnist-sample`: 4,000 training and 1,000 test MNIST images shipped with `dae`.
+- `--data FILE.npz`: arrays in the Keras layout (`x_train`, `x_test`; labels ignored).
+- `--data DIR`: every image under DIR, split by `val_split` with the seed.
+
+Images are kept as uint8 (N, H, W, C) until the pipeline turns each batch into floats
+and adds fresh noise to it, so even full MNIST stays small in memory.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from dae_cli import image_io
+from dae_cli.errors import DaeError, InputError, UsageError
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """Clean training and validation images, uint8 (N, H, W, C)."""
+
+    x_train: np.ndarray
+    x_val: np.ndarray
+    source: str
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.x_val.shape[1:])
+
+
+def keras_cache_path(name: str = "mnist.npz") -> Path:
+    """Where Keras caches datasets: `$KERAS_HOME/datasets`, default `~/.keras/datasets`."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "datasets" / name
+
+
+def mnist_sample_path() -> Path:
+    return Path(str(resources.files("dae_cli") / "data" / "mnist_sample.npz"))
+
+
+def load_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """Full MNIST (x_train, x_test): from the Keras cache, else downloaded by Keras."""
+    cached = keras_cache_path()
+    if cached.exists():
+        return load_npz_splits(cached)
+    from dae_cli.backend import keras
+
+    try:
+        (x_train, _), (x_test, _) = keras.datasets.mnist.load_data()
+    except Exception as error:  # urllib, socket and hash errors alike
+        raise DaeError(
+            f"MNIST is not cached at {cached} and could not be downloaded "
+            f"({type(error).__name__}); offline, use --data PATH or --dataset mnist-sample"
+        ) from None
+    return x_train, x_test
+
+
+def load_npz_splits(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """`x_train` and `x_test` of an `.npz` in the `keras.datasets` layout."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = {"x_train", "x_test"} - set(archive.files)
+            if missing:
+                raise UsageError(
+                    f"{path}: missing array(s) {', '.join(sorted(missing))}; expected the "
+                    "keras.datasets layout (x_train, x_test)"
+                )
+            return archive["x_train"], archive["x_test"]
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: not a readable .npz file ({error})") from None
+
+
+def as_uint8_images(array: np.ndarray, name: str, channels: int | None) -> np.ndarray:
+    """(N, H, W) or (N, H, W, C) uint8 or [0, 1] floats -> uint8 (N, H, W, channels)."""
+    array = np.asarray(array)
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[-1] not in (1, 3) or len(array) == 0:
+        raise UsageError(
+            f"{name} must be a non-empty array of shape (N, H, W) or (N, H, W, 1 or 3), "
+            f"got {array.shape}"
+        )
+    if array.dtype != np.uint8:
+        if not np.issubdtype(array.dtype, np.number):
+            raise UsageError(f"{name} must hold numbers, got dtype {array.dtype}")
+        if not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 1:
+            raise UsageError(f"{name}: non-uint8 images must hold values in [0, 1]")
+        array = image_io.to_uint8(array)
+    return convert_channels(array, channels)
+
+
+def convert_channels(images: np.ndarray, channels: int | None) -> np.ndarray:
+    """Grayscale <-> RGB on uint8 (N, H, W, C) images; `None` keeps them as they are."""
+    if channels is None or images.shape[-1] == channels:
+        return images
+    if channels == 3:
+        return np.repeat(images, 3, axis=-1)
+    luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+
+
+def load_image_folder(
+    folder: Path, channels: int | None, warn: Callable[[str], None]
+) -> np.ndarray:
+    """Every readable image under `folder`, uint8, resized to the most common size.
+
+    Unreadable images are skipped with a warning; none readable is an error.
+    """
+    paths = image_io.expand_inputs([str(folder)])
+    opened, failures = [], []
+    for path in paths:
+        try:
+            opened.append(image_io.open_image(path))
+        except InputError as error:
+            failures.append(str(error))
+    if failures:
+        warn(f"skipped {len(failures)} unreadable image(s), first: {failures[0]}")
+    if not opened:
+        raise UsageError(f"no readable images in {folder}")
+    if channels is None:
+        channels = 3 if any(image_io.image_channels(i) == 3 for i in opened) else 1
+    sizes = collections.Counter((i.height, i.width) for i in opened)
+    size = sizes.most_common(1)[0][0]
+    if len(sizes) > 1:
+        others = len(opened) - sizes[size]
+        warn(f"resized {others} image(s) to the most common size {size[0]}x{size[1]}")
+    arrays = [image_io.resize(image_io.to_array(i, channels), size) for i in opened]
+    return image_io.to_uint8(np.stack(arrays))
+
+
+def load_training_data(config, warn: Callable[[str], None] = lambda message: None) -> TrainingData:
+    """The clean images `config` names, split into training and validation sets."""
+    if config.data:
+        path = Path(config.data)
+        if path.is_dir():
+            images = load_image_folder(path, config.channels, warn)
+            x_train, x_val = split(images, config.val_split, config.seed)
+            source = f"folder {path}"
+        elif path.is_file():
+            x_train, x_val = load_npz_splits(path)
+            source = f"npz {path}"
+        else:
+            raise UsageError(f"--data {path}: no such file or directory")
+    elif config.dataset == "mnist-sample":
+        x_train, x_val = load_npz_splits(mnist_sample_path())
+        source = "mnist-sample"
+    else:
+        x_train, x_val = load_mnist()
+        source = "mnist"
+    x_train = as_uint8_images(x_train, "x_train", config.channels)
+    x_val = as_uint8_images(x_val, "x_test", config.channels)
+    if x_train.shape[1:] != x_val.shape[1:]:
+        raise UsageError(
+            f"training images {x_train.shape[1:]} and validation images "
+            f"{x_val.shape[1:]} differ in shape"
+        )
+    if config.limit is not None:
+        if config.limit > len(x_train):
+            raise UsageError(
+                f"--limit {config.limit} is larger than the {len(x_train)} training images"
+            )
+        x_train, x_val = x_train[: config.limit], x_val[: config.limit]
+    return TrainingData(x_train, x_val, source)
+
+
+def split(images: np.ndarray, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded shuffle of `images` into training and validation parts."""
+    if len(images) < 2:
+        raise UsageError("need at least 2 images to make a training and a validation set")
+    order = np.random.default_rng(seed).permutation(len(images))
+    n_val = min(max(1, math.ceil(len(images) * val_split)), len(images) - 1)
+    return images[order[n_val:]], images[order[:n_val]]
+
+
+def training_dataset(x_train: np.ndarray, batch_size: int, noise, seed: int):
+    """An endless `tf.data` stream of (noisy, clean) float batches.
+
+    The clean images are reshuffled every epoch, and each batch gets fresh noise from a
+    stateless seed drawn from `seed`, so a run is reproducible but no image ever sees
+    the same noise twice (the reference example adds one noise draw to the set, once).
+    """
+    from dae_cli.backend import tf
+    from dae_cli.noise import add_noise
+
+    def to_pair(clean_uint8, noise_seed):
+        clean = tf.cast(clean_uint8, tf.float32) / 255.0
+        return add_noise(clean, noise_seed, noise), clean
+
+    autotune = tf.data.AUTOTUNE
+    images = tf.data.Dataset.from_tensor_slices(x_train)
+    images = images.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+    batches = images.batch(batch_size).repeat()
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    pairs = tf.data.Dataset.zip(batches, seeds).map(to_pair, num_parallel_calls=autotune)
+    return pairs.prefetch(autotune)
+
+
+def noisy_copy(clean_uint8: np.ndarray, noise, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(noisy, clean) float32 copies of `clean_uint8`, with one fixed noise draw."""
+    from dae_cli.backend import tf
+    from dae_cli.noise import add_noise
+
+    clean = clean_uint8.astype(np.float32) / 255.0
+    noisy = add_noise(clean, tf.constant([seed, 0x5EED], tf.int64), noise).numpy()
+    return noisy, clean

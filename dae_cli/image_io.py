@@ -1,0 +1,178 @@
+"""Reading and writing images with Pillow, and turning input arguments into files.
+
+Images load as float32 arrays of shape (height, width, channels) in [0, 1]. Whatever
+the file's mode, it is converted to the channels asked for: EXIF rotation is applied,
+palette and CMYK images become RGB, alpha is dropped (not composited), 16-bit images
+are scaled from [0, 65535], and RGB becomes grayscale with Pillow's ITU-R 601-2 luma
+when one channel is wanted. Images over Pillow's decompression-bomb limit are refused
+before their pixels are decoded.
+
+Example:
+    >>> pixels = load_image("digit.png", channels=1)   # doctest: +SKIP
+    >>> pixels.shape, pixels.dtype
+    ((28, 28, 1), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from dae_cli.errors import InputError, UsageError
+from dae_cli.files import write_bytes_atomic
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Image files named by `inputs`: files, directories (recursive) and globs, in order.
+
+    An argument that names nothing, a directory without images and a glob that matches
+    nothing are usage errors, raised before any work is done.
+    """
+    paths: list[Path] = []
+    for spec in inputs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and _is_image_name(p)
+            )
+            if not found:
+                raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in directory {spec}")
+            paths.extend(found)
+        elif path.exists() or path.is_symlink():
+            paths.append(path)
+        elif glob.has_magic(spec):
+            found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            if not found:
+                raise UsageError(f"no files match {spec}")
+            paths.extend(found)
+        else:
+            raise UsageError(f"no such file or directory: {spec}")
+    # The same file named twice (say by a directory and a glob) is processed once.
+    return list(dict.fromkeys(paths))
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Opens and fully decodes `path`, raising `InputError` with the reason if it can't."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between its limit and twice its limit; refuse both.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image = ImageOps.exif_transpose(image)
+                image.load()
+                return image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(
+            f"{path}: refused: more pixels than Pillow's decompression-bomb limit "
+            f"({Image.MAX_IMAGE_PIXELS})"
+        ) from None
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory") from None
+    except UnidentifiedImageError:
+        size = path.stat().st_size if path.exists() else 0
+        reason = "empty file" if size == 0 else "not an image Pillow can read"
+        raise InputError(f"{path}: {reason}") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InputError(f"{path}: corrupt or truncated image ({error})") from None
+
+
+def to_array(image: Image.Image, channels: int) -> np.ndarray:
+    """Converts a Pillow image to float32 (height, width, channels) in [0, 1]."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        pixels = np.asarray(image, dtype=np.float32) / 65535.0
+        pixels = np.clip(pixels, 0.0, 1.0)[..., None]
+        return np.repeat(pixels, channels, axis=-1) if channels == 3 else pixels
+    if image.mode == "F":
+        pixels = np.clip(np.asarray(image, dtype=np.float32) / 255.0, 0.0, 1.0)[..., None]
+        return np.repeat(pixels, channels, axis=-1) if channels == 3 else pixels
+    if image.mode not in ("L", "RGB"):
+        grayscale = image.mode in ("1", "LA", "La") or (
+            image.mode == "P" and _palette_is_gray(image)
+        )
+        image = image.convert("L" if grayscale else "RGB")
+    image = image.convert("L" if channels == 1 else "RGB")
+    pixels = np.asarray(image, dtype=np.float32) / 255.0
+    return pixels[..., None] if channels == 1 else pixels
+
+
+def _palette_is_gray(image: Image.Image) -> bool:
+    palette = image.getpalette() or []
+    triples = np.asarray(palette[: len(palette) // 3 * 3]).reshape(-1, 3)
+    return bool(len(triples)) and bool(np.all(triples == triples[:, :1]))
+
+
+def image_channels(image: Image.Image) -> int:
+    """1 for images that carry no colour, 3 otherwise."""
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode in ("1", "L", "LA", "La", "F"):
+        return 1
+    if image.mode == "P":
+        return 1 if _palette_is_gray(image) else 3
+    return 3
+
+
+def load_image(path: str | Path, channels: int) -> np.ndarray:
+    """Reads `path` as float32 (height, width, channels) in [0, 1]."""
+    return to_array(open_image(path), channels)
+
+
+def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resizes a float (h, w, c) array to `size` = (height, width), bicubic."""
+    if pixels.shape[:2] == tuple(size):
+        return pixels
+    planes = [
+        np.asarray(
+            Image.fromarray(pixels[..., c], mode="F").resize(
+                (size[1], size[0]), Image.Resampling.BICUBIC
+            )
+        )
+        for c in range(pixels.shape[-1])
+    ]
+    return np.clip(np.stack(planes, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(pixels) * 255.0), 0, 255).astype(np.uint8)
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes of a float (h, w, 1 or 3) array in [0, 1]."""
+    array = to_uint8(pixels)
+    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_png(pixels: np.ndarray, path: str | Path, overwrite: bool = False) -> None:
+    """Writes a PNG atomically; never replaces an existing file unless `overwrite`."""
+    write_bytes_atomic(path, encode_png(pixels), overwrite=overwrite, durable=False)
+
+
+def grid_png(rows: list[np.ndarray], gap: int = 2) -> bytes:
+    """One PNG of image rows (each (n, h, w, c) in [0, 1]) on a white background."""
+    n = max(len(row) for row in rows)
+    height, width, channels = rows[0].shape[1:]
+    canvas = np.ones(((height + gap) * len(rows) - gap, (width + gap) * n - gap, channels), np.float32)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            y, x = r * (height + gap), c * (width + gap)
+            canvas[y : y + height, x : x + width] = image
+    return encode_png(canvas)

@@ -1,0 +1,262 @@
+"""Applying a trained model to many files: `denoise`, `encode` and `decode`.
+
+Inputs are streamed in batches (never the whole folder in memory). Every input gets
+its own outcome: a bad one is reported with its path and reason while the good ones
+go on, unless `fail_fast` is set. Outputs are written atomically and never replace an
+existing file unless `overwrite` is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from dae_cli import image_io, tiling
+from dae_cli.errors import DaeError, InputError, UsageError
+from dae_cli.files import OutputExistsError
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What became of one input."""
+
+    input: str
+    output: str | None = None
+    error: str | None = None
+    latent: list[float] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def record(self) -> dict:
+        record = {"input": self.input, "status": "ok" if self.ok else "error"}
+        if self.output is not None:
+            record["output"] = self.output
+        if self.error is not None:
+            record["error"] = self.error
+        return record
+
+
+class FailFast(DaeError):
+    """Raised by `--fail-fast` at the first bad input."""
+
+
+def chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def output_paths(inputs: list[Path], out: Path | None, suffix: str) -> list[Path]:
+    """Where each input's result goes: beside it, into `out` as one file, or under `out`.
+
+    Under a directory, inputs keep their paths relative to their deepest common folder,
+    so two `a.png` from different folders stay apart and nothing lands outside `out`.
+    """
+    single_file = (
+        out is not None and len(inputs) == 1 and not out.is_dir() and out.suffix.lower() == ".png"
+    )
+    if single_file:
+        return [out]
+    if out is None:
+        targets = [path.with_name(path.stem + suffix) for path in inputs]
+    else:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"-o {out} is a file; with several inputs it must be a directory")
+        resolved = [path.resolve() for path in inputs]
+        base = Path(os.path.commonpath([str(p.parent) for p in resolved]))
+        targets = [out / p.parent.relative_to(base) / (p.stem + suffix) for p in resolved]
+    # a.png and a.jpg in one folder would both become a.denoised.png: keep the suffix.
+    seen: dict[Path, int] = {}
+    for target in targets:
+        seen[target] = seen.get(target, 0) + 1
+    return [
+        target.with_name(source.name + suffix) if seen[target] > 1 else target
+        for source, target in zip(inputs, targets)
+    ]
+
+
+def plan_image(pixels: np.ndarray, model_size: tuple[int, int], mode: str, overlap: int | None, path: Path) -> tiling.Plan:
+    """How one image goes through the model: as it is, resized, or tiled."""
+    if pixels.shape[:2] == model_size:
+        return tiling.plan_exact(pixels)
+    if mode == "resize":
+        return tiling.plan_resize(pixels, model_size)
+    if mode == "tile":
+        return tiling.plan_tiles(pixels, model_size, overlap)
+    raise InputError(
+        f"{path}: image is {pixels.shape[0]}x{pixels.shape[1]}, the model takes "
+        f"{model_size[0]}x{model_size[1]}; pass --tile or --resize"
+    )
+
+
+def _load_all(paths: list[Path], channels: int, pool: ThreadPoolExecutor) -> list[np.ndarray | InputError]:
+    def load(path):
+        try:
+            return image_io.load_image(path, channels)
+        except InputError as error:
+            return error
+
+    return list(pool.map(load, paths))
+
+
+def _run_batched(function: Callable[[np.ndarray], np.ndarray], arrays: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.concatenate([function(arrays[i : i + batch_size]) for i in range(0, len(arrays), batch_size)])
+
+
+def denoise_files(
+    model,
+    paths: list[Path],
+    outputs: list[Path],
+    *,
+    size_mode: str = "error",
+    overlap: int | None = None,
+    overwrite: bool = False,
+    batch_size: int = 256,
+    fail_fast: bool = False,
+    on_outcome: Callable[[Outcome], None],
+) -> list[Outcome]:
+    """Denoises every image in `paths` into `outputs`, batch by batch."""
+    height, width, channels = model.image_shape
+    outcomes = []
+
+    def report(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        on_outcome(outcome)
+        if fail_fast and not outcome.ok:
+            raise FailFast(outcome.error)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for chunk in chunks(list(zip(paths, outputs)), batch_size):
+            plans = []
+            pending = [(p, o) for p, o in chunk]
+            for (path, output), loaded in zip(pending, _load_all([p for p, _ in pending], channels, pool)):
+                try:
+                    if output.exists() and not overwrite:
+                        raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
+                    if isinstance(loaded, InputError):
+                        raise loaded
+                    plans.append((path, output, plan_image(loaded, (height, width), size_mode, overlap, path)))
+                except DaeError as error:
+                    report(Outcome(str(path), error=str(error)))
+            if not plans:
+                continue
+            tiles = np.concatenate([plan.tiles for _, _, plan in plans]).astype(np.float32)
+            predicted = _run_batched(model.denoise, tiles, batch_size)
+            offsets = np.cumsum([0] + [len(plan.tiles) for _, _, plan in plans])
+            results = [plan.assemble(predicted[offsets[i] : offsets[i + 1]]) for i, (_, _, plan) in enumerate(plans)]
+
+            def write(item):
+                (path, output, _), result = item
+                try:
+                    output.parent.mkdir(parents=True, exist_ok=True)
+                    image_io.save_png(result, output, overwrite=overwrite)
+                    return Outcome(str(path), output=str(output))
+                except DaeError as error:
+                    return Outcome(str(path), error=str(error))
+                except OSError as error:
+                    return Outcome(str(path), error=f"{output}: cannot write ({error.strerror or error})")
+
+            for outcome in pool.map(write, zip(plans, results)):
+                report(outcome)
+    return outcomes
+
+
+def encode_files(
+    model,
+    paths: list[Path],
+    *,
+    size_mode: str = "error",
+    batch_size: int = 256,
+    fail_fast: bool = False,
+    on_outcome: Callable[[Outcome], None],
+) -> list[Outcome]:
+    """One latent vector per image (resized if asked; tiled images are refused)."""
+    height, width, channels = model.image_shape
+    outcomes = []
+
+    def report(outcome):
+        outcomes.append(outcome)
+        on_outcome(outcome)
+        if fail_fast and not outcome.ok:
+            raise FailFast(outcome.error)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for chunk in chunks(paths, batch_size):
+            ready = []
+            for path, loaded in zip(chunk, _load_all(chunk, channels, pool)):
+                try:
+                    if isinstance(loaded, InputError):
+                        raise loaded
+                    plan = plan_image(loaded, (height, width), "resize" if size_mode == "resize" else "error", None, path)
+                    ready.append((path, plan.tiles[0]))
+                except DaeError as error:
+                    report(Outcome(str(path), error=str(error)))
+            if ready:
+                latents = model.encode(np.stack([pixels for _, pixels in ready]).astype(np.float32))
+                for (path, _), latent in zip(ready, latents):
+                    report(Outcome(str(path), latent=[float(v) for v in latent]))
+    return outcomes
+
+
+def decode_latents(
+    model,
+    items: list,
+    out_dir: Path,
+    *,
+    overwrite: bool = False,
+    batch_size: int = 256,
+    fail_fast: bool = False,
+    on_outcome: Callable[[Outcome], None],
+) -> list[Outcome]:
+    """One PNG per latent vector, named after its source image when it is known."""
+    from dae_cli.latents import check_vector
+
+    outcomes = []
+
+    def report(outcome):
+        outcomes.append(outcome)
+        on_outcome(outcome)
+        if fail_fast and not outcome.ok:
+            raise FailFast(outcome.error)
+
+    targets = decode_targets(items, out_dir)
+    for chunk in chunks(list(zip(items, targets)), batch_size):
+        ready = []
+        for item, target in chunk:
+            try:
+                vector = check_vector(item, model.latent_dim)
+                if target.exists() and not overwrite:
+                    raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
+                ready.append((item, target, vector))
+            except DaeError as error:
+                report(Outcome(item.label, error=str(error)))
+        if not ready:
+            continue
+        images = model.decode(np.stack([vector for _, _, vector in ready]).astype(np.float32))
+        for (item, target, _), image in zip(ready, images):
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                image_io.save_png(image, target, overwrite=overwrite)
+                report(Outcome(item.label, output=str(target)))
+            except DaeError as error:
+                report(Outcome(item.label, error=str(error)))
+            except OSError as error:
+                report(Outcome(item.label, error=f"{target}: cannot write ({error.strerror or error})"))
+    return outcomes
+
+
+def decode_targets(items: list, out_dir: Path) -> list[Path]:
+    """`<stem>.decoded.png` for items with a source (kept apart as `output_paths` does), else `latent_<n>.png`."""
+    with_source = [i for i, item in enumerate(items) if item.source]
+    targets = [out_dir / f"latent_{i:05d}.png" for i in range(len(items))]
+    if with_source:
+        named = output_paths([Path(items[i].source) for i in with_source], out_dir, ".decoded.png")
+        for i, path in zip(with_source, named):
+            targets[i] = path
+    return targets

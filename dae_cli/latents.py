@@ -1,0 +1,185 @@
+"""Latent-vector files: what `dae encode` writes and `dae decode` reads.
+
+Formats, by suffix:
+- `.npy`: float32 array (N, latent_dim); no sources.
+- `.npz`: `latents` (N, latent_dim) and `sources` (N,) strings.
+- `.csv`: header `source,z0,z1,...`, one row per vector.
+- `.json`: a list of `{"source": ..., "latent": [...]}` objects (or of bare lists).
+- JSON lines (stdout of `encode`, `-` for `decode`): one such object per line.
+
+Reading never stops at a bad vector: each item carries either a vector or the reason
+it is unusable, so `decode` can report it and go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dae_cli.errors import InputError, UsageError
+from dae_cli.files import write_bytes_atomic
+
+SUFFIXES = (".npy", ".npz", ".csv", ".json")
+
+
+@dataclasses.dataclass
+class LatentItem:
+    """One vector read from a file, or the reason it could not be read."""
+
+    label: str  # where it came from, for messages: "file.csv:3" or the source image
+    source: str | None
+    vector: list | None
+    error: str | None = None
+
+
+def check_vector(item: LatentItem, latent_dim: int) -> np.ndarray:
+    """The item's vector as float32, or `InputError` saying why it cannot be decoded."""
+    if item.error:
+        raise InputError(item.error)
+    values = item.vector
+    if not isinstance(values, (list, tuple, np.ndarray)) or not all(
+        isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values
+    ):
+        raise InputError(f"{item.label}: latent must be a list of numbers")
+    if len(values) != latent_dim:
+        raise InputError(f"{item.label}: latent has {len(values)} values, the model takes {latent_dim}")
+    vector = np.asarray(values, dtype=np.float32)
+    if not np.all(np.isfinite(vector)):
+        raise InputError(f"{item.label}: latent holds NaN or infinity")
+    return vector
+
+
+def write_latents(path: Path, sources: list[str], latents: np.ndarray, overwrite: bool = False) -> None:
+    """Writes vectors in the format `path`'s suffix names, atomically."""
+    suffix = path.suffix.lower()
+    latents = np.asarray(latents, dtype=np.float32).reshape(len(sources), -1)
+    buffer = io.BytesIO()
+    if suffix == ".npy":
+        np.save(buffer, latents)
+    elif suffix == ".npz":
+        np.savez(buffer, latents=latents, sources=np.asarray(sources, dtype=str))
+    elif suffix == ".csv":
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["source"] + [f"z{i}" for i in range(latents.shape[1])])
+        for source, vector in zip(sources, latents):
+            writer.writerow([source] + [repr(float(v)) for v in vector])
+        buffer.write(text.getvalue().encode())
+    elif suffix == ".json":
+        records = [{"source": s, "latent": [float(v) for v in vector]} for s, vector in zip(sources, latents)]
+        buffer.write((json.dumps(records, indent=1) + "\n").encode())
+    else:
+        raise UsageError(f"-o {path}: unknown latent format; use one of {', '.join(SUFFIXES)}")
+    write_bytes_atomic(path, buffer.getvalue(), overwrite=overwrite)
+
+
+def read_latents(spec: str) -> list[LatentItem]:
+    """Every vector in `spec`: a latent file, or `-` for JSON lines on stdin."""
+    if spec == "-":
+        return _from_json_lines(sys.stdin.read(), "<stdin>")
+    path = Path(spec)
+    if not path.exists():
+        raise UsageError(f"no such latent file: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return _from_arrays(np.load(path, allow_pickle=False), None, str(path))
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                if "latents" not in archive.files:
+                    raise InputError(f"{path}: no 'latents' array")
+                sources = archive["sources"] if "sources" in archive.files else None
+                return _from_arrays(archive["latents"], sources, str(path))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read latents ({error})") from None
+    if not text.strip():
+        raise InputError(f"{path}: empty file, no latents")
+    if suffix == ".csv":
+        return _from_csv(text, str(path))
+    if suffix == ".json":
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError:
+            return _from_json_lines(text, str(path))
+        if not isinstance(document, list):
+            raise InputError(f"{path}: expected a JSON list of latents")
+        return [_from_json_value(value, f"{path}:{i + 1}") for i, value in enumerate(document)]
+    if suffix in (".jsonl", ".ndjson"):
+        return _from_json_lines(text, str(path))
+    raise UsageError(f"{path}: unknown latent format; use one of {', '.join(SUFFIXES)}, .jsonl")
+
+
+def _from_arrays(latents: np.ndarray, sources, label: str) -> list[LatentItem]:
+    if latents.ndim == 1:
+        latents = latents[None]
+    if latents.ndim != 2 or len(latents) == 0:
+        raise InputError(f"{label}: expected a non-empty (N, latent_dim) array, got shape {latents.shape}")
+    if not np.issubdtype(latents.dtype, np.number):
+        raise InputError(f"{label}: latents must be numbers, got {latents.dtype}")
+    return [
+        LatentItem(f"{label}:{i + 1}", str(sources[i]) if sources is not None else None, [float(v) for v in row])
+        for i, row in enumerate(latents)
+    ]
+
+
+def _from_csv(text: str, label: str) -> list[LatentItem]:
+    rows = list(csv.reader(io.StringIO(text)))
+    header, rows = rows[0], [row for row in rows[1:] if row]
+    if not header or header[0] != "source":
+        raise InputError(f"{label}: expected a header row starting with 'source'")
+    if not rows:
+        raise InputError(f"{label}: no latents after the header")
+    items = []
+    for number, row in enumerate(rows, start=2):
+        where = f"{label}:{number}"
+        try:
+            items.append(LatentItem(where, row[0] or None, [float(cell) for cell in row[1:]]))
+        except ValueError:
+            bad = next(cell for cell in row[1:] if not _is_float(cell))
+            items.append(LatentItem(where, row[0] or None, None, f"{where}: not a number: {bad!r}"))
+    return items
+
+
+def _is_float(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
+def _from_json_lines(text: str, label: str) -> list[LatentItem]:
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{label}:{number}"
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            items.append(LatentItem(where, None, None, f"{where}: invalid JSON ({error.msg})"))
+            continue
+        items.append(_from_json_value(value, where))
+    if not items:
+        raise InputError(f"{label}: empty input, no latents")
+    return items
+
+
+def _from_json_value(value, where: str) -> LatentItem:
+    if isinstance(value, dict):
+        source = value.get("source") if isinstance(value.get("source"), str) else None
+        latent = value.get("latent")
+        if latent is None:
+            return LatentItem(where, source, None, f"{where}: object has no 'latent' list")
+        return LatentItem(source or where, source, latent if isinstance(latent, list) else None, None if isinstance(latent, list) else f"{where}: 'latent' is not a list of numbers")
+    if isinstance(value, list):
+        return LatentItem(where, None, value)
+    return LatentItem(where, None, None, f"{where}: not a list of numbers")

@@ -1,0 +1,178 @@
+"""The one output layer: results on stdout, progress and diagnostics on stderr.
+
+- Results (paths, latents, tables, JSON records) go to stdout, and nothing else does.
+- `--json`: each result is one JSON object per line with `"schema_version"`.
+- `-q/--quiet`: no progress, information or warnings; results and errors still print.
+- Colour and live progress only when stderr is a terminal and `NO_COLOR` is unset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from typing import Any
+
+JSON_SCHEMA_VERSION = 1
+
+
+def _plain() -> bool:
+    return "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
+
+
+class Output:
+    def __init__(self, json_mode: bool = False, quiet: bool = False):
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self._stdout_console = None
+        self._stderr_console = None
+
+    @property
+    def stderr(self):
+        if self._stderr_console is None:
+            from rich.console import Console
+
+            terminal = sys.stderr.isatty() and not _plain()
+            self._stderr_console = Console(
+                stderr=True, highlight=False, color_system="auto" if terminal else None, force_terminal=terminal
+            )
+        return self._stderr_console
+
+    @property
+    def stdout(self):
+        if self._stdout_console is None:
+            from rich.console import Console
+
+            terminal = sys.stdout.isatty() and not _plain()
+            self._stdout_console = Console(highlight=False, color_system="auto" if terminal else None, soft_wrap=True)
+        return self._stdout_console
+
+    @property
+    def live(self) -> bool:
+        """Whether to draw live progress: a colour terminal on stderr, not quiet."""
+        return not self.quiet and sys.stderr.isatty() and not _plain()
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    def error(self, message: str) -> None:
+        first_line = str(message).strip().splitlines()[0] if str(message).strip() else "unknown error"
+        print(f"error: {first_line}", file=sys.stderr, flush=True)
+
+    def record(self, record: dict[str, Any], text: str | None = None) -> None:
+        """One result: a JSON line with --json, else `text` (if any) as a plain line."""
+        if self.json_mode:
+            print(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **record}, default=_json_default), flush=True)
+        elif text is not None:
+            print(text, flush=True)
+
+    def table(self, title: str, rows: list[tuple[str, str]], record: dict[str, Any]) -> None:
+        """A two-column table on stdout, or `record` as one JSON line with --json."""
+        if self.json_mode:
+            self.record(record)
+            return
+        from rich.table import Table
+
+        table = Table(title=title, show_header=False, box=None)
+        table.add_column(style="bold")
+        table.add_column()
+        for key, value in rows:
+            table.add_row(key, value)
+        self.stdout.print(table)
+
+    def training_reporter(self):
+        if self.quiet:
+            from dae_cli.training import Reporter
+
+            return Reporter()
+        return RichReporter(self) if self.live else PlainReporter(self)
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+class PlainReporter:
+    """One line per epoch on stderr, for logs and CI."""
+
+    def __init__(self, output: Output):
+        self.output = output
+        self.epoch_seconds: list[float] = []
+
+    def start(self, epochs, steps, initial_epoch):
+        self.epochs = epochs
+        if initial_epoch:
+            self.output.info(f"resuming at epoch {initial_epoch + 1}/{epochs}")
+
+    def batch(self, step, logs):
+        pass
+
+    def epoch(self, epoch, epochs, logs, seconds):
+        self.epoch_seconds.append(seconds)
+        eta = sum(self.epoch_seconds) / len(self.epoch_seconds) * (epochs - epoch)
+        self.output.info(
+            f"epoch {epoch}/{epochs}  loss {logs['loss']:.5f}  val_loss {logs['val_loss']:.5f}  "
+            f"{seconds:.1f}s  eta {format_seconds(eta)}"
+        )
+
+    def finish(self):
+        pass
+
+    def message(self, text):
+        self.output.warn(text)
+
+
+class RichReporter(PlainReporter):
+    """A live progress bar with loss, val_loss and ETA, on a terminal."""
+
+    def start(self, epochs, steps, initial_epoch):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.epochs, self.steps = epochs, steps
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  val_loss {task.fields[val_loss]}"),
+            TimeRemainingColumn(),
+            console=self.output.stderr,
+            transient=False,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "train", total=(epochs - initial_epoch) * steps, epoch=initial_epoch + 1, epochs=epochs, loss="-", val_loss="-"
+        )
+        self.done_steps = 0
+
+    def batch(self, step, logs):
+        loss = logs.get("loss")
+        fields = {"loss": f"{float(loss):.5f}"} if loss is not None and math.isfinite(float(loss)) else {}
+        self.progress.update(self.task, completed=self.done_steps + step, **fields)
+
+    def epoch(self, epoch, epochs, logs, seconds):
+        self.done_steps += self.steps
+        self.progress.update(
+            self.task, completed=self.done_steps, epoch=min(epoch + 1, epochs), val_loss=f"{logs['val_loss']:.5f}"
+        )
+
+    def finish(self):
+        if hasattr(self, "progress"):
+            self.progress.stop()
+
+    def message(self, text):
+        self.output.warn(text)

@@ -1,0 +1,335 @@
+"""`dae train`: build or resume the autoencoder, fit it, and save the model directory.
+
+Training state between runs lives in `<out>.checkpoint/` beside the model directory:
+`autoencoder.keras` (weights and optimizer state) and `state.json` (config, epochs
+done, history). It is rewritten atomically after every epoch and when Ctrl-C or SIGTERM
+stops a run, so `dae train --resume` continues to the same epoch count, and it is
+removed once the finished model directory is in place. An earlier model at `<out>` is
+never touched until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import signal
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dae_cli import artifacts, data, image_io
+from dae_cli.config import Config
+from dae_cli.errors import DaeError, TrainingInterrupted, UsageError
+from dae_cli.files import commit_directory, staging_directory
+
+ARCHITECTURE_KEYS = ("latent_dim", "layer_filters", "kernel_size", "batch_norm")
+STATE = "state.json"
+SAMPLE_COUNT = 8
+
+
+class Reporter:
+    """Receives training progress; the CLI's output layer draws it. Silent by default."""
+
+    def start(self, epochs: int, steps: int, initial_epoch: int) -> None: ...
+    def batch(self, step: int, logs: dict) -> None: ...
+    def epoch(self, epoch: int, epochs: int, logs: dict, seconds: float) -> None: ...
+    def finish(self) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model_dir: Path
+    manifest: dict[str, Any]
+
+
+def checkpoint_path(out: Path) -> Path:
+    return out.with_name(out.name + ".checkpoint")
+
+
+def train(
+    config_file: str | None,
+    overrides: dict[str, Any],
+    out: Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    strategy: str = "auto",
+    reporter: Reporter | None = None,
+) -> TrainResult:
+    """Trains a model as configured and writes its directory to `out`."""
+    reporter = reporter or Reporter()
+    out = Path(out)
+    _check_destination(out, resume=resume, overwrite=overwrite)
+    resume_state = _find_resume_state(out) if resume else None
+    if resume_state:
+        config = _resume_config(resume_state["config"], config_file, overrides)
+    else:
+        config = Config.resolve(config_file, overrides)
+
+    training_data = data.load_training_data(config, warn=reporter.message)
+    image_shape = training_data.image_shape
+    from dae_cli.config import check_divisible
+
+    check_divisible(image_shape[:2], config.layer_filters)
+
+    from dae_cli.backend import keras, tf
+    from dae_cli.model import build_autoencoder, split_autoencoder
+    from dae_cli.noise import NoiseSpec
+
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy(config.precision)
+    distribution = make_strategy(strategy)
+    replicas = distribution.num_replicas_in_sync
+    global_batch = config.batch_size * replicas
+    steps_per_epoch = math.ceil(len(training_data.x_train) / global_batch)
+
+    with distribution.scope():
+        if resume_state:
+            autoencoder = artifacts.load_keras_model(resume_state["keras_path"])
+        else:
+            autoencoder, _, _ = build_autoencoder(
+                image_shape,
+                latent_dim=config.latent_dim,
+                layer_filters=config.layer_filters,
+                kernel_size=config.kernel_size,
+                batch_norm=config.batch_norm,
+            )
+            autoencoder.compile(
+                optimizer=keras.optimizers.Adam(_learning_rate(config, steps_per_epoch)),
+                loss="mse",
+                jit_compile=config.jit_compile,
+            )
+    encoder, decoder = split_autoencoder(autoencoder)
+
+    noise = NoiseSpec.from_config(config)
+    train_stream = data.training_dataset(training_data.x_train, global_batch, noise, config.seed)
+    val_noisy, val_clean = data.noisy_copy(training_data.x_val, noise, config.seed)
+
+    history = list(resume_state["history"]) if resume_state else []
+    initial_epoch = resume_state["epochs_done"] if resume_state else 0
+    if initial_epoch >= config.epochs:
+        raise UsageError(
+            f"{out} is already trained for {initial_epoch} epochs; pass --epochs N with "
+            f"N > {initial_epoch} to train further"
+        )
+    previous_seconds = resume_state["training_seconds"] if resume_state else 0.0
+    checkpoint = checkpoint_path(out)
+    recorder = _epoch_recorder(history, reporter, checkpoint, config, image_shape, training_data.source, previous_seconds)
+
+    reporter.start(config.epochs, steps_per_epoch, initial_epoch)
+    with _interrupt_flag() as interrupted:
+        recorder.interrupted = interrupted
+        try:
+            autoencoder.fit(
+                train_stream,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                validation_data=(val_noisy, val_clean),
+                validation_batch_size=global_batch,
+                callbacks=[keras.callbacks.TerminateOnNaN(), recorder],
+                shuffle=False,  # the tf.data stream shuffles itself
+                verbose=0,
+            )
+        finally:
+            reporter.finish()
+    if recorder.diverged:
+        raise DaeError(
+            f"training diverged: the loss became NaN or infinite in epoch {len(history) + 1}; "
+            "nothing was saved (try a lower --learning-rate)"
+        )
+    if interrupted():
+        recorder.save_checkpoint(autoencoder)
+        raise TrainingInterrupted(
+            f"interrupted after {len(history)} complete epoch(s); checkpoint saved to "
+            f"{checkpoint}; continue with 'dae train --resume --out {out}'"
+        )
+    if not all(np.all(np.isfinite(w)) for w in autoencoder.get_weights()):
+        raise DaeError("training produced non-finite weights; nothing was saved")
+
+    denoised = autoencoder.predict(val_noisy, batch_size=global_batch, verbose=0)
+    from dae_cli.metrics import quality_report
+
+    metrics = {
+        "val_loss": float(np.mean((denoised - val_clean) ** 2)),
+        **quality_report(val_clean, val_noisy, denoised),
+    }
+    manifest = {
+        "versions": artifacts.versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": config.to_dict(),
+        "data_source": training_data.source,
+        "image_shape": list(image_shape),
+        "latent_dim": config.latent_dim,
+        "value_range": [0.0, 1.0],
+        "epochs_done": len(history),
+        "training_seconds": round(recorder.training_seconds, 3),
+        "replicas": replicas,
+        "metrics": metrics,
+    }
+    samples = image_io.grid_png([val_clean[:SAMPLE_COUNT], val_noisy[:SAMPLE_COUNT], denoised[:SAMPLE_COUNT]])
+
+    if not distribution.extended.should_checkpoint:  # multi-worker: only the chief writes
+        return TrainResult(out, manifest)
+    with staging_directory(out) as staging:
+        manifest = artifacts.write_model_dir(staging, autoencoder, encoder, decoder, manifest, history, samples)
+        commit_directory(staging, out)
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    return TrainResult(out, manifest)
+
+
+def make_strategy(name: str):
+    """The `tf.distribute` strategy for `--strategy`."""
+    from dae_cli.backend import tf
+
+    if name == "one":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "auto":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    raise UsageError(f"--strategy must be one of auto, one, mirrored, multi-worker, got {name!r}")
+
+
+def _learning_rate(config: Config, steps_per_epoch: int):
+    if config.lr_schedule == "cosine":
+        from dae_cli.backend import keras
+
+        return keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.01
+        )
+    return config.learning_rate
+
+
+def _check_destination(out: Path, resume: bool, overwrite: bool) -> None:
+    if resume or not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a model directory")
+    is_model = (out / artifacts.MANIFEST).exists()
+    if not is_model and any(out.iterdir()):
+        raise UsageError(f"--out {out} is a non-empty directory that is not a dae model; refusing to replace it")
+    if is_model and not overwrite:
+        raise UsageError(f"model directory {out} exists; pass --overwrite to replace it or --resume to continue it")
+
+
+def _find_resume_state(out: Path) -> dict[str, Any]:
+    checkpoint = checkpoint_path(out)
+    if (checkpoint / STATE).exists():
+        state = json.loads((checkpoint / STATE).read_text())
+        return {**state, "keras_path": checkpoint / artifacts.KERAS_MODEL}
+    if (out / artifacts.KERAS_MODEL).exists():
+        manifest = artifacts.read_manifest(out)
+        artifacts.verify_files(out, manifest, (artifacts.KERAS_MODEL,))
+        return {
+            "config": manifest["config"],
+            "epochs_done": manifest["epochs_done"],
+            "history": artifacts.read_history(out / artifacts.HISTORY),
+            "training_seconds": manifest.get("training_seconds", 0.0),
+            "keras_path": out / artifacts.KERAS_MODEL,
+        }
+    raise UsageError(f"nothing to resume: neither {checkpoint} nor a model at {out}")
+
+
+def _resume_config(saved: dict, config_file: str | None, overrides: dict[str, Any]) -> Config:
+    base = Config.from_dict(saved, source="saved config")
+    changes = Config.from_toml(config_file).to_dict() if config_file else {}
+    changes.update({k: v for k, v in overrides.items() if v is not None})
+    changed_architecture = [k for k in ARCHITECTURE_KEYS if k in changes and changes[k] != saved[k]]
+    if changed_architecture:
+        raise UsageError(f"--resume cannot change the architecture ({', '.join(changed_architecture)})")
+    config = Config.from_dict({**base.to_dict(), **changes}, source="flags")
+    config.validate()
+    return config
+
+
+@contextlib.contextmanager
+def _interrupt_flag():
+    """Turns the first SIGINT/SIGTERM into a flag; a second one interrupts at once."""
+    state = {"hit": False}
+    previous = {}
+
+    def handler(signum, frame):
+        if state["hit"]:
+            signal.signal(signum, previous[signum])
+            raise KeyboardInterrupt
+        state["hit"] = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[signum] = signal.signal(signum, handler)
+        except ValueError:  # not in the main thread
+            pass
+    try:
+        yield lambda: state["hit"]
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _epoch_recorder(*args):
+    """An `EpochRecorder` (a Keras callback, so defined once TensorFlow is imported)."""
+    from dae_cli.backend import keras
+
+    class EpochRecorder(_EpochRecorderMixin, keras.callbacks.Callback):
+        pass
+
+    return EpochRecorder(*args)
+
+
+class _EpochRecorderMixin:
+    """Records history, reports progress, and checkpoints after every complete epoch."""
+
+    def __init__(self, history, reporter, checkpoint, config, image_shape, source, previous_seconds):
+        super().__init__()
+        self.history, self.reporter, self.checkpoint = history, reporter, checkpoint
+        self.config, self.image_shape, self.source = config, image_shape, source
+        self.training_seconds = previous_seconds
+        self.interrupted = lambda: False
+        self.diverged = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged = True
+        if self.interrupted():
+            self.model.stop_training = True
+        self.reporter.batch(batch + 1, logs or {})
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        if self.interrupted() or self.diverged:
+            return  # an epoch cut short is not recorded, and is run again on resume
+        logs = logs or {}
+        self.training_seconds += seconds
+        row = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan)), "val_loss": float(logs.get("val_loss", math.nan)), "seconds": round(seconds, 3)}
+        self.history.append(row)
+        self.reporter.epoch(epoch + 1, self.config.epochs, row, seconds)
+        if epoch + 1 < self.config.epochs:
+            self.save_checkpoint(self.model)
+
+    def save_checkpoint(self, model) -> None:
+        state = {
+            "config": self.config.to_dict(),
+            "epochs_done": len(self.history),
+            "history": self.history,
+            "image_shape": list(self.image_shape),
+            "data_source": self.source,
+            "training_seconds": self.training_seconds,
+        }
+        with staging_directory(self.checkpoint) as staging:
+            model.save(staging / artifacts.KERAS_MODEL)
+            (staging / STATE).write_text(json.dumps(state, indent=2))
+            commit_directory(staging, self.checkpoint)
