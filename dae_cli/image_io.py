@@ -120,12 +120,11 @@ def _palette_is_gray(image: Image.Image) -> bool:
 
 
 def image_channels(image: Image.Image) -> int:
-    """1 for images that carry no colour, 3 otherwise."""
+    """1 for images that carry no colour (gray saved as RGB included), 3 otherwise."""
     if image.mode in _SIXTEEN_BIT_MODES or image.mode in ("1", "L", "LA", "La", "F"):
         return 1
-    if image.mode == "P":
-        return 1 if _palette_is_gray(image) else 3
-    return 3
+    rgb = np.asarray(image.convert("RGB"))
+    return 1 if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]) else 3
 
 
 def load_image(path: str | Path, channels: int) -> np.ndarray:

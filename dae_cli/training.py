@@ -61,8 +61,12 @@ def train(
     overwrite: bool = False,
     strategy: str = "auto",
     reporter: Reporter | None = None,
+    callbacks: list | None = None,
 ) -> TrainResult:
-    """Trains a model as configured and writes its directory to `out`."""
+    """Trains a model as configured and writes its directory to `out`.
+
+    `callbacks` are extra Keras callbacks, run after dae's own (the benchmark uses them).
+    """
     reporter = reporter or Reporter()
     out = Path(out)
     _check_destination(out, resume=resume, overwrite=overwrite)
@@ -133,7 +137,7 @@ def train(
                 steps_per_epoch=steps_per_epoch,
                 validation_data=(val_noisy, val_clean),
                 validation_batch_size=global_batch,
-                callbacks=[keras.callbacks.TerminateOnNaN(), recorder],
+                callbacks=[keras.callbacks.TerminateOnNaN(), recorder, *(callbacks or [])],
                 shuffle=False,  # the tf.data stream shuffles itself
                 verbose=0,
             )

@@ -1,0 +1,74 @@
+"""Shared fixtures: running the real CLI, and one small model trained on mnist-sample."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "dae_cli" / "data" / "mnist_sample.npz"
+
+
+def cli_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAE_")}
+    env.update(NO_COLOR="1", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def run_dae(*args, cwd=None, input=None, env=None, timeout=300) -> subprocess.CompletedProcess:
+    """Runs `python -m dae_cli ARGS` as a user would, capturing stdout and stderr apart."""
+    return subprocess.run(
+        [sys.executable, "-m", "dae_cli", *map(str, args)],
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env or cli_env(),
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def mnist_test_images() -> tuple[np.ndarray, np.ndarray]:
+    """(clean, noisy) float32 (N, 28, 28, 1) test digits; noise x + N(0.5, 0.5), clipped."""
+    with np.load(SAMPLE) as archive:
+        clean = archive["x_test"][:64].astype(np.float32)[..., None] / 255.0
+    rng = np.random.default_rng(7)
+    noisy = np.clip(clean + rng.normal(0.5, 0.5, clean.shape), 0, 1).astype(np.float32)
+    return clean, noisy
+
+
+def save_gray(pixels: np.ndarray, path: Path) -> Path:
+    Image.fromarray(np.rint(pixels[..., 0] * 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory) -> Path:
+    """A model trained through the CLI on the shipped MNIST sample (a few seconds)."""
+    out = tmp_path_factory.mktemp("model") / "dae-model"
+    result = run_dae("train", "--dataset", "mnist-sample", "--epochs", "3", "--limit", "3000", "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture
+def model_copy(trained_model, tmp_path) -> Path:
+    """A private copy of the trained model that a test may damage."""
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(trained_model, copy)
+    return copy
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -1,0 +1,94 @@
+"""Training-data loaders: the MNIST cache, npz files and image folders."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dae_cli import data
+from dae_cli.config import Config
+from dae_cli.errors import DaeError, UsageError
+
+
+def test_mnist_is_read_from_the_keras_cache_honouring_keras_home(tmp_path, monkeypatch):
+    cache = tmp_path / "datasets"
+    cache.mkdir()
+    x_train = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    np.savez(cache / "mnist.npz", x_train=x_train, y_train=np.zeros(3), x_test=x_train[:2], y_test=np.zeros(2))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert data.keras_cache_path() == cache / "mnist.npz"
+    loaded = data.load_training_data(Config())
+    assert loaded.x_train.shape == (3, 28, 28, 1) and loaded.x_train.dtype == np.uint8
+    np.testing.assert_array_equal(loaded.x_train[..., 0], x_train)
+    assert loaded.source == "mnist"
+
+
+def test_offline_without_cache_names_the_alternatives(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    from dae_cli.backend import keras
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(DaeError, match="--data PATH or --dataset mnist-sample"):
+        data.load_training_data(Config())
+
+
+def test_mnist_sample_ships_with_the_package():
+    loaded = data.load_training_data(Config(dataset="mnist-sample"))
+    assert loaded.x_train.shape == (4000, 28, 28, 1)
+    assert loaded.x_val.shape == (1000, 28, 28, 1)
+    assert 0.10 < loaded.x_train.mean() / 255 < 0.16  # real digits, MNIST's mean is 0.13
+
+
+def test_npz_in_keras_layout_with_float_images_and_channels(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "set.npz"
+    np.savez(path, x_train=rng.random((10, 8, 8, 3)), x_test=rng.random((4, 8, 8, 3)))
+    loaded = data.load_training_data(Config(data=str(path), channels=1))
+    assert loaded.x_train.shape == (10, 8, 8, 1) and loaded.image_shape == (8, 8, 1)
+
+
+def test_npz_missing_arrays_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, images=np.zeros((2, 8, 8)))
+    with pytest.raises(UsageError, match="missing array"):
+        data.load_training_data(Config(data=str(path)))
+
+
+def test_image_folder_with_mixed_modes_and_sizes(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    gray = (rng.random((16, 16)) * 255).astype(np.uint8)
+    Image.fromarray(gray).save(folder / "a.png")
+    Image.fromarray(gray).convert("RGBA").save(folder / "sub" / "b.png")
+    Image.fromarray(gray).convert("P").save(folder / "c.bmp")
+    Image.fromarray(gray).resize((20, 12)).save(folder / "d.jpg")
+    Image.fromarray(gray).convert("RGB").save(folder / "e.tiff")
+    (folder / "notes.txt").write_text("not an image")
+    warnings = []
+    loaded = data.load_training_data(Config(data=str(folder), val_split=0.2), warn=warnings.append)
+    assert loaded.image_shape == (16, 16, 1)  # all gray: one channel; most common size
+    assert len(loaded.x_train) + len(loaded.x_val) == 5
+    assert len(loaded.x_val) == 1
+    assert any("resized 1 image" in w for w in warnings)
+    rgb = data.load_training_data(Config(data=str(folder), channels=3))
+    assert rgb.image_shape == (16, 16, 3)
+
+
+def test_limit_larger_than_the_data_is_a_usage_error():
+    with pytest.raises(UsageError, match="--limit 5000 is larger than the 4000 training images"):
+        data.load_training_data(Config(dataset="mnist-sample", limit=5000))
+
+
+def test_training_stream_gives_fresh_noise_every_batch():
+    from dae_cli.noise import NoiseSpec
+
+    images = np.full((8, 4, 4, 1), 128, np.uint8)
+    stream = data.training_dataset(images, batch_size=8, noise=NoiseSpec(), seed=3)
+    (noisy_a, clean_a), (noisy_b, clean_b) = list(stream.take(2).as_numpy_iterator())
+    np.testing.assert_allclose(clean_a, 128 / 255, atol=1e-6)
+    assert not np.allclose(noisy_a, noisy_b)
+    again = list(data.training_dataset(images, 8, NoiseSpec(), seed=3).take(2).as_numpy_iterator())
+    np.testing.assert_array_equal(again[0][0], noisy_a)  # seeded: reproducible
