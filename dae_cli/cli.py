@@ -142,11 +142,17 @@ def _report_outcome(outcome, text: Optional[str]) -> None:
         output.record(outcome.record(), text if outcome.ok else None)
 
 
-def _batch_exit(outcomes) -> None:
-    failed = sum(not outcome.ok for outcome in outcomes)
-    if failed:
-        code = ExitCode.FAILURE if failed == len(outcomes) else ExitCode.PARTIAL_FAILURE
-        raise DaeError(f"{failed} of {len(outcomes)} input(s) failed", code)
+def _outcome_log(fail_fast: bool, on_outcome=None):
+    from dae_cli.inference import OutcomeLog
+
+    return OutcomeLog(on_outcome or (lambda o: _report_outcome(o, o.output)), fail_fast)
+
+
+def _batch_exit(log) -> None:
+    code = log.exit_code()
+    if code != ExitCode.OK:
+        failed = sum(not outcome.ok for outcome in log.outcomes)
+        raise DaeError(f"{failed} of {len(log.outcomes)} input(s) failed", code)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -171,11 +177,12 @@ def denoise(
     if overlap is not None and not 0 <= overlap < min(loaded.image_shape[:2]):
         raise UsageError(f"--overlap must be between 0 and {min(loaded.image_shape[:2]) - 1}")
     size_mode = "resize" if resize else "tile" if tile else "error"
-    outcomes = inference.denoise_files(
+    log = _outcome_log(fail_fast)
+    inference.denoise_files(
         loaded, paths, outputs, size_mode=size_mode, overlap=overlap, overwrite=overwrite,
-        batch_size=batch_size, fail_fast=fail_fast, on_outcome=lambda o: _report_outcome(o, o.output),
+        batch_size=batch_size, log=log,
     )
-    _batch_exit(outcomes)
+    _batch_exit(log)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -206,15 +213,13 @@ def encode(
         elif out is None:
             output.record({"source": outcome.input, "latent": outcome.latent}, _json_line(outcome))
 
-    outcomes = inference.encode_files(
-        loaded, paths, size_mode="resize" if resize else "error", batch_size=batch_size,
-        fail_fast=fail_fast, on_outcome=on_outcome,
-    )
-    good = [o for o in outcomes if o.ok]
+    log = _outcome_log(fail_fast, on_outcome)
+    inference.encode_files(loaded, paths, size_mode="resize" if resize else "error", batch_size=batch_size, log=log)
+    good = [o for o in log.outcomes if o.ok]
     if out is not None and good:
         latents.write_latents(out, [o.input for o in good], [o.latent for o in good], overwrite=overwrite)
         output.record({"output": str(out), "count": len(good)}, str(out))
-    _batch_exit(outcomes)
+    _batch_exit(log)
 
 
 def _json_line(outcome) -> str:
@@ -240,11 +245,9 @@ def decode(
         raise UsageError(f"-o {out} is a file; decode writes a directory of PNGs")
     items = latents.read_latents(latents_file)
     loaded = artifacts.load_model(_model_dir(model), parts=(artifacts.DECODER,), verify=not no_verify)
-    outcomes = inference.decode_latents(
-        loaded, items, out, overwrite=overwrite, batch_size=batch_size, fail_fast=fail_fast,
-        on_outcome=lambda o: _report_outcome(o, o.output),
-    )
-    _batch_exit(outcomes)
+    log = _outcome_log(fail_fast)
+    inference.decode_latents(loaded, items, out, overwrite=overwrite, batch_size=batch_size, log=log)
+    _batch_exit(log)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -280,6 +283,53 @@ def info(
     State.output.table("dae info", rows, {"model": str(directory), "manifest": manifest})
 
 
+@app.command(epilog=EXIT_CODES_HELP)
+def evaluate(
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist or mnist-sample: score on its test split (default: the model's training data)."),
+    data: Optional[str] = typer.Option(None, "--data", help="An .npz (its x_test) or a folder of images (its seeded validation split)."),
+    val_split: Optional[float] = typer.Option(None, "--val-split", help="Validation fraction for image folders (default: the model's)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Score at most N images."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the noise (and of a folder's split); the same seed gives the same figures."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per model call."),
+    noise: Optional[str] = typer.Option(None, "--noise", help="Noise type (default: the model's training noise)."),
+    noise_mean: Optional[float] = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default: the model's)."),
+    noise_std: Optional[float] = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std (default: the model's)."),
+    noise_amount: Optional[float] = typer.Option(None, "--noise-amount", help="Salt-pepper amount / mask fraction (default: the model's)."),
+    noise_peak: Optional[float] = typer.Option(None, "--noise-peak", help="Poisson peak photon count (default: the model's)."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256."),
+) -> None:
+    """Score a model on held-out images: PSNR and SSIM before and after denoising, and images/s."""
+    from dae_cli import artifacts, evaluation
+
+    directory = _model_dir(model)
+    loaded = artifacts.load_model(directory, verify=not no_verify)
+    overrides = dict(
+        dataset=dataset, data=data, val_split=val_split, limit=limit, seed=seed, noise=noise,
+        noise_mean=noise_mean, noise_std=noise_std, noise_amount=noise_amount, noise_peak=noise_peak,
+    )
+    config = evaluation.evaluation_config(loaded.manifest, overrides)
+    report = evaluation.evaluate(loaded, config, batch_size=batch_size)
+
+    def spread(summary, digits):
+        return f"{summary['mean']:.{digits}f} (p05 {summary['p05']:.{digits}f}, p50 {summary['p50']:.{digits}f}, p95 {summary['p95']:.{digits}f})"
+
+    State.output.table(
+        "dae evaluate",
+        [
+            ("model", str(directory)),
+            ("data", f"{report['data_source']}, {report['images']} images"),
+            ("noise", f"{report['noise']['noise']}, seed {report['seed']}"),
+            ("PSNR noisy", spread(report["psnr_noisy"], 2) + " dB"),
+            ("PSNR denoised", spread(report["psnr_denoised"], 2) + " dB"),
+            ("SSIM noisy", spread(report["ssim_noisy"], 3)),
+            ("SSIM denoised", spread(report["ssim_denoised"], 3)),
+            ("images/s", f"{report['images_per_second']:.0f}"),
+        ],
+        {"model": str(directory), **report},
+    )
+
+
 def main(argv: Optional[list] = None) -> int:
     """Entry point of the `dae` console script; returns the exit code."""
     command = typer.main.get_command(app)
@@ -308,6 +358,12 @@ def main(argv: Optional[list] = None) -> int:
         # The reader of our stdout went away (say `| head`): not our failure.
         sys.stderr.close()
         return ExitCode.OK
+    except OSError as error:  # disk full, read-only or vanished paths, outside any one input
+        if State.debug:
+            traceback.print_exc()
+        where = f"{error.filename}: " if error.filename else ""
+        State.output.error(f"{where}{error.strerror or error}")
+        return ExitCode.FAILURE
     except Exception as error:  # the last line of defence: no traceback without --debug
         if State.debug:
             traceback.print_exc()

@@ -70,6 +70,16 @@ def write_bytes_atomic(path: str | Path, data: bytes, overwrite: bool = False, d
         raise
 
 
+def check_writable_directory(directory: str | Path) -> None:
+    """Fails early, with the reason, if files cannot be created in `directory`."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=directory))
+    except OSError as error:
+        raise DaeError(f"cannot write to {directory}: {error.strerror or error}") from None
+
+
 @contextlib.contextmanager
 def staging_directory(final: str | Path):
     """Yields a fresh temporary directory beside `final`; removes it if not committed."""

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from dae_cli import image_io, tiling
-from dae_cli.errors import DaeError, InputError, UsageError
+from dae_cli.errors import DaeError, ExitCode, InputError, UsageError
 from dae_cli.files import OutputExistsError
 
 
@@ -43,8 +43,26 @@ class Outcome:
         return record
 
 
-class FailFast(DaeError):
-    """Raised by `--fail-fast` at the first bad input."""
+class OutcomeLog:
+    """Collects outcomes, passes each to `on_outcome`, and enforces `--fail-fast`."""
+
+    def __init__(self, on_outcome: Callable[[Outcome], None], fail_fast: bool = False):
+        self.on_outcome = on_outcome
+        self.fail_fast = fail_fast
+        self.outcomes: list[Outcome] = []
+
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.on_outcome(outcome)
+        if self.fail_fast and not outcome.ok:
+            raise DaeError(f"stopped at the first failure (--fail-fast): {outcome.error}", self.exit_code())
+
+    def exit_code(self) -> ExitCode:
+        """0 if all went well, 3 if only some inputs failed, 1 if none succeeded."""
+        failed = sum(not outcome.ok for outcome in self.outcomes)
+        if not failed:
+            return ExitCode.OK
+        return ExitCode.FAILURE if failed == len(self.outcomes) else ExitCode.PARTIAL_FAILURE
 
 
 def chunks(items: list, size: int) -> Iterator[list]:
@@ -118,18 +136,11 @@ def denoise_files(
     overlap: int | None = None,
     overwrite: bool = False,
     batch_size: int = 256,
-    fail_fast: bool = False,
-    on_outcome: Callable[[Outcome], None],
-) -> list[Outcome]:
+    log: OutcomeLog,
+) -> None:
     """Denoises every image in `paths` into `outputs`, batch by batch."""
     height, width, channels = model.image_shape
-    outcomes = []
-
-    def report(outcome: Outcome) -> None:
-        outcomes.append(outcome)
-        on_outcome(outcome)
-        if fail_fast and not outcome.ok:
-            raise FailFast(outcome.error)
+    report = log.add
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         for chunk in chunks(list(zip(paths, outputs)), batch_size):
@@ -164,7 +175,6 @@ def denoise_files(
 
             for outcome in pool.map(write, zip(plans, results)):
                 report(outcome)
-    return outcomes
 
 
 def encode_files(
@@ -173,18 +183,11 @@ def encode_files(
     *,
     size_mode: str = "error",
     batch_size: int = 256,
-    fail_fast: bool = False,
-    on_outcome: Callable[[Outcome], None],
-) -> list[Outcome]:
-    """One latent vector per image (resized if asked; tiled images are refused)."""
+    log: OutcomeLog,
+) -> None:
+    """One latent vector per image (resized if asked; other sizes are refused)."""
     height, width, channels = model.image_shape
-    outcomes = []
-
-    def report(outcome):
-        outcomes.append(outcome)
-        on_outcome(outcome)
-        if fail_fast and not outcome.ok:
-            raise FailFast(outcome.error)
+    report = log.add
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         for chunk in chunks(paths, batch_size):
@@ -201,7 +204,6 @@ def encode_files(
                 latents = model.encode(np.stack([pixels for _, pixels in ready]).astype(np.float32))
                 for (path, _), latent in zip(ready, latents):
                     report(Outcome(str(path), latent=[float(v) for v in latent]))
-    return outcomes
 
 
 def decode_latents(
@@ -211,19 +213,12 @@ def decode_latents(
     *,
     overwrite: bool = False,
     batch_size: int = 256,
-    fail_fast: bool = False,
-    on_outcome: Callable[[Outcome], None],
-) -> list[Outcome]:
+    log: OutcomeLog,
+) -> None:
     """One PNG per latent vector, named after its source image when it is known."""
     from dae_cli.latents import check_vector
 
-    outcomes = []
-
-    def report(outcome):
-        outcomes.append(outcome)
-        on_outcome(outcome)
-        if fail_fast and not outcome.ok:
-            raise FailFast(outcome.error)
+    report = log.add
 
     targets = decode_targets(items, out_dir)
     for chunk in chunks(list(zip(items, targets)), batch_size):
@@ -248,7 +243,6 @@ def decode_latents(
                 report(Outcome(item.label, error=str(error)))
             except OSError as error:
                 report(Outcome(item.label, error=f"{target}: cannot write ({error.strerror or error})"))
-    return outcomes
 
 
 def decode_targets(items: list, out_dir: Path) -> list[Path]:

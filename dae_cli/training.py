@@ -25,7 +25,7 @@ import numpy as np
 from dae_cli import artifacts, data, image_io
 from dae_cli.config import Config
 from dae_cli.errors import DaeError, TrainingInterrupted, UsageError
-from dae_cli.files import commit_directory, staging_directory
+from dae_cli.files import check_writable_directory, commit_directory, staging_directory
 
 ARCHITECTURE_KEYS = ("latent_dim", "layer_filters", "kernel_size", "batch_norm")
 STATE = "state.json"
@@ -215,6 +215,7 @@ def _learning_rate(config: Config, steps_per_epoch: int):
 
 
 def _check_destination(out: Path, resume: bool, overwrite: bool) -> None:
+    check_writable_directory(out.parent)  # before hours of training, not after
     if resume or not out.exists():
         return
     if not out.is_dir():

@@ -23,7 +23,24 @@ def cli_env(**extra) -> dict:
     return env
 
 
-def run_dae(*args, cwd=None, input=None, env=None, timeout=300) -> subprocess.CompletedProcess:
+def drop_root_file_powers() -> None:
+    """Makes file permissions apply to this process even as root (drops CAP_DAC_*).
+
+    CI and the development machines run as root, where `chmod 000` stops nobody; an
+    unreadable file or a read-only folder can only be tested for real this way.
+    """
+    if os.geteuid() != 0:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop, cap_dac_override, cap_dac_read_search = 24, 1, 2
+    for capability in (cap_dac_override, cap_dac_read_search):
+        if libc.prctl(pr_capbset_drop, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def run_dae(*args, cwd=None, input=None, env=None, timeout=300, unprivileged=False) -> subprocess.CompletedProcess:
     """Runs `python -m dae_cli ARGS` as a user would, capturing stdout and stderr apart."""
     return subprocess.run(
         [sys.executable, "-m", "dae_cli", *map(str, args)],
@@ -33,7 +50,18 @@ def run_dae(*args, cwd=None, input=None, env=None, timeout=300) -> subprocess.Co
         text=True,
         env=env or cli_env(),
         timeout=timeout,
+        preexec_fn=drop_root_file_powers if unprivileged else None,
     )
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, exit_code: int, *fragments: str) -> None:
+    """A documented exit code, and on stderr one `error:` line and no traceback."""
+    assert result.returncode == exit_code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors, result.stderr
+    for fragment in fragments:
+        assert any(fragment in line for line in errors), (fragment, result.stderr)
 
 
 @pytest.fixture(scope="session")
