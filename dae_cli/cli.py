@@ -7,8 +7,10 @@ every `--help` stay fast.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -330,9 +332,17 @@ def evaluate(
     )
 
 
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[list] = None) -> int:
     """Entry point of the `dae` console script; returns the exit code."""
     command = typer.main.get_command(app)
+    if not State.debug:
+        warnings.filterwarnings("ignore")  # library warnings are noise on a user's stderr
+    # SIGTERM ends dae as Ctrl-C does (exit 130); `train` turns both into a checkpoint.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         result = command.main(args=argv, prog_name="dae", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0

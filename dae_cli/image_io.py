@@ -69,7 +69,9 @@ def open_image(path: str | Path) -> Image.Image:
     path = Path(path)
     try:
         with warnings.catch_warnings():
-            # Pillow only warns between its limit and twice its limit; refuse both.
+            # Corrupt-metadata chatter is not the user's business; a bomb is. Pillow
+            # only warns between its limit and twice its limit: refuse both.
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image = ImageOps.exif_transpose(image)

@@ -137,7 +137,7 @@ def train(
                 steps_per_epoch=steps_per_epoch,
                 validation_data=(val_noisy, val_clean),
                 validation_batch_size=global_batch,
-                callbacks=[keras.callbacks.TerminateOnNaN(), recorder, *(callbacks or [])],
+                callbacks=[recorder, *(callbacks or [])],
                 shuffle=False,  # the tf.data stream shuffles itself
                 verbose=0,
             )
@@ -308,7 +308,9 @@ class _EpochRecorderMixin:
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
+            # What keras.callbacks.TerminateOnNaN does, minus its print to stdout.
             self.diverged = True
+            self.model.stop_training = True
         if self.interrupted():
             self.model.stop_training = True
         self.reporter.batch(batch + 1, logs or {})
