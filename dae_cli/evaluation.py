@@ -60,8 +60,12 @@ def noisy_set(clean_uint8: np.ndarray, spec, seed: int) -> tuple[np.ndarray, np.
     return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
 
 
-def evaluate(model, config: Config, *, batch_size: int = 256) -> dict[str, Any]:
-    """Scores `model` (a `LoadedModel`) on the evaluation split `config` names."""
+def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256) -> dict[str, Any]:
+    """Scores `model` (a `LoadedModel`) on the evaluation split `config` names.
+
+    `seed` seeds the noise only; a folder's split keeps the model's own seed, so the
+    images scored are the ones its training held out.
+    """
     from dae_cli import data
     from dae_cli.metrics import psnr, ssim, summarize
     from dae_cli.noise import NoiseSpec
@@ -76,7 +80,7 @@ def evaluate(model, config: Config, *, batch_size: int = 256) -> dict[str, Any]:
     spec = NoiseSpec.from_config(config)
     scores: dict[str, list[np.ndarray]] = {key: [] for key in ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")}
     model_seconds = 0.0
-    for noisy, clean in noisy_blocks(images, spec, config.seed):
+    for noisy, clean in noisy_blocks(images, spec, seed):
         started = time.perf_counter()
         denoised = np.concatenate(
             [model.denoise(noisy[i : i + batch_size]) for i in range(0, len(noisy), batch_size)]
@@ -90,7 +94,7 @@ def evaluate(model, config: Config, *, batch_size: int = 256) -> dict[str, Any]:
     return {
         "data_source": loaded.source,
         "images": int(len(images)),
-        "seed": config.seed,
+        "seed": seed,
         "noise": {key: getattr(config, key) for key in NOISE_KEYS},
         **report,
         "images_per_second": len(images) / model_seconds if model_seconds > 0 else None,
