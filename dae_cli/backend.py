@@ -4,6 +4,9 @@ Modules that need TensorFlow import `tf` and `keras` from here, never at the top
 the CLI, so `dae --help` stays fast. TensorFlow's C++ start-up chatter (oneDNN, CUDA
 probing, CPU features) goes straight to file descriptor 2, so it is captured while
 TensorFlow starts and shown only if the import fails or `DAE_DEBUG` is set.
+
+`DAE_CPU_DEVICES=N` splits the CPU into N logical devices, for `--strategy mirrored`
+on a machine without GPUs.
 """
 
 import contextlib
@@ -44,6 +47,16 @@ with _captured_native_stderr():
     import keras
 
     tf.get_logger().setLevel("ERROR")
-    tf.constant(0)  # the first op initialises devices, which logs too
+    _split_cpu = int(os.environ.get("DAE_CPU_DEVICES", "0") or 0)
+    if _split_cpu > 1:
+        # N logical CPU devices, so `--strategy mirrored` can run (and be tested) without GPUs.
+        tf.config.set_logical_device_configuration(
+            tf.config.list_physical_devices("CPU")[0],
+            [tf.config.LogicalDeviceConfiguration() for _ in range(_split_cpu)],
+        )
+    if "TF_CONFIG" not in os.environ:
+        # The first op initialises devices, which logs too. Multi-worker training must
+        # create its strategy before any op runs, so it is left to log.
+        tf.constant(0)
 
 __all__ = ["tf", "keras"]

@@ -80,7 +80,7 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model directory to write (default: $DAE_MODEL, else ./dae-model)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run, or train a finished model further."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory (once the new one is complete)."),
-    strategy: str = typer.Option("auto", "--strategy", help="tf.distribute strategy: auto, one, mirrored or multi-worker."),
+    strategy: str = typer.Option("auto", "--strategy", help="tf.distribute strategy: auto (mirrored on several GPUs, else one), one, mirrored, multi-worker (from TF_CONFIG). --batch-size is per replica."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist (Keras cache or download) or mnist-sample (shipped, offline)."),
     data: Optional[str] = typer.Option(None, "--data", help="An .npz in the keras.datasets layout, or a folder of images."),
     channels: Optional[int] = typer.Option(None, "--channels", help="1 (grayscale) or 3 (RGB); default: as the data."),
@@ -98,6 +98,7 @@ def train(
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant (default) or cosine."),
     precision: Optional[str] = typer.Option(None, "--precision", help="float32 (default) or mixed_bfloat16."),
     jit_compile: Optional[bool] = typer.Option(None, "--jit-compile/--no-jit-compile", help="Compile training steps with XLA."),
+    scale_learning_rate: Optional[bool] = typer.Option(None, "--scale-lr/--no-scale-lr", help="Multiply the learning rate by the number of replicas."),
     noise: Optional[str] = typer.Option(None, "--noise", help="gaussian (default), salt-pepper, speckle, poisson or mask."),
     noise_mean: Optional[float] = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default 0.5)."),
     noise_std: Optional[float] = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std (default 0.5)."),
@@ -112,7 +113,7 @@ def train(
         patch_size=patch_size, seed=seed, latent_dim=latent_dim, layer_filters=_parse_filters(filters),
         kernel_size=kernel_size, batch_norm=batch_norm, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, lr_schedule=lr_schedule, precision=precision,
-        jit_compile=jit_compile, noise=noise, noise_mean=noise_mean, noise_std=noise_std,
+        jit_compile=jit_compile, scale_learning_rate=scale_learning_rate, noise=noise, noise_mean=noise_mean, noise_std=noise_std,
         noise_amount=noise_amount, noise_peak=noise_peak,
     )
     output = State.output
@@ -176,8 +177,7 @@ def denoise(
     paths = image_io.expand_inputs(inputs)
     outputs = inference.output_paths(paths, out, ".denoised.png")
     loaded = artifacts.load_model(_model_dir(model), verify=not no_verify)
-    if overlap is not None and not 0 <= overlap < min(loaded.image_shape[:2]):
-        raise UsageError(f"--overlap must be between 0 and {min(loaded.image_shape[:2]) - 1}")
+    _check_overlap(overlap, loaded)
     size_mode = "resize" if resize else "tile" if tile else "error"
     log = _outcome_log(fail_fast)
     inference.denoise_files(
@@ -194,6 +194,8 @@ def encode(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write latents to .npy, .npz, .csv or .json (default: JSON lines on stdout)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     resize: bool = typer.Option(False, "--resize", help="Resize other-sized images to the model's size."),
+    tiles: bool = typer.Option(False, "--tiles", help="One latent per overlapping tile of other-sized images (source <path>#<y>,<x>)."),
+    overlap: Optional[int] = typer.Option(None, "--overlap", help="Tile overlap in pixels (default: half a tile)."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per model call."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first bad input."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256."),
@@ -216,12 +218,19 @@ def encode(
             output.record({"source": outcome.input, "latent": outcome.latent}, _json_line(outcome))
 
     log = _outcome_log(fail_fast, on_outcome)
-    inference.encode_files(loaded, paths, size_mode="resize" if resize else "error", batch_size=batch_size, log=log)
+    _check_overlap(overlap, loaded)
+    size_mode = "resize" if resize else "tile" if tiles else "error"
+    inference.encode_files(loaded, paths, size_mode=size_mode, overlap=overlap, batch_size=batch_size, log=log)
     good = [o for o in log.outcomes if o.ok]
     if out is not None and good:
         latents.write_latents(out, [o.input for o in good], [o.latent for o in good], overwrite=overwrite)
         output.record({"output": str(out), "count": len(good)}, str(out))
     _batch_exit(log)
+
+
+def _check_overlap(overlap: Optional[int], loaded) -> None:
+    if overlap is not None and not 0 <= overlap < min(loaded.image_shape[:2]):
+        raise UsageError(f"--overlap must be between 0 and {min(loaded.image_shape[:2]) - 1}")
 
 
 def _json_line(outcome) -> str:
@@ -292,7 +301,7 @@ def evaluate(
     data: Optional[str] = typer.Option(None, "--data", help="An .npz (its x_test) or a folder of images (its seeded validation split)."),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="Validation fraction for image folders (default: the model's)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Score at most N images."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the noise (and of a folder's split); the same seed gives the same figures."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the noise; the same seed gives the same figures."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per model call."),
     noise: Optional[str] = typer.Option(None, "--noise", help="Noise type (default: the model's training noise)."),
     noise_mean: Optional[float] = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default: the model's)."),
@@ -307,11 +316,11 @@ def evaluate(
     directory = _model_dir(model)
     loaded = artifacts.load_model(directory, verify=not no_verify)
     overrides = dict(
-        dataset=dataset, data=data, val_split=val_split, limit=limit, seed=seed, noise=noise,
+        dataset=dataset, data=data, val_split=val_split, limit=limit, noise=noise,
         noise_mean=noise_mean, noise_std=noise_std, noise_amount=noise_amount, noise_peak=noise_peak,
     )
     config = evaluation.evaluation_config(loaded.manifest, overrides)
-    report = evaluation.evaluate(loaded, config, batch_size=batch_size)
+    report = evaluation.evaluate(loaded, config, seed=seed, batch_size=batch_size)
 
     def spread(summary, digits):
         return f"{summary['mean']:.{digits}f} (p05 {summary['p05']:.{digits}f}, p50 {summary['p50']:.{digits}f}, p95 {summary['p95']:.{digits}f})"
@@ -330,6 +339,50 @@ def evaluate(
         ],
         {"model": str(directory), **report},
     )
+
+
+@app.command("noise", epilog=EXIT_CODES_HELP)
+def noise_command(
+    inputs: List[str] = typer.Argument(..., help="Clean image files, directories (recursive) or globs."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory, or a .png file for one input (default: beside each input)."),
+    noise: str = typer.Option("gaussian", "--noise", help="gaussian, salt-pepper, speckle, poisson or mask."),
+    noise_mean: float = typer.Option(0.5, "--noise-mean", help="Gaussian noise mean."),
+    noise_std: float = typer.Option(0.5, "--noise-std", help="Gaussian/speckle noise std."),
+    noise_amount: float = typer.Option(0.1, "--noise-amount", help="Salt-pepper amount / mask fraction."),
+    noise_peak: float = typer.Option(30.0, "--noise-peak", help="Poisson peak photon count."),
+    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same noise."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first bad input."),
+) -> None:
+    """Add noise to clean images (seeded), to make demos and test sets; writes <stem>.noisy.png."""
+    from dae_cli import image_io, inference
+    from dae_cli.config import Config
+    from dae_cli.noise import NoiseSpec
+
+    settings = dict(noise=noise, noise_mean=noise_mean, noise_std=noise_std, noise_amount=noise_amount, noise_peak=noise_peak)
+    config = Config.resolve(None, settings)
+    paths = image_io.expand_inputs(inputs)
+    outputs = inference.output_paths(paths, out, ".noisy.png")
+    log = _outcome_log(fail_fast)
+    inference.noise_files(paths, outputs, NoiseSpec.from_config(config), seed, overwrite=overwrite, log=log)
+    _batch_exit(log)
+
+
+@app.command("export", epilog=EXIT_CODES_HELP)
+def export_command(
+    model: Optional[Path] = typer.Argument(None, help=MODEL_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the serving SavedModel."),
+    format: str = typer.Option("saved-model", "--format", help="saved-model: one SavedModel with encode, decode and denoise."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing export."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Export even if autoencoder.keras differs from the manifest's sha256."),
+) -> None:
+    """Export one SavedModel with encode, decode and denoise endpoints, for TensorFlow Serving."""
+    from dae_cli.export import FORMATS, export_serving
+
+    if format not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    record = export_serving(_model_dir(model), out, verify=not no_verify, overwrite=overwrite)
+    State.output.record(record, record["output"])
 
 
 def _raise_keyboard_interrupt(signum, frame):

@@ -29,15 +29,29 @@ from dae_cli.errors import DaeError, InputError, UsageError
 
 @dataclasses.dataclass
 class TrainingData:
-    """Clean training and validation images, uint8 (N, H, W, C)."""
+    """Clean training and validation images, uint8.
 
-    x_train: np.ndarray
+    `x_val` is always one array (N, H, W, C) of the model's input size. `x_train` is an
+    array of the same size, or, when training on patches, a list of larger images of
+    any sizes that the pipeline crops at random.
+    """
+
+    x_train: np.ndarray | list
     x_val: np.ndarray
     source: str
+    patch_size: int | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(int(d) for d in self.x_val.shape[1:])
+
+    @property
+    def samples_per_epoch(self) -> int:
+        """Images per epoch; with patches, as many as cover the training pixels once."""
+        if self.patch_size is None:
+            return len(self.x_train)
+        area = sum(image.shape[0] * image.shape[1] for image in self.x_train)
+        return max(1, area // self.patch_size**2)
 
 
 def keras_cache_path(name: str = "mnist.npz") -> Path:
@@ -111,13 +125,18 @@ def convert_channels(images: np.ndarray, channels: int | None) -> np.ndarray:
     return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
 
 
-def load_image_folder(
-    folder: Path, channels: int | None, warn: Callable[[str], None]
-) -> np.ndarray:
-    """Every readable image under `folder`, uint8, resized to the most common size.
+def load_image_list(folder: Path, channels: int | None, warn: Callable[[str], None]) -> list[np.ndarray]:
+    """Every readable image under `folder`, uint8 (H, W, C), each at its own size.
 
     Unreadable images are skipped with a warning; none readable is an error.
     """
+    opened = _open_folder(folder, warn)
+    if channels is None:
+        channels = 3 if any(image_io.image_channels(i) == 3 for i in opened) else 1
+    return [image_io.to_uint8(image_io.to_array(i, channels)) for i in opened]
+
+
+def _open_folder(folder: Path, warn: Callable[[str], None]) -> list:
     paths = image_io.expand_inputs([str(folder)])
     opened, failures = [], []
     for path in paths:
@@ -129,6 +148,12 @@ def load_image_folder(
         warn(f"skipped {len(failures)} unreadable image(s), first: {failures[0]}")
     if not opened:
         raise UsageError(f"no readable images in {folder}")
+    return opened
+
+
+def load_image_folder(folder: Path, channels: int | None, warn: Callable[[str], None]) -> np.ndarray:
+    """Every readable image under `folder`, uint8, resized to the most common size."""
+    opened = _open_folder(folder, warn)
     if channels is None:
         channels = 3 if any(image_io.image_channels(i) == 3 for i in opened) else 1
     sizes = collections.Counter((i.height, i.width) for i in opened)
@@ -142,6 +167,8 @@ def load_image_folder(
 
 def load_training_data(config, warn: Callable[[str], None] = lambda message: None) -> TrainingData:
     """The clean images `config` names, split into training and validation sets."""
+    if config.patch_size:
+        return load_patch_data(config, warn)
     if config.data:
         path = Path(config.data)
         if path.is_dir():
@@ -175,16 +202,61 @@ def load_training_data(config, warn: Callable[[str], None] = lambda message: Non
     return TrainingData(x_train, x_val, source)
 
 
-def split(images: np.ndarray, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded shuffle of `images` into training and validation parts."""
+def split(images, val_split: float, seed: int):
+    """A seeded shuffle of `images` (an array or a list) into training and validation parts."""
     if len(images) < 2:
         raise UsageError("need at least 2 images to make a training and a validation set")
     order = np.random.default_rng(seed).permutation(len(images))
     n_val = min(max(1, math.ceil(len(images) * val_split)), len(images) - 1)
-    return images[order[n_val:]], images[order[:n_val]]
+    if isinstance(images, np.ndarray):
+        return images[order[n_val:]], images[order[:n_val]]
+    return [images[i] for i in order[n_val:]], [images[i] for i in order[:n_val]]
 
 
-def training_dataset(x_train: np.ndarray, batch_size: int, noise, seed: int):
+MAX_VALIDATION_CROPS_PER_IMAGE = 16
+
+
+def load_patch_data(config, warn: Callable[[str], None]) -> TrainingData:
+    """Images of any size for training on random `patch_size` crops.
+
+    Validation uses crops drawn once with the seed, so its loss compares between epochs.
+    Images smaller than a patch are skipped with a warning.
+    """
+    patch = config.patch_size
+    if config.data and Path(config.data).is_dir():
+        images = load_image_list(Path(config.data), config.channels, warn)
+        train_images, val_images = split(images, config.val_split, config.seed)
+        source = f"folder {config.data} (patches of {patch})"
+    else:
+        whole = load_training_data(dataclasses.replace(config, patch_size=None, limit=None), warn)
+        train_images, val_images = list(whole.x_train), list(whole.x_val)
+        source = f"{whole.source} (patches of {patch})"
+
+    def large_enough(images):
+        kept = [image for image in images if image.shape[0] >= patch and image.shape[1] >= patch]
+        if len(kept) < len(images):
+            warn(f"skipped {len(images) - len(kept)} image(s) smaller than --patch-size {patch}")
+        return kept
+
+    train_images, val_images = large_enough(train_images), large_enough(val_images)
+    if not train_images or not val_images:
+        raise UsageError(f"no training or validation images of at least {patch}x{patch} pixels")
+    if config.limit is not None:
+        if config.limit > len(train_images):
+            raise UsageError(f"--limit {config.limit} is larger than the {len(train_images)} training images")
+        train_images, val_images = train_images[: config.limit], val_images[: config.limit]
+    rng = np.random.default_rng(config.seed)
+    crops = []
+    for image in val_images:
+        count = min(MAX_VALIDATION_CROPS_PER_IMAGE, max(1, image.shape[0] * image.shape[1] // patch**2))
+        for _ in range(count):
+            y = rng.integers(0, image.shape[0] - patch + 1)
+            x = rng.integers(0, image.shape[1] - patch + 1)
+            crops.append(image[y : y + patch, x : x + patch])
+    return TrainingData(train_images, np.stack(crops), source, patch_size=patch)
+
+
+def training_dataset(x_train, batch_size: int, noise, seed: int, patch_size: int | None = None):
     """An endless `tf.data` stream of (noisy, clean) float batches.
 
     The clean images are reshuffled every epoch, and each batch gets fresh noise from a
@@ -199,12 +271,40 @@ def training_dataset(x_train: np.ndarray, batch_size: int, noise, seed: int):
         return add_noise(clean, noise_seed, noise), clean
 
     autotune = tf.data.AUTOTUNE
-    images = tf.data.Dataset.from_tensor_slices(x_train)
-    images = images.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-    batches = images.batch(batch_size).repeat()
+    if patch_size is None:
+        images = tf.data.Dataset.from_tensor_slices(x_train)
+        images = images.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+        batches = images.batch(batch_size).repeat()
+    else:
+        batches = random_patches(x_train, patch_size, seed).batch(batch_size)
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     pairs = tf.data.Dataset.zip(batches, seeds).map(to_pair, num_parallel_calls=autotune)
     return pairs.prefetch(autotune)
+
+
+def random_patches(images: list, patch_size: int, seed: int):
+    """An endless stream of random `patch_size` crops of `images`, randomly flipped."""
+    from dae_cli.backend import tf
+
+    channels = images[0].shape[-1]
+    shape = [patch_size, patch_size, channels]
+
+    def each_image():
+        order = np.random.default_rng(seed)
+        while True:
+            for index in order.permutation(len(images)):
+                yield images[index]
+
+    def crop_and_flip(image, crop_seed):
+        patch = tf.image.stateless_random_crop(image, shape, seed=crop_seed)
+        patch = tf.image.stateless_random_flip_left_right(patch, seed=crop_seed + 1)
+        return tf.image.stateless_random_flip_up_down(patch, seed=crop_seed + 2)
+
+    stream = tf.data.Dataset.from_generator(
+        each_image, output_signature=tf.TensorSpec([None, None, channels], tf.uint8)
+    )
+    seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
+    return tf.data.Dataset.zip(stream, seeds).map(crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def noisy_copy(clean_uint8: np.ndarray, noise, seed: int) -> tuple[np.ndarray, np.ndarray]:

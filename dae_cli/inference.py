@@ -164,17 +164,22 @@ def denoise_files(
 
             def write(item):
                 (path, output, _), result = item
-                try:
-                    output.parent.mkdir(parents=True, exist_ok=True)
-                    image_io.save_png(result, output, overwrite=overwrite)
-                    return Outcome(str(path), output=str(output))
-                except DaeError as error:
-                    return Outcome(str(path), error=str(error))
-                except OSError as error:
-                    return Outcome(str(path), error=f"{output}: cannot write ({error.strerror or error})")
+                return _write_png(str(path), result, output, overwrite)
 
             for outcome in pool.map(write, zip(plans, results)):
                 report(outcome)
+
+
+def _write_png(label: str, pixels: np.ndarray, output: Path, overwrite: bool) -> Outcome:
+    """Writes one output image; a failure becomes the input's outcome, not an exception."""
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        image_io.save_png(pixels, output, overwrite=overwrite)
+        return Outcome(label, output=str(output))
+    except DaeError as error:
+        return Outcome(label, error=str(error))
+    except OSError as error:
+        return Outcome(label, error=f"{output}: cannot write ({error.strerror or error})")
 
 
 def encode_files(
@@ -182,10 +187,14 @@ def encode_files(
     paths: list[Path],
     *,
     size_mode: str = "error",
+    overlap: int | None = None,
     batch_size: int = 256,
     log: OutcomeLog,
 ) -> None:
-    """One latent vector per image (resized if asked; other sizes are refused)."""
+    """One latent vector per image, or per tile with `size_mode="tile"`.
+
+    A tile's source is `<path>#<y>,<x>`, its top-left corner in the image.
+    """
     height, width, channels = model.image_shape
     report = log.add
 
@@ -196,14 +205,16 @@ def encode_files(
                 try:
                     if isinstance(loaded, InputError):
                         raise loaded
-                    plan = plan_image(loaded, (height, width), "resize" if size_mode == "resize" else "error", None, path)
-                    ready.append((path, plan.tiles[0]))
+                    plan = plan_image(loaded, (height, width), size_mode, overlap, path)
+                    tiled = len(plan.tiles) > 1 or plan.tiles.shape[1:3] != loaded.shape[:2]
+                    for (y, x), tile in zip(plan.corners, plan.tiles):
+                        ready.append((f"{path}#{y},{x}" if tiled and size_mode == "tile" else str(path), tile))
                 except DaeError as error:
                     report(Outcome(str(path), error=str(error)))
             if ready:
-                latents = model.encode(np.stack([pixels for _, pixels in ready]).astype(np.float32))
-                for (path, _), latent in zip(ready, latents):
-                    report(Outcome(str(path), latent=[float(v) for v in latent]))
+                latents = _run_batched(model.encode, np.stack([pixels for _, pixels in ready]).astype(np.float32), batch_size)
+                for (source, _), latent in zip(ready, latents):
+                    report(Outcome(source, latent=[float(v) for v in latent]))
 
 
 def decode_latents(
@@ -235,22 +246,65 @@ def decode_latents(
             continue
         images = model.decode(np.stack([vector for _, _, vector in ready]).astype(np.float32))
         for (item, target, _), image in zip(ready, images):
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                image_io.save_png(image, target, overwrite=overwrite)
-                report(Outcome(item.label, output=str(target)))
-            except DaeError as error:
-                report(Outcome(item.label, error=str(error)))
-            except OSError as error:
-                report(Outcome(item.label, error=f"{target}: cannot write ({error.strerror or error})"))
+            report(_write_png(item.label, image, target, overwrite))
 
 
 def decode_targets(items: list, out_dir: Path) -> list[Path]:
-    """`<stem>.decoded.png` for items with a source (kept apart as `output_paths` does), else `latent_<n>.png`."""
-    with_source = [i for i, item in enumerate(items) if item.source]
-    targets = [out_dir / f"latent_{i:05d}.png" for i in range(len(items))]
-    if with_source:
-        named = output_paths([Path(items[i].source) for i in with_source], out_dir, ".decoded.png")
-        for i, path in zip(with_source, named):
-            targets[i] = path
+    """Where each decoded vector goes under `out_dir`.
+
+    `<stem>.decoded.png` for a vector with a source image (kept apart as `output_paths`
+    does), `<stem>.tile<y>-<x>.decoded.png` for a tile of one, else `latent_<n>.png`.
+    """
+    sources = {i: split_tile(item.source) for i, item in enumerate(items) if item.source}
+    images = list(dict.fromkeys(image for image, _ in sources.values()))
+    named = dict(zip(images, output_paths([Path(image) for image in images], out_dir, ".decoded.png"))) if images else {}
+    targets = []
+    for i in range(len(items)):
+        if i not in sources:
+            targets.append(out_dir / f"latent_{i:05d}.png")
+            continue
+        image, tile = sources[i]
+        target = named[image]
+        if tile:
+            target = target.with_name(target.name.replace(".decoded.png", f".tile{tile[0]}-{tile[1]}.decoded.png"))
+        targets.append(target)
     return targets
+
+
+def split_tile(source: str) -> tuple[str, tuple[int, int] | None]:
+    """`"a.png#14,0"` -> `("a.png", (14, 0))`; a plain path has no tile."""
+    image, _, corner = source.rpartition("#")
+    y, _, x = corner.partition(",")
+    if image and y.isdigit() and x.isdigit():
+        return image, (int(y), int(x))
+    return source, None
+
+
+def noise_files(
+    paths: list[Path],
+    outputs: list[Path],
+    noise,
+    seed: int,
+    *,
+    overwrite: bool = False,
+    log: OutcomeLog,
+) -> None:
+    """Writes a noisy copy of each clean image, each in its own channels.
+
+    Image i gets the stateless seed (seed, i), so its noise does not depend on which
+    other images are in the run or in what batches they go.
+    """
+    from dae_cli.backend import tf
+    from dae_cli.noise import add_noise
+
+    for index, (path, output) in enumerate(zip(paths, outputs)):
+        try:
+            if output.exists() and not overwrite:
+                raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
+            image = image_io.open_image(path)
+        except DaeError as error:
+            log.add(Outcome(str(path), error=str(error)))
+            continue
+        pixels = image_io.to_array(image, image_io.image_channels(image))
+        noisy = add_noise(pixels, tf.constant([seed, index], tf.int64), noise).numpy()
+        log.add(_write_png(str(path), noisy, output, overwrite))

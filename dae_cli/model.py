@@ -35,7 +35,8 @@ def build_encoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_siz
     for filters in layer_filters:
         x = _block(x, layers.Conv2D, filters, kernel_size, batch_norm)
     x = layers.Flatten()(x)
-    latent = layers.Dense(latent_dim, name="latent_vector")(x)
+    # float32 even under mixed precision: latents are an output, and the decoder's input.
+    latent = layers.Dense(latent_dim, name="latent_vector", dtype="float32")(x)
     return keras.Model(inputs, latent, name="encoder")
 
 

@@ -3,8 +3,19 @@
 The reference model has a Dense bottleneck, so it takes exactly one image size. An
 image of another size is cut into overlapping windows of that size (padded by
 reflection where it is smaller), every window goes through the model, and the
-predictions are blended with a smooth raised-cosine weight that is highest at a
-window's centre, so no seams show where windows meet.
+predictions are blended with smooth weights, so no seams show where windows meet.
+
+Two kinds of window share the work. *Anchor* windows sit on the tile lattice (offsets
+that are multiples of the tile size, and the last window flush with the far edge);
+they are weighted flat, tapering only over their outer few pixels. The windows in
+between (every `tile - overlap` pixels) get a raised-cosine weight scaled by
+`BETWEEN_WEIGHT`, so they mostly smooth the anchors' seams. Why: a model with a Dense
+bottleneck only knows objects where its training put them, so a window that cuts an
+object in half predicts it badly. When an image is a grid of model-sized cells (a
+page of digits), the anchors see whole cells and the result is within a fraction of a
+dB of denoising the cells one by one (0.1 to 0.2 dB); with equal weights it was 0.6 to 1.8 dB worse
+(measured on MNIST pages). On other images every window is as good as any other and
+the weighting only changes how seams are blended.
 
 Example:
     >>> plan = plan_tiles(pixels, (28, 28), overlap=14)      # doctest: +SKIP
@@ -28,6 +39,7 @@ class Plan:
 
     tiles: np.ndarray  # (k, h, w, c)
     assemble: Callable[[np.ndarray], np.ndarray]
+    corners: list[tuple[int, int]] = dataclasses.field(default_factory=lambda: [(0, 0)])
 
 
 def plan_exact(pixels: np.ndarray) -> Plan:
@@ -49,13 +61,25 @@ def window_starts(length: int, tile: int, stride: int) -> list[int]:
     return starts
 
 
-def blend_weights(tile: tuple[int, int]) -> np.ndarray:
-    """A 2-D raised-cosine window, positive everywhere (edges included)."""
+BETWEEN_WEIGHT = 0.2  # per axis, for windows off the tile lattice
 
-    def one_axis(n):
-        return np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2
 
-    return np.outer(one_axis(tile[0]), one_axis(tile[1])).astype(np.float32)[..., None]
+def raised_cosine(n: int) -> np.ndarray:
+    """Highest at the centre, small but positive at the edges."""
+    return np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2
+
+
+def flat_top(n: int, taper: int) -> np.ndarray:
+    """1 in the middle, falling linearly over the outer `taper` pixels, positive everywhere."""
+    distance_to_edge = np.minimum(np.arange(n) + 1, n - np.arange(n))
+    return np.minimum(1.0, distance_to_edge / max(1, taper))
+
+
+def axis_profiles(starts: list[int], tile: int, overlap: int) -> list[np.ndarray]:
+    """The 1-D weight of each window along one axis: flat for anchors, cosine between."""
+    last = starts[-1]
+    anchor, between = flat_top(tile, max(1, overlap // 4)), BETWEEN_WEIGHT * raised_cosine(tile)
+    return [anchor if start % tile == 0 or start == last else between for start in starts]
 
 
 def plan_tiles(pixels: np.ndarray, tile: tuple[int, int], overlap: int | None = None) -> Plan:
@@ -70,17 +94,19 @@ def plan_tiles(pixels: np.ndarray, tile: tuple[int, int], overlap: int | None = 
     xs = window_starts(padded.shape[1], tile[1], tile[1] - overlap)
     corners = [(y, x) for y in ys for x in xs]
     tiles = np.stack([padded[y : y + tile[0], x : x + tile[1]] for y, x in corners])
-    weights = blend_weights(tile)
+    profiles_y = dict(zip(ys, axis_profiles(ys, tile[0], overlap)))
+    profiles_x = dict(zip(xs, axis_profiles(xs, tile[1], overlap)))
 
     def assemble(outputs: np.ndarray) -> np.ndarray:
-        total = np.zeros(padded.shape[:2] + (outputs.shape[-1],), np.float32)
-        norm = np.zeros(padded.shape[:2] + (1,), np.float32)
+        total = np.zeros(padded.shape[:2] + (outputs.shape[-1],), np.float64)
+        norm = np.zeros(padded.shape[:2] + (1,), np.float64)
         for (y, x), output in zip(corners, outputs):
+            weights = np.outer(profiles_y[y], profiles_x[x])[..., None]
             total[y : y + tile[0], x : x + tile[1]] += output * weights
             norm[y : y + tile[0], x : x + tile[1]] += weights
-        return (total / norm)[:height, :width]
+        return (total / norm)[:height, :width].astype(np.float32)
 
-    return Plan(tiles, assemble)
+    return Plan(tiles, assemble, corners)
 
 
 def _pad_to(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

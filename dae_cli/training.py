@@ -16,6 +16,7 @@ import json
 import math
 import signal
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -86,12 +87,12 @@ def train(
     from dae_cli.model import build_autoencoder, split_autoencoder
     from dae_cli.noise import NoiseSpec
 
+    distribution = make_strategy(strategy)  # first: multi-worker must precede any op
     keras.utils.set_random_seed(config.seed)
-    keras.mixed_precision.set_global_policy(config.precision)
-    distribution = make_strategy(strategy)
+    keras.mixed_precision.set_global_policy(precision_policy(config.precision))
     replicas = distribution.num_replicas_in_sync
     global_batch = config.batch_size * replicas
-    steps_per_epoch = math.ceil(len(training_data.x_train) / global_batch)
+    steps_per_epoch = math.ceil(training_data.samples_per_epoch / global_batch)
 
     with distribution.scope():
         if resume_state:
@@ -105,14 +106,16 @@ def train(
                 batch_norm=config.batch_norm,
             )
             autoencoder.compile(
-                optimizer=keras.optimizers.Adam(_learning_rate(config, steps_per_epoch)),
+                optimizer=keras.optimizers.Adam(_learning_rate(config, steps_per_epoch, replicas)),
                 loss="mse",
                 jit_compile=config.jit_compile,
             )
     encoder, decoder = split_autoencoder(autoencoder)
 
     noise = NoiseSpec.from_config(config)
-    train_stream = data.training_dataset(training_data.x_train, global_batch, noise, config.seed)
+    train_stream = data.training_dataset(
+        training_data.x_train, global_batch, noise, config.seed, patch_size=training_data.patch_size
+    )
     val_noisy, val_clean = data.noisy_copy(training_data.x_val, noise, config.seed)
 
     history = list(resume_state["history"]) if resume_state else []
@@ -123,11 +126,20 @@ def train(
             f"N > {initial_epoch} to train further"
         )
     previous_seconds = resume_state["training_seconds"] if resume_state else 0.0
-    checkpoint = checkpoint_path(out)
+    # Only the chief of a multi-worker run writes under `out`; the others keep their
+    # checkpoints in a temporary directory that goes when they finish.
+    is_chief = distribution.extended.should_checkpoint
+    worker_scratch = None if is_chief else Path(tempfile.mkdtemp(prefix="dae-worker-"))
+    checkpoint = checkpoint_path(out) if is_chief else worker_scratch / "checkpoint"
+    if strategy == "multi-worker":
+        # Survives a worker restart: every worker restores its last epoch and goes on.
+        backup = out.with_name(f"{out.name}.backup-{distribution.cluster_resolver.task_type}-{distribution.cluster_resolver.task_id}")
+        callbacks = [keras.callbacks.BackupAndRestore(str(backup)), *(callbacks or [])]
     recorder = _epoch_recorder(history, reporter, checkpoint, config, image_shape, training_data.source, previous_seconds)
 
     reporter.start(config.epochs, steps_per_epoch, initial_epoch)
-    with _interrupt_flag() as interrupted:
+    fixes = _multi_worker_fixes(autoencoder) if strategy == "multi-worker" else contextlib.nullcontext()
+    with _interrupt_flag() as interrupted, distribution.scope(), fixes:
         recorder.interrupted = interrupted
         try:
             autoencoder.fit(
@@ -157,12 +169,15 @@ def train(
     if not all(np.all(np.isfinite(w)) for w in autoencoder.get_weights()):
         raise DaeError("training produced non-finite weights; nothing was saved")
 
+    predict_started = time.perf_counter()
     denoised = autoencoder.predict(val_noisy, batch_size=global_batch, verbose=0)
+    predict_seconds = time.perf_counter() - predict_started
     from dae_cli.metrics import quality_report
 
     metrics = {
         "val_loss": float(np.mean((denoised - val_clean) ** 2)),
-        **quality_report(val_clean, val_noisy, denoised),
+        **quality_report(val_clean, val_noisy, denoised),  # the same figures as `dae evaluate`
+        "images_per_second": len(val_noisy) / predict_seconds if predict_seconds > 0 else None,
     }
     manifest = {
         "versions": artifacts.versions(),
@@ -179,7 +194,8 @@ def train(
     }
     samples = image_io.grid_png([val_clean[:SAMPLE_COUNT], val_noisy[:SAMPLE_COUNT], denoised[:SAMPLE_COUNT]])
 
-    if not distribution.extended.should_checkpoint:  # multi-worker: only the chief writes
+    if not is_chief:
+        shutil.rmtree(worker_scratch, ignore_errors=True)
         return TrainResult(out, manifest)
     with staging_directory(out) as staging:
         manifest = artifacts.write_model_dir(staging, autoencoder, encoder, decoder, manifest, history, samples)
@@ -194,24 +210,84 @@ def make_strategy(name: str):
 
     if name == "one":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
+        # Configured from TF_CONFIG; must come before anything initialises TensorFlow.
         return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")  # see DAE_CPU_DEVICES
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
     if name == "auto":
-        gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     raise UsageError(f"--strategy must be one of auto, one, mirrored, multi-worker, got {name!r}")
 
 
-def _learning_rate(config: Config, steps_per_epoch: int):
+def precision_policy(name: str) -> str:
+    """The Keras dtype policy for `precision`; `auto` is bfloat16 mixed precision where
+    the CPU computes bfloat16 natively (AVX512-BF16 or AMX, used by oneDNN) and no GPU
+    is visible, else float32 (emulated bfloat16 is slower than float32)."""
+    if name != "auto":
+        return name
+    from dae_cli.backend import tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return "float32"
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return "mixed_bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
+
+
+@contextlib.contextmanager
+def _multi_worker_fixes(model):
+    """Works around two Keras 3 bugs that break `fit` under MultiWorkerMirroredStrategy.
+
+    Upstream: https://github.com/keras-team/keras/issues/20585 (open; every Keras 3
+    release is affected, so there is no working version to pin).
+    1. `fit` reduces a per-replica data batch with `strategy.reduce` to build the model
+       symbolically, which fails across workers. The model is already built, so the
+       strategy is left for `fit` to find from the enclosing `strategy.scope()`.
+    2. Step outputs (scalar losses) are reduced with `axis=0`, invalid for scalars; they
+       are reduced with `axis=None` instead.
+    Both touch private Keras code, so they are applied only for `--strategy multi-worker`,
+    only during `fit`, and undone after.
+    """
+    from keras.src.backend.tensorflow import trainer
+
+    original_reduce = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        def reduce_one(value):
+            local = strategy.experimental_local_results(value) if trainer._is_per_replica_instance(value) else [value]
+            if all(getattr(t, "shape", None) is not None and t.shape.rank == 0 for t in local):
+                return strategy.reduce("MEAN", value, axis=None)
+            return original_reduce(value, strategy, reduction)
+
+        from dae_cli.backend import tf
+
+        return tf.nest.map_structure(reduce_one, values)
+
+    saved_strategy = model._distribute_strategy
+    model._distribute_strategy = None
+    trainer.reduce_per_replica = reduce_per_replica
+    try:
+        yield
+    finally:
+        trainer.reduce_per_replica = original_reduce
+        model._distribute_strategy = saved_strategy
+
+
+def _learning_rate(config: Config, steps_per_epoch: int, replicas: int = 1):
+    """The configured rate, times the replica count with `scale_learning_rate` (the
+    global batch grows with the replicas), on the configured schedule."""
+    rate = config.learning_rate * (replicas if config.scale_learning_rate else 1)
     if config.lr_schedule == "cosine":
         from dae_cli.backend import keras
 
-        return keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.01
-        )
-    return config.learning_rate
+        return keras.optimizers.schedules.CosineDecay(rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.01)
+    return rate
 
 
 def _check_destination(out: Path, resume: bool, overwrite: bool) -> None:

@@ -1,0 +1,52 @@
+"""`dae export`: one SavedModel with `encode`, `decode` and `denoise` endpoints, for serving.
+
+The model directory keeps the encoder and the decoder apart; a server wants one
+artifact. `export_serving` rebuilds both halves from `autoencoder.keras` (loaded with
+`safe_mode=True` after its hash is checked) and writes them with Keras'
+`ExportArchive`, whose endpoints are all visible to TensorFlow Serving as signatures;
+`denoise` is also `serving_default`.
+
+Example:
+    $ dae export dae-model --format saved-model -o serving/dae/1
+    $ saved_model_cli show --dir serving/dae/1 --all
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dae_cli import artifacts
+from dae_cli.errors import UsageError
+from dae_cli.files import commit_directory, staging_directory
+
+FORMATS = ("saved-model",)
+ENDPOINTS = ("denoise", "encode", "decode")
+
+
+def export_serving(model_dir: Path, out: Path, *, verify: bool = True, overwrite: bool = False) -> dict:
+    """Writes the serving SavedModel of `model_dir` to `out`; returns what it wrote."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out} exists; pass --overwrite to replace it")
+    if out.exists() and not (out / "saved_model.pb").exists() and any(out.iterdir()):
+        raise UsageError(f"{out} is a non-empty directory that is not a SavedModel; refusing to replace it")
+    manifest = artifacts.read_manifest(model_dir)
+    if verify:
+        artifacts.verify_files(Path(model_dir), manifest, (artifacts.KERAS_MODEL,))
+    autoencoder = artifacts.load_keras_model(Path(model_dir) / artifacts.KERAS_MODEL)
+
+    from dae_cli.backend import keras, tf
+    from dae_cli.model import split_autoencoder
+
+    encoder, decoder = split_autoencoder(autoencoder)
+    images = tf.TensorSpec((None, *manifest["image_shape"]), tf.float32, name="images")
+    latents = tf.TensorSpec((None, manifest["latent_dim"]), tf.float32, name="latents")
+    archive = keras.export.ExportArchive()
+    archive.track(autoencoder)
+    archive.add_endpoint("denoise", lambda x: decoder(encoder(x, training=False), training=False), input_signature=[images])
+    archive.add_endpoint("encode", lambda x: encoder(x, training=False), input_signature=[images])
+    archive.add_endpoint("decode", lambda z: decoder(z, training=False), input_signature=[latents])
+    with staging_directory(out) as staging:
+        archive.write_out(str(staging), verbose=False)
+        commit_directory(staging, out)
+    return {"output": str(out), "format": "saved-model", "endpoints": list(ENDPOINTS)}

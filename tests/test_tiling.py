@@ -1,0 +1,60 @@
+"""Images of any size: overlapping tiles blended without seams."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SAMPLE, run_dae
+from dae_cli import tiling
+
+
+@pytest.mark.parametrize("size", [(28, 28), (29, 61), (280, 280), (5, 90), (1, 1)])
+@pytest.mark.parametrize("overlap", [None, 0, 7, 27])
+def test_tiles_cover_the_image_and_blend_back_exactly(size, overlap):
+    pixels = np.random.default_rng(0).random((*size, 2), dtype=np.float32)
+    plan = tiling.plan_tiles(pixels, (28, 28), overlap)
+    assert plan.tiles.shape[1:] == (28, 28, 2)
+    np.testing.assert_allclose(plan.assemble(plan.tiles), pixels, atol=1e-5)  # identity model
+
+
+def psnr(clean, other):
+    return 10 * np.log10(1.0 / np.mean((clean - other) ** 2))
+
+
+def test_a_large_image_of_digits_denoises_like_the_digits_one_by_one(trained_model, tmp_path):
+    with np.load(SAMPLE) as archive:
+        clean = archive["x_test"][100:200].astype(np.float32) / 255.0
+    noisy = np.clip(clean + np.random.default_rng(3).normal(0.5, 0.5, clean.shape), 0, 1)
+    noisy = np.rint(noisy * 255).astype(np.uint8)
+    grid = lambda digits: digits.reshape(10, 10, 28, 28).transpose(0, 2, 1, 3).reshape(280, 280)
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i, digit in enumerate(noisy):
+        Image.fromarray(digit).save(folder / f"{i:03d}.png")
+    Image.fromarray(grid(noisy)).save(tmp_path / "page.png")
+
+    one_by_one = run_dae("denoise", folder, "-m", trained_model, "-o", tmp_path / "single")
+    tiled = run_dae("denoise", tmp_path / "page.png", "-m", trained_model)
+    assert one_by_one.returncode == 0 and tiled.returncode == 0, tiled.stderr
+    singles = np.stack([np.asarray(Image.open(p), np.float32) / 255 for p in one_by_one.stdout.split()])
+    page = np.asarray(Image.open(tiled.stdout.strip()), np.float32) / 255
+    assert page.shape == (280, 280)
+    clean_page = grid(clean)
+    assert abs(psnr(clean_page, page) - psnr(clean_page, grid(singles))) < 0.5
+
+    # No seams: the error where windows meet is not higher than inside them.
+    error = (page - clean_page) ** 2
+    seam = np.zeros((280, 280), bool)
+    edges = [i for i in range(280) if i % 14 in (0, 13)]  # windows start every 14 pixels
+    seam[edges, :] = True
+    seam[:, edges] = True
+    assert error[seam].mean() <= error[~seam].mean()
+
+
+def test_resize_and_no_tile_options(trained_model, tmp_path):
+    image = tmp_path / "wide.png"
+    Image.new("L", (56, 28), 80).save(image)
+    resized = run_dae("denoise", image, "-m", trained_model, "--resize", "-o", tmp_path / "r.png")
+    assert resized.returncode == 0 and Image.open(tmp_path / "r.png").size == (56, 28)
+    refused = run_dae("denoise", image, "-m", trained_model, "--no-tile")
+    assert refused.returncode == 1 and "image is 28x56, the model takes 28x28" in refused.stderr
