@@ -28,6 +28,15 @@ EXIT_CODES_HELP = (
 DEFAULT_MODEL = "dae-model"
 MODEL_HELP = "Model directory (default: $DAE_MODEL, else ./dae-model)."
 
+# Options that several commands share, declared once.
+MODEL_OPTION = typer.Option(None, "--model", "-m", help=MODEL_HELP)
+OVERWRITE_OPTION = typer.Option(False, "--overwrite", help="Replace existing output files.")
+FAIL_FAST_OPTION = typer.Option(False, "--fail-fast", help="Stop at the first bad input.")
+NO_VERIFY_OPTION = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256.")
+OVERLAP_OPTION = typer.Option(None, "--overlap", help="Tile overlap in pixels (default: half a tile).")
+BATCH_SIZE_OPTION = typer.Option(256, "--batch-size", min=1, help="Images, tiles or vectors per model call.")
+INPUTS_ARGUMENT = typer.Argument(..., help="Image files, directories (recursive) or globs.")
+
 app = typer.Typer(
     name="dae",
     help="Train convolutional denoising autoencoders and use them: train, encode, decode, denoise.",
@@ -160,16 +169,16 @@ def _batch_exit(log) -> None:
 
 @app.command(epilog=EXIT_CODES_HELP)
 def denoise(
-    inputs: List[str] = typer.Argument(..., help="Image files, directories (recursive) or globs."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    inputs: List[str] = INPUTS_ARGUMENT,
+    model: Optional[Path] = MODEL_OPTION,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory, or a .png file for one input (default: beside each input)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    overwrite: bool = OVERWRITE_OPTION,
     resize: bool = typer.Option(False, "--resize", help="Resize other-sized images to the model's size and back."),
     tile: bool = typer.Option(True, "--tile/--no-tile", help="Denoise other-sized images by overlapping tiles (default); --no-tile makes them an error."),
-    overlap: Optional[int] = typer.Option(None, "--overlap", help="Tile overlap in pixels (default: half a tile)."),
-    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images (or tiles) per model call."),
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first bad input."),
-    no_verify: bool = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256."),
+    overlap: Optional[int] = OVERLAP_OPTION,
+    batch_size: int = BATCH_SIZE_OPTION,
+    fail_fast: bool = FAIL_FAST_OPTION,
+    no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
     """Denoise images with the encoder and decoder SavedModels; print one output path per line."""
     from dae_cli import artifacts, image_io, inference
@@ -189,16 +198,16 @@ def denoise(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def encode(
-    inputs: List[str] = typer.Argument(..., help="Image files, directories (recursive) or globs."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    inputs: List[str] = INPUTS_ARGUMENT,
+    model: Optional[Path] = MODEL_OPTION,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write latents to .npy, .npz, .csv or .json (default: JSON lines on stdout)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    overwrite: bool = OVERWRITE_OPTION,
     resize: bool = typer.Option(False, "--resize", help="Resize other-sized images to the model's size."),
     tiles: bool = typer.Option(False, "--tiles", help="One latent per overlapping tile of other-sized images (source <path>#<y>,<x>)."),
-    overlap: Optional[int] = typer.Option(None, "--overlap", help="Tile overlap in pixels (default: half a tile)."),
-    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per model call."),
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first bad input."),
-    no_verify: bool = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256."),
+    overlap: Optional[int] = OVERLAP_OPTION,
+    batch_size: int = BATCH_SIZE_OPTION,
+    fail_fast: bool = FAIL_FAST_OPTION,
+    no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
     """Encode images to latent vectors with the encoder SavedModel alone."""
     from dae_cli import artifacts, image_io, inference, latents
@@ -243,11 +252,11 @@ def _json_line(outcome) -> str:
 def decode(
     latents_file: str = typer.Argument(..., metavar="LATENTS", help="A file written by 'dae encode', or - for JSON lines on stdin."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the PNGs."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
-    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Vectors per model call."),
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first bad vector."),
-    no_verify: bool = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256."),
+    model: Optional[Path] = MODEL_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
+    batch_size: int = BATCH_SIZE_OPTION,
+    fail_fast: bool = FAIL_FAST_OPTION,
+    no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
     """Decode latent vectors to images with the decoder SavedModel alone."""
     from dae_cli import artifacts, inference, latents
@@ -296,19 +305,19 @@ def info(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def evaluate(
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    model: Optional[Path] = MODEL_OPTION,
     dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist or mnist-sample: score on its test split (default: the model's training data)."),
     data: Optional[str] = typer.Option(None, "--data", help="An .npz (its x_test) or a folder of images (its seeded validation split)."),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="Validation fraction for image folders (default: the model's)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Score at most N images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the noise; the same seed gives the same figures."),
-    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per model call."),
+    batch_size: int = BATCH_SIZE_OPTION,
     noise: Optional[str] = typer.Option(None, "--noise", help="Noise type (default: the model's training noise)."),
     noise_mean: Optional[float] = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default: the model's)."),
     noise_std: Optional[float] = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std (default: the model's)."),
     noise_amount: Optional[float] = typer.Option(None, "--noise-amount", help="Salt-pepper amount / mask fraction (default: the model's)."),
     noise_peak: Optional[float] = typer.Option(None, "--noise-peak", help="Poisson peak photon count (default: the model's)."),
-    no_verify: bool = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256."),
+    no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
     """Score a model on held-out images: PSNR and SSIM before and after denoising, and images/s."""
     from dae_cli import artifacts, evaluation
@@ -351,8 +360,8 @@ def noise_command(
     noise_amount: float = typer.Option(0.1, "--noise-amount", help="Salt-pepper amount / mask fraction."),
     noise_peak: float = typer.Option(30.0, "--noise-peak", help="Poisson peak photon count."),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same noise."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first bad input."),
+    overwrite: bool = OVERWRITE_OPTION,
+    fail_fast: bool = FAIL_FAST_OPTION,
 ) -> None:
     """Add noise to clean images (seeded), to make demos and test sets; writes <stem>.noisy.png."""
     from dae_cli import image_io, inference
