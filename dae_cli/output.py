@@ -166,6 +166,10 @@ class RichReporter(PlainReporter):
 
     def epoch(self, epoch, epochs, logs, seconds):
         self.done_steps += self.steps
+        # Each finished epoch stays on screen above the live bar.
+        self.progress.console.print(
+            f"epoch {epoch}/{epochs}  loss {logs['loss']:.5f}  val_loss {logs['val_loss']:.5f}  {seconds:.1f}s"
+        )
         self.progress.update(
             self.task, completed=self.done_steps, epoch=min(epoch + 1, epochs), val_loss=f"{logs['val_loss']:.5f}"
         )
