@@ -105,20 +105,11 @@ def to_array(image: Image.Image, channels: int) -> np.ndarray:
     if image.mode == "F":
         pixels = np.clip(np.asarray(image, dtype=np.float32) / 255.0, 0.0, 1.0)[..., None]
         return np.repeat(pixels, channels, axis=-1) if channels == 3 else pixels
-    if image.mode not in ("L", "RGB"):
-        grayscale = image.mode in ("1", "LA", "La") or (
-            image.mode == "P" and _palette_is_gray(image)
-        )
-        image = image.convert("L" if grayscale else "RGB")
+    if image.mode not in ("L", "RGB"):  # palette, CMYK, alpha...: alpha is dropped
+        image = image.convert("L" if image.mode in ("1", "LA", "La") else "RGB")
     image = image.convert("L" if channels == 1 else "RGB")
     pixels = np.asarray(image, dtype=np.float32) / 255.0
     return pixels[..., None] if channels == 1 else pixels
-
-
-def _palette_is_gray(image: Image.Image) -> bool:
-    palette = image.getpalette() or []
-    triples = np.asarray(palette[: len(palette) // 3 * 3]).reshape(-1, 3)
-    return bool(len(triples)) and bool(np.all(triples == triples[:, :1]))
 
 
 def image_channels(image: Image.Image) -> int:
