@@ -132,9 +132,16 @@ def train(
     worker_scratch = None if is_chief else Path(tempfile.mkdtemp(prefix="dae-worker-"))
     checkpoint = checkpoint_path(out) if is_chief else worker_scratch / "checkpoint"
     if strategy == "multi-worker":
-        # Survives a worker restart: every worker restores its last epoch and goes on.
-        backup = out.with_name(f"{out.name}.backup-{distribution.cluster_resolver.task_type}-{distribution.cluster_resolver.task_id}")
-        callbacks = [keras.callbacks.BackupAndRestore(str(backup)), *(callbacks or [])]
+        # A restarted job goes on from the last epoch: BackupAndRestore restores each
+        # worker's weights and epoch, and the chief's checkpoint holds the history so far.
+        resolver = distribution.cluster_resolver
+        backup = out.with_name(f"{out.name}.backup-{resolver.task_type}-{resolver.task_id}")
+        if is_chief and not resume_state and backup.exists() and (checkpoint / STATE).exists():
+            state = json.loads((checkpoint / STATE).read_text())
+            history, previous_seconds = list(state["history"]), state["training_seconds"]
+        restore = [keras.callbacks.BackupAndRestore(str(backup))]
+    else:
+        restore = []
     recorder = _epoch_recorder(history, reporter, checkpoint, config, image_shape, training_data.source, previous_seconds)
 
     reporter.start(config.epochs, steps_per_epoch, initial_epoch)
@@ -149,7 +156,8 @@ def train(
                 steps_per_epoch=steps_per_epoch,
                 validation_data=(val_noisy, val_clean),
                 validation_batch_size=global_batch,
-                callbacks=[recorder, *(callbacks or [])],
+                # The backup is written before the epoch is reported or checkpointed.
+                callbacks=[*restore, recorder, *(callbacks or [])],
                 shuffle=False,  # the tf.data stream shuffles itself
                 verbose=0,
             )
@@ -399,9 +407,9 @@ class _EpochRecorderMixin:
         self.training_seconds += seconds
         row = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan)), "val_loss": float(logs.get("val_loss", math.nan)), "seconds": round(seconds, 3)}
         self.history.append(row)
-        self.reporter.epoch(epoch + 1, self.config.epochs, row, seconds)
         if epoch + 1 < self.config.epochs:
-            self.save_checkpoint(self.model)
+            self.save_checkpoint(self.model)  # before the epoch is reported as done
+        self.reporter.epoch(epoch + 1, self.config.epochs, row, seconds)
 
     def save_checkpoint(self, model) -> None:
         state = {

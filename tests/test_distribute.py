@@ -36,31 +36,61 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_workers_on_localhost_train_and_only_the_chief_writes(tmp_path):
+def start_workers(out, epochs):
     workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
-    out = tmp_path / "model"
     processes = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "dae_cli", "--json", "train", *SMALL, "--epochs", "2", "--batch-size", "64",
+                [sys.executable, "-m", "dae_cli", "--json", "train", *SMALL, "--epochs", str(epochs), "--batch-size", "64",
                  "--strategy", "multi-worker", "--out", str(out)],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(TF_CONFIG=json.dumps(config)),
             )
         )
+    return processes
+
+
+def finish(processes, timeout=300):
     results = []
     try:
         for process in processes:
-            stdout, stderr = process.communicate(timeout=300)
+            stdout, stderr = process.communicate(timeout=timeout)
             results.append((process.returncode, stdout, stderr))
     finally:
         for process in processes:
             process.kill()
-    for code, _, stderr in results:
+    return results
+
+
+def test_two_workers_on_localhost_train_and_only_the_chief_writes(tmp_path):
+    out = tmp_path / "model"
+    for code, _, stderr in finish(start_workers(out, epochs=2)):
         assert code == 0, stderr
     manifest = artifacts.read_manifest(out)
     assert manifest["replicas"] == 2 and manifest["epochs_done"] == 2
     artifacts.verify_files(out, manifest, ("encoder", "decoder", "autoencoder.keras"))
     # One model directory and nothing else: no second copy, no backups or checkpoints left.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_restarted_multi_worker_job_goes_on_from_its_last_epoch(tmp_path):
+    out = tmp_path / "model"
+    first = start_workers(out, epochs=3)
+    chief_log = []
+    while not any("epoch 1/3" in line for line in chief_log):
+        line = first[0].stderr.readline()
+        assert line, "".join(chief_log)
+        chief_log.append(line)
+    for process in first:  # the whole job dies, as when a machine goes away
+        process.kill()
+        process.wait()
+    restarted = finish(start_workers(out, epochs=3))
+    for code, _, stderr in restarted:
+        assert code == 0, stderr
+    chief_stderr = restarted[0][2]
+    assert "epoch 2/3" in chief_stderr and "epoch 1/3" not in chief_stderr  # went on, did not start over
+    manifest = artifacts.read_manifest(out)
+    assert manifest["epochs_done"] == 3
+    assert [row["epoch"] for row in artifacts.read_history(out / "history.csv")] == [1, 2, 3]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
