@@ -109,7 +109,7 @@ def plan_image(pixels: np.ndarray, model_size: tuple[int, int], mode: str, overl
         return tiling.plan_tiles(pixels, model_size, overlap)
     raise InputError(
         f"{path}: image is {pixels.shape[0]}x{pixels.shape[1]}, the model takes "
-        f"{model_size[0]}x{model_size[1]}; pass --tile or --resize"
+        f"{model_size[0]}x{model_size[1]}; tile it (denoise: --tile, encode: --tiles) or pass --resize"
     )
 
 
@@ -145,8 +145,7 @@ def denoise_files(
     with ThreadPoolExecutor(max_workers=4) as pool:
         for chunk in chunks(list(zip(paths, outputs)), batch_size):
             plans = []
-            pending = [(p, o) for p, o in chunk]
-            for (path, output), loaded in zip(pending, _load_all([p for p, _ in pending], channels, pool)):
+            for (path, output), loaded in zip(chunk, _load_all([p for p, _ in chunk], channels, pool)):
                 try:
                     if output.exists() and not overwrite:
                         raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")

@@ -154,4 +154,4 @@ def test_encode_tiles_gives_one_latent_per_tile_and_decodes_them(trained_model, 
         f"page.tile{y}-{x}.decoded.png" for y in (0, 14) for x in (0, 14, 28)
     )
     plain = run_dae("encode", page, "-m", trained_model)
-    assert plain.returncode == 1 and "pass --tile or --resize" in plain.stderr
+    assert plain.returncode == 1 and "encode: --tiles) or pass --resize" in plain.stderr
