@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(os.environ.get("DAE_BENCH_RESULTS", ROOT / "bench" / "results"))
 MNIST = Path(os.environ.get("DAE_BENCH_MNIST", ROOT.parent / "shared" / "data" / "mnist.npz"))
 PYTHON = sys.executable
 DAE = str(Path(sys.executable).with_name("dae"))

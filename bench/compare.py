@@ -191,6 +191,13 @@ def summarize(results):
             ref_ips = common.median([r["images_per_second"] for r in reference["epochs"]])
             summary["throughput_ratio"] = summary["median_images_per_second"] / ref_ips
             summary["wall_fraction_of_reference"] = summary["total_seconds"] / ref_total
+            # The same two fractions from median epoch times: robust to a load spike
+            # that happened to land on one contender's epoch.
+            ref_median = common.median([r["epoch_seconds"] for r in reference["epochs"]])
+            ref_by_medians = ref_median * len(reference["epochs"])
+            summary["time_fraction_of_reference_by_medians"] = (
+                reached["epoch"] * summary["median_epoch_seconds"] / ref_by_medians if reached else None)
+            summary["wall_fraction_of_reference_by_medians"] = len(rows) * summary["median_epoch_seconds"] / ref_by_medians
             for gain in (0.5, 2.0):
                 hit = next((r for r in rows if r["test_psnr"] >= target + gain), None)
                 summary[f"time_to_reference_plus_{gain}db"] = hit["cumulative_seconds"] if hit else None

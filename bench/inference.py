@@ -131,9 +131,9 @@ def main(argv=None):
                 started = time.perf_counter()
                 subprocess.run(command, capture_output=True, env=env, check=True)
                 times[label].append(time.perf_counter() - started)
-        for label, runs in times.items():
-            latency[label] = {"median_seconds": common.median(runs), "runs": runs}
-            print(f"{label}: median {common.median(runs):.3f}s", flush=True)
+        for label, measured in times.items():
+            latency[label] = {"median_seconds": common.median(measured), "runs": measured}
+            print(f"{label}: median {common.median(measured):.3f}s", flush=True)
         result["latency"] = latency
         result["summary"] = {
             "cli_images_per_second": runs["all"]["images_per_second"],

@@ -45,7 +45,8 @@ def compare_section(result, title, gains=False):
     contenders = result["contenders"]
     out = [f"### {title}", "", f"Command: `{' '.join(Path(a).name if i == 0 else a for i, a in enumerate(result['argv']))}`", ""]
     header = ["contender", "epochs", "median img/s", "× reference", "median epoch s", "total s",
-              "final test PSNR", "final test SSIM", "Δ PSNR vs ref", "time to ref PSNR", "fraction of ref time"]
+              "final test PSNR", "final test SSIM", "Δ PSNR vs ref", "time to ref PSNR",
+              "fraction of ref time (measured / by medians)", "total as fraction of ref (measured / by medians)"]
     rows = []
     for name, c in contenders.items():
         s = c.get("summary")
@@ -57,7 +58,8 @@ def compare_section(result, title, gains=False):
             fmt(s["median_epoch_seconds"], 2), fmt(s["total_seconds"], 1), fmt(s["final_test_psnr"], 2),
             fmt(s["final_test_ssim"], 4), fmt(s.get("psnr_gain_db"), 2, " dB"),
             fmt(s.get("time_to_reference_psnr"), 1, " s") + (f" (epoch {s['epochs_to_reference_psnr']})" if s.get("epochs_to_reference_psnr") else ""),
-            fmt(s.get("time_fraction_of_reference"), 3),
+            fmt(s.get("time_fraction_of_reference"), 3) + " / " + fmt(s.get("time_fraction_of_reference_by_medians"), 3),
+            fmt(s.get("wall_fraction_of_reference"), 3) + " / " + fmt(s.get("wall_fraction_of_reference_by_medians"), 3),
         ])
     out.append(table(header, rows))
     ref_total = contenders.get("reference", {}).get("summary", {}).get("total_seconds")

@@ -1,4 +1,5 @@
-"""Runs the whole benchmark, then writes its tables to bench/results/report.md.
+"""Runs the whole benchmark, then writes its tables to bench/results/report.md
+(--quick: everything under bench/results/quick/ instead).
 
     .venv/bin/python bench/run_all.py            # everything, as in BENCHMARKS.md (~50 min on 2 cores)
     .venv/bin/python bench/run_all.py --quick    # a smoke run: 3 epochs on 10,000 images, 1,000 test images
@@ -14,6 +15,7 @@ Steps (each also runs alone, see its --help):
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -71,6 +73,9 @@ def main(argv=None):
     parser.add_argument("--cli-epochs", type=int, default=3, help="Epochs of the `dae train` CLI run (peak RSS).")
     args = parser.parse_args(argv)
     steps = args.only or STEPS
+    if args.quick:  # never overwrite the full run's results
+        common.RESULTS = common.RESULTS / "quick"
+        os.environ["DAE_BENCH_RESULTS"] = str(common.RESULTS)
     limit = ["--limit", "10000"] if args.quick else []
 
     if "levers" in steps:
