@@ -21,10 +21,14 @@ from dae_cli.errors import DaeError
 TEMP_PREFIX = ".dae-tmp-"
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once: os.umask can only be read by setting it, two system calls per file.
+UMASK = _read_umask()
 
 
 class OutputExistsError(DaeError):
@@ -48,7 +52,7 @@ def write_bytes_atomic(path: str | Path, data: bytes, overwrite: bool = False, d
     descriptor, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
         # mkstemp makes the file private (0600); give it the permissions open() would.
-        os.fchmod(descriptor, 0o666 & ~_umask())
+        os.fchmod(descriptor, 0o666 & ~UMASK)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             if durable:
@@ -86,7 +90,7 @@ def staging_directory(final: str | Path):
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + final.name + "-", dir=final.parent))
-    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
+    os.chmod(staging, 0o777 & ~UMASK)  # mkdtemp makes it private (0700)
     try:
         yield staging
     finally:

@@ -9,6 +9,7 @@ existing file unless `overwrite` is set.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -169,10 +170,15 @@ def denoise_files(
                 report(outcome)
 
 
+@functools.lru_cache(maxsize=1024)
+def _make_directory(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)  # once per folder, not once per file
+
+
 def _write_png(label: str, pixels: np.ndarray, output: Path, overwrite: bool) -> Outcome:
     """Writes one output image; a failure becomes the input's outcome, not an exception."""
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
+        _make_directory(output.parent)
         image_io.save_png(pixels, output, overwrite=overwrite)
         return Outcome(label, output=str(output))
     except DaeError as error:
