@@ -103,7 +103,7 @@ def train(
     batch_norm: Optional[bool] = typer.Option(None, "--batch-norm/--no-batch-norm", help="BatchNormalization before each ReLU."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default 30)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size per replica (default 128)."),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Adam learning rate (default 0.001)."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Adam learning rate, the start of the schedule (default 0.003; the example: 0.001, constant)."),
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="cosine (default) or constant."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (default: mixed_bfloat16 where the CPU has AVX512-BF16 or AMX and no GPU is visible, else float32), float32 or mixed_bfloat16."),
     jit_compile: Optional[bool] = typer.Option(None, "--jit-compile/--no-jit-compile", help="Compile training steps with XLA."),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -114,16 +113,6 @@ def plan_image(pixels: np.ndarray, model_size: tuple[int, int], mode: str, overl
     )
 
 
-def _load_all(paths: list[Path], channels: int, pool: ThreadPoolExecutor) -> list[np.ndarray | InputError]:
-    def load(path):
-        try:
-            return image_io.load_image(path, channels)
-        except InputError as error:
-            return error
-
-    return list(pool.map(load, paths))
-
-
 def _run_batched(function: Callable[[np.ndarray], np.ndarray], arrays: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate([function(arrays[i : i + batch_size]) for i in range(0, len(arrays), batch_size)])
 
@@ -143,31 +132,24 @@ def denoise_files(
     height, width, channels = model.image_shape
     report = log.add
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for chunk in chunks(list(zip(paths, outputs)), batch_size):
-            plans = []
-            for (path, output), loaded in zip(chunk, _load_all([p for p, _ in chunk], channels, pool)):
-                try:
-                    if output.exists() and not overwrite:
-                        raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
-                    if isinstance(loaded, InputError):
-                        raise loaded
-                    plans.append((path, output, plan_image(loaded, (height, width), size_mode, overlap, path)))
-                except DaeError as error:
-                    report(Outcome(str(path), error=str(error)))
-            if not plans:
-                continue
-            tiles = np.concatenate([plan.tiles for _, _, plan in plans]).astype(np.float32)
-            predicted = _run_batched(model.denoise, tiles, batch_size)
-            offsets = np.cumsum([0] + [len(plan.tiles) for _, _, plan in plans])
-            results = [plan.assemble(predicted[offsets[i] : offsets[i + 1]]) for i, (_, _, plan) in enumerate(plans)]
-
-            def write(item):
-                (path, output, _), result = item
-                return _write_png(str(path), result, output, overwrite)
-
-            for outcome in pool.map(write, zip(plans, results)):
-                report(outcome)
+    for chunk in chunks(list(zip(paths, outputs)), batch_size):
+        plans = []
+        for path, output in chunk:
+            try:
+                if output.exists() and not overwrite:
+                    raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
+                pixels = image_io.load_image(path, channels)
+                plans.append((path, output, plan_image(pixels, (height, width), size_mode, overlap, path)))
+            except DaeError as error:
+                report(Outcome(str(path), error=str(error)))
+        if not plans:
+            continue
+        tiles = np.concatenate([plan.tiles for _, _, plan in plans]).astype(np.float32)
+        predicted = _run_batched(model.denoise, tiles, batch_size)
+        offsets = np.cumsum([0] + [len(plan.tiles) for _, _, plan in plans])
+        for i, (path, output, plan) in enumerate(plans):
+            result = plan.assemble(predicted[offsets[i] : offsets[i + 1]])
+            report(_write_png(str(path), result, output, overwrite))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -203,23 +185,21 @@ def encode_files(
     height, width, channels = model.image_shape
     report = log.add
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for chunk in chunks(paths, batch_size):
-            ready = []
-            for path, loaded in zip(chunk, _load_all(chunk, channels, pool)):
-                try:
-                    if isinstance(loaded, InputError):
-                        raise loaded
-                    plan = plan_image(loaded, (height, width), size_mode, overlap, path)
-                    tiled = len(plan.tiles) > 1 or plan.tiles.shape[1:3] != loaded.shape[:2]
-                    for (y, x), tile in zip(plan.corners, plan.tiles):
-                        ready.append((f"{path}#{y},{x}" if tiled and size_mode == "tile" else str(path), tile))
-                except DaeError as error:
-                    report(Outcome(str(path), error=str(error)))
-            if ready:
-                latents = _run_batched(model.encode, np.stack([pixels for _, pixels in ready]).astype(np.float32), batch_size)
-                for (source, _), latent in zip(ready, latents):
-                    report(Outcome(source, latent=[float(v) for v in latent]))
+    for chunk in chunks(paths, batch_size):
+        ready = []
+        for path in chunk:
+            try:
+                pixels = image_io.load_image(path, channels)
+                plan = plan_image(pixels, (height, width), size_mode, overlap, path)
+                tiled = len(plan.tiles) > 1 or plan.tiles.shape[1:3] != pixels.shape[:2]
+                for (y, x), tile in zip(plan.corners, plan.tiles):
+                    ready.append((f"{path}#{y},{x}" if tiled and size_mode == "tile" else str(path), tile))
+            except DaeError as error:
+                report(Outcome(str(path), error=str(error)))
+        if ready:
+            latents = _run_batched(model.encode, np.stack([tile for _, tile in ready]).astype(np.float32), batch_size)
+            for (source, _), latent in zip(ready, latents):
+                report(Outcome(source, latent=[float(v) for v in latent]))
 
 
 def decode_latents(

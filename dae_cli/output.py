@@ -68,9 +68,9 @@ class Output:
     def record(self, record: dict[str, Any], text: str | None = None) -> None:
         """One result: a JSON line with --json, else `text` (if any) as a plain line."""
         if self.json_mode:
-            print(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **record}, default=_json_default), flush=True)
+            print(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **record}, default=_json_default))
         elif text is not None:
-            print(text, flush=True)
+            print(text)  # not flushed line by line: a flush per file costs more than the file
 
     def table(self, title: str, rows: list[tuple[str, str]], record: dict[str, Any]) -> None:
         """A two-column table on stdout, or `record` as one JSON line with --json."""
