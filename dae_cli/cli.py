@@ -6,6 +6,7 @@ every `--help` stay fast.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -36,6 +37,12 @@ NO_VERIFY_OPTION = typer.Option(False, "--no-verify", help="Load the model even 
 OVERLAP_OPTION = typer.Option(None, "--overlap", help="Tile overlap in pixels (default: half a tile).")
 BATCH_SIZE_OPTION = typer.Option(256, "--batch-size", min=1, help="Images, tiles or vectors per model call.")
 INPUTS_ARGUMENT = typer.Argument(..., help="Image files, directories (recursive) or globs.")
+# Noise flags of `train` and `noise`; None means Config's default.
+NOISE_OPTION = typer.Option(None, "--noise", help="gaussian (default), salt-pepper, speckle, poisson or mask.")
+NOISE_MEAN_OPTION = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default 0.5).")
+NOISE_STD_OPTION = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std (default 0.5).")
+NOISE_AMOUNT_OPTION = typer.Option(None, "--noise-amount", help="Salt-pepper amount / mask fraction (default 0.1).")
+NOISE_PEAK_OPTION = typer.Option(None, "--noise-peak", help="Poisson peak photon count (default 30).")
 
 app = typer.Typer(
     name="dae",
@@ -108,11 +115,11 @@ def train(
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (default: mixed_bfloat16 where the CPU has AVX512-BF16 or AMX and no GPU is visible, else float32), float32 or mixed_bfloat16."),
     jit_compile: Optional[bool] = typer.Option(None, "--jit-compile/--no-jit-compile", help="Compile training steps with XLA."),
     scale_learning_rate: Optional[bool] = typer.Option(None, "--scale-lr/--no-scale-lr", help="Multiply the learning rate by the number of replicas."),
-    noise: Optional[str] = typer.Option(None, "--noise", help="gaussian (default), salt-pepper, speckle, poisson or mask."),
-    noise_mean: Optional[float] = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default 0.5)."),
-    noise_std: Optional[float] = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std (default 0.5)."),
-    noise_amount: Optional[float] = typer.Option(None, "--noise-amount", help="Salt-pepper amount / mask fraction (default 0.1)."),
-    noise_peak: Optional[float] = typer.Option(None, "--noise-peak", help="Poisson peak photon count (default 30)."),
+    noise: Optional[str] = NOISE_OPTION,
+    noise_mean: Optional[float] = NOISE_MEAN_OPTION,
+    noise_std: Optional[float] = NOISE_STD_OPTION,
+    noise_amount: Optional[float] = NOISE_AMOUNT_OPTION,
+    noise_peak: Optional[float] = NOISE_PEAK_OPTION,
 ) -> None:
     """Train a denoising autoencoder and save it as a model directory."""
     from dae_cli.training import train as run_training
@@ -224,7 +231,8 @@ def encode(
         if not outcome.ok:
             _report_outcome(outcome, None)
         elif out is None:
-            output.record({"source": outcome.input, "latent": outcome.latent}, _json_line(outcome))
+            record = {"source": outcome.input, "latent": outcome.latent}
+            output.record(record, json.dumps(record))  # JSON lines are the data, --json or not
 
     log = _outcome_log(fail_fast, on_outcome)
     _check_overlap(overlap, loaded)
@@ -240,12 +248,6 @@ def encode(
 def _check_overlap(overlap: Optional[int], loaded) -> None:
     if overlap is not None and not 0 <= overlap < min(loaded.image_shape[:2]):
         raise UsageError(f"--overlap must be between 0 and {min(loaded.image_shape[:2]) - 1}")
-
-
-def _json_line(outcome) -> str:
-    import json
-
-    return json.dumps({"source": outcome.input, "latent": outcome.latent})
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -354,11 +356,11 @@ def evaluate(
 def noise_command(
     inputs: List[str] = typer.Argument(..., help="Clean image files, directories (recursive) or globs."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory, or a .png file for one input (default: beside each input)."),
-    noise: str = typer.Option("gaussian", "--noise", help="gaussian, salt-pepper, speckle, poisson or mask."),
-    noise_mean: float = typer.Option(0.5, "--noise-mean", help="Gaussian noise mean."),
-    noise_std: float = typer.Option(0.5, "--noise-std", help="Gaussian/speckle noise std."),
-    noise_amount: float = typer.Option(0.1, "--noise-amount", help="Salt-pepper amount / mask fraction."),
-    noise_peak: float = typer.Option(30.0, "--noise-peak", help="Poisson peak photon count."),
+    noise: Optional[str] = NOISE_OPTION,
+    noise_mean: Optional[float] = NOISE_MEAN_OPTION,
+    noise_std: Optional[float] = NOISE_STD_OPTION,
+    noise_amount: Optional[float] = NOISE_AMOUNT_OPTION,
+    noise_peak: Optional[float] = NOISE_PEAK_OPTION,
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same noise."),
     overwrite: bool = OVERWRITE_OPTION,
     fail_fast: bool = FAIL_FAST_OPTION,

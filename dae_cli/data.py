@@ -306,12 +306,3 @@ def random_patches(images: list, patch_size: int, seed: int):
     seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
     return tf.data.Dataset.zip(stream, seeds).map(crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
 
-
-def noisy_copy(clean_uint8: np.ndarray, noise, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(noisy, clean) float32 copies of `clean_uint8`, with one fixed noise draw."""
-    from dae_cli.backend import tf
-    from dae_cli.noise import add_noise
-
-    clean = clean_uint8.astype(np.float32) / 255.0
-    noisy = add_noise(clean, tf.constant([seed, 0x5EED], tf.int64), noise).numpy()
-    return noisy, clean

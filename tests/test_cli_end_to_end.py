@@ -149,3 +149,17 @@ print('tensorflow' in sys.modules)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("False")
     assert "Exit codes" in result.stdout
+
+
+def test_train_reports_the_figures_dae_evaluate_gives(trained_model):
+    # Same split (the sample's 1,000 test images), same seeded noise: the same scores.
+    from dae_cli import artifacts
+
+    trained = artifacts.read_manifest(trained_model)["metrics"]
+    result = run_dae("--json", "evaluate", "-m", trained_model)
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads(result.stdout)
+    assert evaluated["images"] == 1000
+    assert evaluated["psnr_noisy"] == trained["psnr_noisy"]
+    for key in ("psnr_denoised", "ssim_denoised"):
+        assert evaluated[key]["mean"] == pytest.approx(trained[key]["mean"], abs=1e-3)
