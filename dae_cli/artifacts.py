@@ -110,7 +110,12 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     """The manifest of a model directory, or a `ModelError` saying what is wrong."""
     directory = Path(directory)
     if not directory.exists():
-        raise ModelError(f"model directory {directory} does not exist; train one with 'dae train --out {directory}' or pass -m MODEL")
+        from dae_cli.builtins import BUILTIN_MODELS
+
+        raise ModelError(
+            f"model directory {directory} does not exist; train one with 'dae train --out {directory}' "
+            f"or pass -m MODEL (built-in models: {', '.join(BUILTIN_MODELS)})"
+        )
     if not directory.is_dir():
         raise ModelError(f"{directory} is not a directory, so not a dae model")
     path = directory / MANIFEST
@@ -168,7 +173,17 @@ class LoadedModel:
 
     @property
     def latent_dim(self) -> int:
+        """The latent vector's size, or a `conv` latent feature map's channels."""
         return int(self.manifest["latent_dim"])
+
+    @property
+    def architecture(self) -> str:
+        return self.manifest.get("architecture", "dense")
+
+    @property
+    def size_multiple(self) -> int:
+        """What a `conv` model's image height and width must be divisible by."""
+        return int(self.manifest.get("size_multiple", 1))
 
     def encode(self, images):
         return self.encoder.serve(images).numpy()
@@ -227,6 +242,24 @@ def _signature_dim(saved_model, output: bool) -> int | None:
         return int(spec.shape[-1])
     except Exception:
         return None
+
+
+def write_inference_copy(source: Path, target: Path) -> dict[str, Any]:
+    """Copies a model directory without its optimizer state (`autoencoder.keras`) and
+    without `samples.png` (it shows validation images), with the manifest's hashes
+    made anew: what `dae` ships as a built-in model."""
+    import shutil
+
+    source, target = Path(source), Path(target)
+    manifest = read_manifest(source)
+    verify_files(source, manifest, (ENCODER, DECODER))
+    target.mkdir(parents=True)
+    for part in (ENCODER, DECODER):
+        shutil.copytree(source / part, target / part)
+    shutil.copy2(source / HISTORY, target / HISTORY)
+    manifest = {**manifest, "files": hash_tree(target)}
+    write_manifest(target, manifest, overwrite=False)
+    return manifest
 
 
 def load_keras_model(path: Path):

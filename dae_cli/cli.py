@@ -27,7 +27,7 @@ EXIT_CODES_HELP = (
     "130 interrupted (Ctrl-C or SIGTERM)."
 )
 DEFAULT_MODEL = "dae-model"
-MODEL_HELP = "Model directory (default: $DAE_MODEL, else ./dae-model)."
+MODEL_HELP = "Model directory or built-in model (mnist, photo-gray); default: $DAE_MODEL, else ./dae-model."
 
 # Options that several commands share, declared once.
 MODEL_OPTION = typer.Option(None, "--model", "-m", help=MODEL_HELP)
@@ -40,7 +40,8 @@ INPUTS_ARGUMENT = typer.Argument(..., help="Image files, directories (recursive)
 # Noise flags of `train` and `noise`; None means Config's default.
 NOISE_OPTION = typer.Option(None, "--noise", help="gaussian (default), salt-pepper, speckle, poisson or mask.")
 NOISE_MEAN_OPTION = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default 0.5).")
-NOISE_STD_OPTION = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std (default 0.5).")
+NOISE_STD_OPTION = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std on [0, 1], or on the 0-255 scale as 25/255 (default 0.5).")
+NOISE_STD_RANGE_OPTION = typer.Option(None, "--noise-std-range", help="Blind noise: each image's std drawn uniformly from LOW,HIGH (e.g. 0,0.2 or 0/255,50/255).")
 NOISE_AMOUNT_OPTION = typer.Option(None, "--noise-amount", help="Salt-pepper amount / mask fraction (default 0.1).")
 NOISE_PEAK_OPTION = typer.Option(None, "--noise-peak", help="Poisson peak photon count (default 30).")
 
@@ -78,7 +79,30 @@ def main_options(
 
 
 def _model_dir(model: Optional[Path]) -> Path:
-    return model or Path(os.environ.get("DAE_MODEL") or DEFAULT_MODEL)
+    from dae_cli.builtins import resolve_model
+
+    return resolve_model(model or Path(os.environ.get("DAE_MODEL") or DEFAULT_MODEL))
+
+
+def _parse_std(text: Optional[str], flag: str = "--noise-std") -> Optional[float]:
+    """A noise std on [0, 1] ("0.098") or as a fraction of the 0-255 scale ("25/255")."""
+    if text is None:
+        return None
+    numerator, slash, denominator = text.strip().partition("/")
+    try:
+        value = float(numerator) / (float(denominator) if slash else 1.0)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"{flag} must be a number like 0.1 or a fraction like 25/255, got {text!r}") from None
+    return value
+
+
+def _parse_std_range(text: Optional[str]) -> Optional[list]:
+    if text is None:
+        return None
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise UsageError(f"--noise-std-range must be LOW,HIGH like 0,0.2 or 0/255,50/255, got {text!r}")
+    return [_parse_std(part, "--noise-std-range") for part in parts]
 
 
 def _parse_filters(text: Optional[str]) -> Optional[list]:
@@ -104,10 +128,18 @@ def train(
     limit: Optional[int] = typer.Option(None, "--limit", help="Use at most N training and N validation images."),
     patch_size: Optional[int] = typer.Option(None, "--patch-size", help="Train on random square crops of this size."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for shuffling, noise and initial weights (default 0)."),
-    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="Latent vector size (default 16)."),
+    val_data: Optional[str] = typer.Option(None, "--val-data", help="A folder of validation images (any sizes), instead of a split of --data."),
+    architecture: Optional[str] = typer.Option(None, "--arch", help="dense (default: the reference design, a Dense latent vector, one image size) or conv (fully convolutional: any image size, the latent is a feature map)."),
+    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="Latent vector size (default 16; dense only)."),
     filters: Optional[str] = typer.Option(None, "--filters", help="Conv filters per block, e.g. 32,64 (default)."),
     kernel_size: Optional[int] = typer.Option(None, "--kernel-size", help="Convolution kernel size (default 3)."),
     batch_norm: Optional[bool] = typer.Option(None, "--batch-norm/--no-batch-norm", help="BatchNormalization before each ReLU."),
+    downsampling: Optional[str] = typer.Option(None, "--downsampling", help="strided (default: strided Conv2D) or maxpool (MaxPooling2D)."),
+    upsampling: Optional[str] = typer.Option(None, "--upsampling", help="transpose (default: strided Conv2DTranspose) or upsample (UpSampling2D)."),
+    blocks_per_level: Optional[int] = typer.Option(None, "--blocks-per-level", help="conv: convolutions per level (default 2)."),
+    skips: Optional[bool] = typer.Option(None, "--skips/--no-skips", help="conv: the latent holds every scale's features, as a U-Net passes them (default on)."),
+    residual: Optional[bool] = typer.Option(None, "--residual/--no-residual", help="conv: the decoder predicts the noise and subtracts it (default on); off: a sigmoid output."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="mse (default) or mae."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default 30)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size per replica (default 128)."),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Adam learning rate, the start of the schedule (default 0.003; the example: 0.001, constant)."),
@@ -117,7 +149,8 @@ def train(
     scale_learning_rate: Optional[bool] = typer.Option(None, "--scale-lr/--no-scale-lr", help="Multiply the learning rate by the number of replicas."),
     noise: Optional[str] = NOISE_OPTION,
     noise_mean: Optional[float] = NOISE_MEAN_OPTION,
-    noise_std: Optional[float] = NOISE_STD_OPTION,
+    noise_std: Optional[str] = NOISE_STD_OPTION,
+    noise_std_range: Optional[str] = NOISE_STD_RANGE_OPTION,
     noise_amount: Optional[float] = NOISE_AMOUNT_OPTION,
     noise_peak: Optional[float] = NOISE_PEAK_OPTION,
 ) -> None:
@@ -130,8 +163,11 @@ def train(
         kernel_size=kernel_size, batch_norm=batch_norm, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, lr_schedule=lr_schedule, precision=precision,
         jit_compile=jit_compile, scale_learning_rate=scale_learning_rate, noise=noise, noise_mean=noise_mean, noise_std=noise_std,
-        noise_amount=noise_amount, noise_peak=noise_peak,
+        noise_amount=noise_amount, noise_peak=noise_peak, val_data=val_data, architecture=architecture,
+        downsampling=downsampling, upsampling=upsampling, blocks_per_level=blocks_per_level, skips=skips,
+        residual=residual, loss=loss, noise_std_range=_parse_std_range(noise_std_range),
     )
+    overrides["noise_std"] = _parse_std(noise_std)
     output = State.output
     result = run_training(
         str(config) if config else None, overrides, _model_dir(out), resume=resume, overwrite=overwrite,
@@ -184,6 +220,7 @@ def denoise(
     tile: bool = typer.Option(True, "--tile/--no-tile", help="Denoise other-sized images by overlapping tiles (default); --no-tile makes them an error."),
     overlap: Optional[int] = OVERLAP_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
+    max_megapixels: float = typer.Option(4.0, "--max-megapixels", min=0.01, help="conv models: images up to this size go through whole, larger ones by overlapping windows of it."),
     fail_fast: bool = FAIL_FAST_OPTION,
     no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
@@ -193,9 +230,17 @@ def denoise(
     paths = image_io.expand_inputs(inputs)
     outputs = inference.output_paths(paths, out, ".denoised.png")
     loaded = artifacts.load_model(_model_dir(model), verify=not no_verify)
+    log = _outcome_log(fail_fast)
+    if loaded.architecture == "conv":
+        from dae_cli import whole_images
+
+        whole_images.denoise_files(
+            loaded, paths, outputs, overwrite=overwrite, max_pixels=int(max_megapixels * 1e6),
+            overlap=whole_images.DEFAULT_OVERLAP if overlap is None else overlap, log=log,
+        )
+        return _batch_exit(log)
     _check_overlap(overlap, loaded)
     size_mode = "resize" if resize else "tile" if tile else "error"
-    log = _outcome_log(fail_fast)
     inference.denoise_files(
         loaded, paths, outputs, size_mode=size_mode, overlap=overlap, overwrite=overwrite,
         batch_size=batch_size, log=log,
@@ -216,7 +261,7 @@ def encode(
     fail_fast: bool = FAIL_FAST_OPTION,
     no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
-    """Encode images to latent vectors with the encoder SavedModel alone."""
+    """Encode images to latents with the encoder SavedModel alone: vectors, or feature maps (conv) to .npz."""
     from dae_cli import artifacts, image_io, inference, latents
 
     output = State.output
@@ -224,8 +269,11 @@ def encode(
         raise UsageError(f"-o {out}: unknown latent format; use one of {', '.join(latents.SUFFIXES)}")
     if out is not None and out.exists() and not overwrite:
         raise UsageError(f"{out} exists; pass --overwrite to replace it")
+    directory = _model_dir(model)
+    if artifacts.read_manifest(directory).get("architecture") == "conv":
+        return _encode_maps(inputs, directory, out, overwrite, fail_fast, no_verify)
     paths = image_io.expand_inputs(inputs)
-    loaded = artifacts.load_model(_model_dir(model), parts=(artifacts.ENCODER,), verify=not no_verify)
+    loaded = artifacts.load_model(directory, parts=(artifacts.ENCODER,), verify=not no_verify)
 
     def on_outcome(outcome):
         if not outcome.ok:
@@ -245,6 +293,23 @@ def encode(
     _batch_exit(log)
 
 
+def _encode_maps(inputs, directory: Path, out: Optional[Path], overwrite: bool, fail_fast: bool, no_verify: bool) -> None:
+    """`encode` for a conv model: one latent feature map per image, to .npz or .npy."""
+    from dae_cli import artifacts, image_io, latent_maps, whole_images
+
+    whole_images.check_latent_format(out)
+    paths = image_io.expand_inputs(inputs)
+    if out.suffix.lower() == ".npy" and len(paths) != 1:
+        raise UsageError(f"-o {out}: .npy holds the latent of one image, got {len(paths)}; use .npz")
+    loaded = artifacts.load_model(directory, parts=(artifacts.ENCODER,), verify=not no_verify)
+    log = _outcome_log(fail_fast, lambda outcome: None if outcome.ok else _report_outcome(outcome, None))
+    encoded = whole_images.encode_files(loaded, paths, log=log)
+    if encoded:
+        latent_maps.write_maps(out, encoded, overwrite=overwrite)
+        State.output.record({"output": str(out), "count": len(encoded)}, str(out))
+    _batch_exit(log)
+
+
 def _check_overlap(overlap: Optional[int], loaded) -> None:
     if overlap is not None and not 0 <= overlap < min(loaded.image_shape[:2]):
         raise UsageError(f"--overlap must be between 0 and {min(loaded.image_shape[:2]) - 1}")
@@ -260,14 +325,22 @@ def decode(
     fail_fast: bool = FAIL_FAST_OPTION,
     no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
-    """Decode latent vectors to images with the decoder SavedModel alone."""
+    """Decode latents (vectors, or a conv model's feature maps) to images with the decoder SavedModel alone."""
     from dae_cli import artifacts, inference, latents
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out} is a file; decode writes a directory of PNGs")
-    items = latents.read_latents(latents_file)
-    loaded = artifacts.load_model(_model_dir(model), parts=(artifacts.DECODER,), verify=not no_verify)
+    directory = _model_dir(model)
     log = _outcome_log(fail_fast)
+    if artifacts.read_manifest(directory).get("architecture") == "conv":
+        from dae_cli import latent_maps, whole_images
+
+        maps = latent_maps.read_maps(latents_file)
+        loaded = artifacts.load_model(directory, parts=(artifacts.DECODER,), verify=not no_verify)
+        whole_images.decode_maps(loaded, maps, out, overwrite=overwrite, log=log)
+        return _batch_exit(log)
+    items = latents.read_latents(latents_file)
+    loaded = artifacts.load_model(directory, parts=(artifacts.DECODER,), verify=not no_verify)
     inference.decode_latents(loaded, items, out, overwrite=overwrite, batch_size=batch_size, log=log)
     _batch_exit(log)
 
@@ -288,8 +361,10 @@ def info(
         ("format version", str(manifest["format_version"])),
         ("created", str(manifest.get("created", "?"))),
         ("versions", ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())),
-        ("image shape", "x".join(map(str, manifest["image_shape"]))),
-        ("latent size", str(manifest["latent_dim"])),
+        ("architecture", manifest.get("architecture", "dense")),
+        ("image shape", "x".join("any" if d is None else str(d) for d in manifest["image_shape"])),
+        ("latent size", str(manifest["latent_dim"]) if manifest.get("architecture", "dense") == "dense"
+         else f"feature map of {manifest['latent_dim']} channels at 1/{manifest.get('size_multiple', 1)} of the image size"),
         ("layer filters", ",".join(map(str, config.get("layer_filters", [])))),
         ("data", str(manifest.get("data_source", "?"))),
         ("noise", str(config.get("noise", "?"))),
@@ -316,7 +391,8 @@ def evaluate(
     batch_size: int = BATCH_SIZE_OPTION,
     noise: Optional[str] = typer.Option(None, "--noise", help="Noise type (default: the model's training noise)."),
     noise_mean: Optional[float] = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default: the model's)."),
-    noise_std: Optional[float] = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std (default: the model's)."),
+    noise_std: Optional[str] = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std on [0, 1] or as 25/255 (default: the model's)."),
+    noise_std_range: Optional[str] = typer.Option(None, "--noise-std-range", help="Blind noise LOW,HIGH (default: the model's)."),
     noise_amount: Optional[float] = typer.Option(None, "--noise-amount", help="Salt-pepper amount / mask fraction (default: the model's)."),
     noise_peak: Optional[float] = typer.Option(None, "--noise-peak", help="Poisson peak photon count (default: the model's)."),
     no_verify: bool = NO_VERIFY_OPTION,
@@ -328,7 +404,8 @@ def evaluate(
     loaded = artifacts.load_model(directory, verify=not no_verify)
     overrides = dict(
         dataset=dataset, data=data, val_split=val_split, limit=limit, noise=noise,
-        noise_mean=noise_mean, noise_std=noise_std, noise_amount=noise_amount, noise_peak=noise_peak,
+        noise_mean=noise_mean, noise_std=_parse_std(noise_std), noise_amount=noise_amount, noise_peak=noise_peak,
+        noise_std_range=_parse_std_range(noise_std_range),
     )
     config = evaluation.evaluation_config(loaded.manifest, overrides)
     report = evaluation.evaluate(loaded, config, seed=seed, batch_size=batch_size)
@@ -358,7 +435,8 @@ def noise_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory, or a .png file for one input (default: beside each input)."),
     noise: Optional[str] = NOISE_OPTION,
     noise_mean: Optional[float] = NOISE_MEAN_OPTION,
-    noise_std: Optional[float] = NOISE_STD_OPTION,
+    noise_std: Optional[str] = NOISE_STD_OPTION,
+    noise_std_range: Optional[str] = NOISE_STD_RANGE_OPTION,
     noise_amount: Optional[float] = NOISE_AMOUNT_OPTION,
     noise_peak: Optional[float] = NOISE_PEAK_OPTION,
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same noise."),
@@ -370,7 +448,10 @@ def noise_command(
     from dae_cli.config import Config
     from dae_cli.noise import NoiseSpec
 
-    settings = dict(noise=noise, noise_mean=noise_mean, noise_std=noise_std, noise_amount=noise_amount, noise_peak=noise_peak)
+    settings = dict(
+        noise=noise, noise_mean=noise_mean, noise_std=_parse_std(noise_std), noise_amount=noise_amount,
+        noise_peak=noise_peak, noise_std_range=_parse_std_range(noise_std_range),
+    )
     config = Config.resolve(None, settings)
     paths = image_io.expand_inputs(inputs)
     outputs = inference.output_paths(paths, out, ".noisy.png")

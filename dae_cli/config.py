@@ -28,6 +28,10 @@ from dae_cli.errors import UsageError
 
 DATASETS = ("mnist", "mnist-sample")
 NOISE_TYPES = ("gaussian", "salt-pepper", "speckle", "poisson", "mask")
+ARCHITECTURES = ("dense", "conv")  # dense: the reference design; conv: fully convolutional
+DOWNSAMPLINGS = ("strided", "maxpool")
+UPSAMPLINGS = ("transpose", "upsample")
+LOSSES = ("mse", "mae")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # auto: bfloat16 where the CPU has it
 
@@ -44,12 +48,26 @@ class Config:
     limit: int | None = None
     patch_size: int | None = None
     seed: int = 0
-    # Model (the reference example's encoder/decoder design)
+    # Validation images from another folder (any sizes), instead of a split of `data`
+    val_data: str | None = None
+    # Model: `dense` is the reference example's encoder/decoder design (a Dense latent
+    # vector); `conv` is fully convolutional (the latent is a feature map), any size.
+    architecture: str = "dense"
     latent_dim: int = 16
     layer_filters: list = dataclasses.field(default_factory=lambda: [32, 64])
     kernel_size: int = 3
     batch_norm: bool = False
+    # The example's alternatives: MaxPooling2D for strided Conv2D, UpSampling2D for
+    # strided Conv2DTranspose ("faster but not as good"; measured in BENCHMARKS.md).
+    downsampling: str = "strided"
+    upsampling: str = "transpose"
+    # conv only: convolutions per level; every scale's features in the latent (as a
+    # U-Net passes its skips); the decoder predicts the noise and subtracts it.
+    blocks_per_level: int = 2
+    skips: bool = True
+    residual: bool = True
     # Training
+    loss: str = "mse"
     epochs: int = 30
     batch_size: int = 128
     # Chosen by measurement (BENCHMARKS.md): a cosine schedule from 0.003, where the
@@ -66,6 +84,8 @@ class Config:
     noise: str = "gaussian"
     noise_mean: float = 0.5
     noise_std: float = 0.5
+    # Blind training: each image gets its own std drawn uniformly from [low, high]
+    noise_std_range: list | None = None
     noise_amount: float = 0.1
     noise_peak: float = 30.0
 
@@ -132,6 +152,11 @@ class Config:
         require(
             self.patch_size is None or self.patch_size > 0, "patch_size must be positive"
         )
+        require(self.architecture in ARCHITECTURES, f"architecture must be one of {', '.join(ARCHITECTURES)}")
+        require(self.downsampling in DOWNSAMPLINGS, f"downsampling must be one of {', '.join(DOWNSAMPLINGS)}")
+        require(self.upsampling in UPSAMPLINGS, f"upsampling must be one of {', '.join(UPSAMPLINGS)}")
+        require(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}")
+        require(self.blocks_per_level > 0, "blocks_per_level must be positive")
         require(self.latent_dim > 0, "latent_dim must be positive")
         require(len(self.layer_filters) > 0, "layer_filters must not be empty")
         require(
@@ -159,27 +184,32 @@ class Config:
             "noise_mean and noise_std must be finite",
         )
         require(self.noise_std >= 0, "noise_std must not be negative")
+        if self.noise_std_range is not None:
+            low, high = (self.noise_std_range + [math.nan, math.nan])[:2]
+            require(
+                len(self.noise_std_range) == 2 and 0 <= low <= high and math.isfinite(high),
+                f"noise_std_range must be two numbers low,high with 0 <= low <= high, got {self.noise_std_range}",
+            )
         require(0 <= self.noise_amount <= 1, "noise_amount must be between 0 and 1")
         require(self.noise_peak > 0, "noise_peak must be positive")
         if self.patch_size is not None:
-            check_divisible(
-                (self.patch_size, self.patch_size), self.layer_filters, problems
-            )
+            check_divisible((self.patch_size, self.patch_size), self.size_multiple, problems)
         if problems:
             raise UsageError("invalid config: " + "; ".join(problems))
 
     @property
-    def stride_product(self) -> int:
-        return 2 ** len(self.layer_filters)
+    def size_multiple(self) -> int:
+        """What height and width must be divisible by: one halving per downsampling."""
+        halvings = len(self.layer_filters) - (self.architecture == "conv")
+        return 2 ** max(0, halvings)
 
 
-def check_divisible(size: tuple[int, int], layer_filters: list, problems=None) -> None:
-    """Height and width must halve cleanly once per strided convolution."""
-    factor = 2 ** len(layer_filters)
+def check_divisible(size: tuple[int, int], factor: int, problems=None) -> None:
+    """Height and width must halve cleanly once per downsampling."""
     if size[0] % factor or size[1] % factor:
         message = (
             f"image size {size[0]}x{size[1]} is not divisible by {factor} "
-            f"(2^{len(layer_filters)}, one halving per entry of layer_filters)"
+            f"(one halving per downsampling of layer_filters)"
         )
         if problems is None:
             raise UsageError(message)
@@ -195,6 +225,15 @@ _TYPES: dict[str, tuple[tuple[type, ...], str, bool]] = {
     "limit": ((int,), "an integer", True),
     "patch_size": ((int,), "an integer", True),
     "seed": ((int,), "an integer", False),
+    "val_data": ((str,), "a path string", True),
+    "architecture": ((str,), "a string", False),
+    "downsampling": ((str,), "a string", False),
+    "upsampling": ((str,), "a string", False),
+    "blocks_per_level": ((int,), "an integer", False),
+    "skips": ((bool,), "true or false", False),
+    "residual": ((bool,), "true or false", False),
+    "loss": ((str,), "a string", False),
+    "noise_std_range": ((list,), "a list of two numbers", True),
     "latent_dim": ((int,), "an integer", False),
     "layer_filters": ((list,), "a list of integers", False),
     "kernel_size": ((int,), "an integer", False),
@@ -226,6 +265,10 @@ def _check_type(key: str, value: Any, source: str) -> Any:
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise UsageError(f"{source}: {key} must be {description}, got {value!r}")
         return list(value)
+    if key == "noise_std_range":
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise UsageError(f"{source}: {key} must be {description}, got {value!r}")
+        return [float(v) for v in value]
     if float in types:
         return float(value)
     return value

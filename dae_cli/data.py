@@ -171,7 +171,12 @@ def load_training_data(config, warn: Callable[[str], None] = lambda message: Non
         return load_patch_data(config, warn)
     if config.data:
         path = Path(config.data)
-        if path.is_dir():
+        if path.is_dir() and config.val_data:
+            x_train = load_image_folder(path, config.channels, warn)
+            x_val = load_image_folder(_folder(config.val_data, "--val-data"), x_train.shape[-1], warn)
+            x_val = image_io.to_uint8(np.stack([image_io.resize(image / np.float32(255), x_train.shape[1:3]) for image in x_val]))
+            source = f"folder {path}, validation {config.val_data}"
+        elif path.is_dir():
             images = load_image_folder(path, config.channels, warn)
             x_train, x_val = split(images, config.val_split, config.seed)
             source = f"folder {path}"
@@ -202,6 +207,12 @@ def load_training_data(config, warn: Callable[[str], None] = lambda message: Non
     return TrainingData(x_train, x_val, source)
 
 
+def _folder(path: str, flag: str) -> Path:
+    if not Path(path).is_dir():
+        raise UsageError(f"{flag} {path}: no such directory")
+    return Path(path)
+
+
 def split(images, val_split: float, seed: int):
     """A seeded shuffle of `images` (an array or a list) into training and validation parts."""
     if len(images) < 2:
@@ -225,8 +236,13 @@ def load_patch_data(config, warn: Callable[[str], None]) -> TrainingData:
     patch = config.patch_size
     if config.data and Path(config.data).is_dir():
         images = load_image_list(Path(config.data), config.channels, warn)
-        train_images, val_images = split(images, config.val_split, config.seed)
-        source = f"folder {config.data} (patches of {patch})"
+        if config.val_data:
+            channels = images[0].shape[-1]
+            train_images, val_images = images, load_image_list(_folder(config.val_data, "--val-data"), channels, warn)
+            source = f"folder {config.data}, validation {config.val_data} (patches of {patch})"
+        else:
+            train_images, val_images = split(images, config.val_split, config.seed)
+            source = f"folder {config.data} (patches of {patch})"
     else:
         whole = load_training_data(dataclasses.replace(config, patch_size=None, limit=None), warn)
         train_images, val_images = list(whole.x_train), list(whole.x_val)

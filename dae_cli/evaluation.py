@@ -28,7 +28,7 @@ from dae_cli.errors import UsageError
 
 NOISE_BLOCK = 1000
 NOISE_SALT = 0x5EED
-NOISE_KEYS = ("noise", "noise_mean", "noise_std", "noise_amount", "noise_peak")
+NOISE_KEYS = ("noise", "noise_mean", "noise_std", "noise_std_range", "noise_amount", "noise_peak")
 
 
 def evaluation_config(manifest: dict[str, Any], overrides: dict[str, Any]) -> Config:
@@ -37,6 +37,8 @@ def evaluation_config(manifest: dict[str, Any], overrides: dict[str, Any]) -> Co
     saved = Config.from_dict(manifest["config"], source="model config").to_dict()
     if "dataset" in given and "data" not in given:
         saved["data"] = None  # --dataset replaces a --data the model was trained on
+    if "noise_std" in given and "noise_std_range" not in given:
+        saved["noise_std_range"] = None  # one given std replaces a blind model's range
     config = Config.from_dict({**saved, **given}, source="flags")
     config.channels = int(manifest["image_shape"][-1])
     config.validate()

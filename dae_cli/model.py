@@ -27,21 +27,32 @@ def _block(x, layer, filters, kernel_size, batch_norm, strides=2):
     return layers.Activation("relu")(x)
 
 
-def build_encoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_size=3, batch_norm=False):
-    """Image (h, w, c) -> latent vector (latent_dim,)."""
-    check_divisible(tuple(image_shape[:2]), list(layer_filters))
+def build_encoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_size=3, batch_norm=False, downsampling="strided"):
+    """Image (h, w, c) -> latent vector (latent_dim,).
+
+    `downsampling="maxpool"` halves with a stride-1 convolution and `MaxPooling2D`, the
+    example's "faster but not as good" alternative to strided convolutions.
+    """
+    check_divisible(tuple(image_shape[:2]), 2 ** len(layer_filters))
     inputs = keras.Input(shape=tuple(image_shape), name="encoder_input")
     x = inputs
     for filters in layer_filters:
-        x = _block(x, layers.Conv2D, filters, kernel_size, batch_norm)
+        if downsampling == "maxpool":
+            x = layers.MaxPooling2D(2)(_block(x, layers.Conv2D, filters, kernel_size, batch_norm, strides=1))
+        else:
+            x = _block(x, layers.Conv2D, filters, kernel_size, batch_norm)
     x = layers.Flatten()(x)
     # float32 even under mixed precision: latents are an output, and the decoder's input.
     latent = layers.Dense(latent_dim, name="latent_vector", dtype="float32")(x)
     return keras.Model(inputs, latent, name="encoder")
 
 
-def build_decoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_size=3, batch_norm=False):
-    """Latent vector (latent_dim,) -> image (h, w, c) in [0, 1]."""
+def build_decoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_size=3, batch_norm=False, upsampling="transpose"):
+    """Latent vector (latent_dim,) -> image (h, w, c) in [0, 1].
+
+    `upsampling="upsample"` doubles with `UpSampling2D` and a stride-1 convolution, the
+    example's alternative to strided `Conv2DTranspose`.
+    """
     height, width, channels = image_shape
     factor = 2 ** len(layer_filters)
     inner_shape = (height // factor, width // factor, layer_filters[-1])
@@ -49,21 +60,213 @@ def build_decoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_siz
     x = layers.Dense(inner_shape[0] * inner_shape[1] * inner_shape[2])(inputs)
     x = layers.Reshape(inner_shape)(x)
     for filters in reversed(layer_filters):
-        x = _block(x, layers.Conv2DTranspose, filters, kernel_size, batch_norm)
+        if upsampling == "upsample":
+            x = _block(layers.UpSampling2D(2)(x), layers.Conv2D, filters, kernel_size, batch_norm, strides=1)
+        else:
+            x = _block(x, layers.Conv2DTranspose, filters, kernel_size, batch_norm)
     x = layers.Conv2DTranspose(channels, kernel_size, padding="same")(x)
     # float32 output even under mixed precision, so the loss and images stay exact.
     outputs = layers.Activation("sigmoid", name="decoder_output", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="decoder")
 
 
-def build_autoencoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_size=3, batch_norm=False):
-    """Returns (autoencoder, encoder, decoder); the autoencoder is decoder(encoder(x))."""
+def build_autoencoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_size=3, batch_norm=False,
+                      downsampling="strided", upsampling="transpose"):
+    """Returns (autoencoder, encoder, decoder) of the reference design; the autoencoder is decoder(encoder(x))."""
     options = dict(latent_dim=latent_dim, layer_filters=layer_filters, kernel_size=kernel_size, batch_norm=batch_norm)
-    encoder = build_encoder(image_shape, **options)
-    decoder = build_decoder(image_shape, **options)
+    encoder = build_encoder(image_shape, downsampling=downsampling, **options)
+    decoder = build_decoder(image_shape, upsampling=upsampling, **options)
+    return compose(encoder, decoder, image_shape), encoder, decoder
+
+
+def compose(encoder, decoder, image_shape):
+    """`Model(inputs, decoder(encoder(inputs)))`: the autoencoder of two separate models."""
     inputs = keras.Input(shape=tuple(image_shape), name="autoencoder_input")
-    autoencoder = keras.Model(inputs, decoder(encoder(inputs)), name="autoencoder")
-    return autoencoder, encoder, decoder
+    return keras.Model(inputs, decoder(encoder(inputs)), name="autoencoder")
+
+
+def build_model(config, image_shape):
+    """Returns (autoencoder, encoder, decoder) for `config.architecture`.
+
+    `dense` is the reference design for `image_shape`; `conv` takes any height and
+    width (divisible by `config.size_multiple`; `dae` pads by reflection to it).
+    """
+    shared = dict(layer_filters=list(config.layer_filters), kernel_size=config.kernel_size, batch_norm=config.batch_norm)
+    if config.architecture == "dense":
+        return build_autoencoder(image_shape, latent_dim=config.latent_dim, downsampling=config.downsampling,
+                                 upsampling=config.upsampling, **shared)
+    channels = image_shape[-1]
+    conv = dict(blocks=config.blocks_per_level, skips=config.skips, residual=config.residual, **shared)
+    encoder = build_conv_encoder(channels, downsampling=config.downsampling, **conv)
+    decoder = build_conv_decoder(channels, upsampling=config.upsampling, **conv)
+    return compose(encoder, decoder, (None, None, channels)), encoder, decoder
+
+
+# --- The fully convolutional architecture (`architecture = "conv"`) -------------------
+
+
+@keras.saving.register_keras_serializable(package="dae")
+class SpaceToDepth(layers.Layer):
+    """Folds each `block` x `block` square of pixels into channels: (h, w, c) -> (h/b, w/b, c*b*b).
+
+    The conv encoder uses it to pack its feature maps of every scale into one latent
+    tensor at the deepest scale; `DepthToSpace` undoes it exactly in the decoder.
+    """
+
+    def __init__(self, block: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block = block
+
+    def call(self, x):
+        ops, b = keras.ops, self.block
+        shape = ops.shape(x)
+        h, w, c = shape[1], shape[2], x.shape[-1]
+        x = ops.reshape(x, (-1, h // b, b, w // b, b, c))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, h // b, w // b, b * b * c))
+
+    def compute_output_shape(self, shape):
+        b = self.block
+        return (shape[0], None if shape[1] is None else shape[1] // b, None if shape[2] is None else shape[2] // b, shape[3] * b * b)
+
+    def get_config(self):
+        return {**super().get_config(), "block": self.block}
+
+
+@keras.saving.register_keras_serializable(package="dae")
+class SliceChannels(layers.Layer):
+    """Channels `start` to `stop` of a feature map: the decoder's view of one latent part."""
+
+    def __init__(self, start: int, stop: int, **kwargs):
+        super().__init__(**kwargs)
+        self.start, self.stop = start, stop
+
+    def call(self, x):
+        return x[..., self.start : self.stop]
+
+    def compute_output_shape(self, shape):
+        return (*shape[:-1], self.stop - self.start)
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
+@keras.saving.register_keras_serializable(package="dae")
+class DepthToSpace(layers.Layer):
+    """The inverse of `SpaceToDepth`: (h, w, c*b*b) -> (h*b, w*b, c)."""
+
+    def __init__(self, block: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block = block
+
+    def call(self, x):
+        ops, b = keras.ops, self.block
+        shape = ops.shape(x)
+        h, w, c = shape[1], shape[2], x.shape[-1] // (b * b)
+        x = ops.reshape(x, (-1, h, w, b, b, c))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, h * b, w * b, c))
+
+    def compute_output_shape(self, shape):
+        b = self.block
+        return (shape[0], None if shape[1] is None else shape[1] * b, None if shape[2] is None else shape[2] * b, shape[3] // (b * b))
+
+    def get_config(self):
+        return {**super().get_config(), "block": self.block}
+
+
+def _conv_block(x, filters, kernel_size, batch_norm, count):
+    for _ in range(count):
+        x = _block(x, layers.Conv2D, filters, kernel_size, batch_norm, strides=1)
+    return x
+
+
+def _downsample(x, filters, kernel_size, batch_norm, downsampling):
+    if downsampling == "maxpool":
+        return layers.MaxPooling2D(2)(x)
+    return _block(x, layers.Conv2D, filters, kernel_size, batch_norm)
+
+
+def _upsample(x, filters, kernel_size, batch_norm, upsampling):
+    if upsampling == "upsample":
+        return layers.UpSampling2D(2)(x)
+    return _block(x, layers.Conv2DTranspose, filters, kernel_size, batch_norm)
+
+
+def conv_latent_channels(channels, layer_filters, skips=True, residual=True):
+    """Channels of the conv encoder's latent: every scale folded to the deepest one."""
+    depth = len(layer_filters) - 1
+    total = layer_filters[-1]
+    if skips:
+        total += sum(f * 4 ** (depth - level) for level, f in enumerate(layer_filters[:-1]))
+    if residual:
+        total += channels * 4**depth
+    return total
+
+
+def build_conv_encoder(channels, layer_filters=(64, 128, 256), kernel_size=3, batch_norm=False,
+                       blocks=2, downsampling="strided", skips=True, residual=True):
+    """Image (h, w, c), any h and w divisible by 2^(levels-1) -> one latent feature map.
+
+    Level k (of `layer_filters`) runs `blocks` convolutions at 1/2^k of the image's size,
+    then halves it. The latent is the deepest level's features, joined (with `skips`)
+    by every shallower level's features and (with `residual`) the input itself, each
+    folded to the deepest scale by `SpaceToDepth`: as a U-Net passes its skips, in one
+    tensor of shape (h/2^d, w/2^d, conv_latent_channels(...)).
+    """
+    depth = len(layer_filters) - 1
+    inputs = keras.Input(shape=(None, None, channels), name="encoder_input")
+    x, parts = inputs, []
+    if residual:
+        parts.append(SpaceToDepth(2**depth, name="fold_input")(inputs) if depth else inputs)
+    for level, filters in enumerate(layer_filters[:-1]):
+        x = _conv_block(x, filters, kernel_size, batch_norm, blocks)
+        if skips:
+            fold = 2 ** (depth - level)
+            parts.append(SpaceToDepth(fold, name=f"fold_level{level}")(x) if fold > 1 else x)
+        x = _downsample(x, layer_filters[level + 1], kernel_size, batch_norm, downsampling)
+    x = _conv_block(x, layer_filters[-1], kernel_size, batch_norm, blocks)
+    parts.append(x)
+    latent = layers.Concatenate(name="latent_map", dtype="float32")(parts) if len(parts) > 1 else layers.Activation("linear", name="latent_map", dtype="float32")(x)
+    return keras.Model(inputs, latent, name="encoder")
+
+
+def build_conv_decoder(channels, layer_filters=(64, 128, 256), kernel_size=3, batch_norm=False,
+                       blocks=2, upsampling="transpose", skips=True, residual=True):
+    """The conv encoder's latent -> image (h, w, c).
+
+    It unfolds the latent into the encoder's scales and climbs back up, joining each
+    level's skip features. With `residual` the last convolution predicts the noise and
+    the output is the input minus it (residual learning, as in DnCNN); else a sigmoid
+    gives the image, as in the reference design.
+    """
+    depth = len(layer_filters) - 1
+    latent_channels = conv_latent_channels(channels, layer_filters, skips, residual)
+    inputs = keras.Input(shape=(None, None, latent_channels), name="decoder_input")
+    offset, sizes = 0, []
+    if residual:
+        sizes.append(("input", channels * 4**depth, 2**depth))
+    if skips:
+        sizes += [(f"level{level}", f * 4 ** (depth - level), 2 ** (depth - level)) for level, f in enumerate(layer_filters[:-1])]
+    sizes.append(("deepest", layer_filters[-1], 1))
+    unfolded = {}
+    for name, size, fold in sizes:
+        part = SliceChannels(offset, offset + size, name=f"slice_{name}")(inputs)
+        unfolded[name] = DepthToSpace(fold, name=f"unfold_{name}")(part) if fold > 1 else part
+        offset += size
+    x = unfolded["deepest"]
+    for level in reversed(range(depth)):
+        filters = layer_filters[level]
+        x = _upsample(x, filters, kernel_size, batch_norm, upsampling)
+        if skips:
+            x = layers.Concatenate()([x, unfolded[f"level{level}"]])
+        x = _conv_block(x, filters, kernel_size, batch_norm, blocks)
+    x = layers.Conv2D(channels, kernel_size, padding="same", dtype="float32", name="last_conv")(x)
+    if residual:
+        outputs = layers.Subtract(name="decoder_output", dtype="float32")([unfolded["input"], x])
+    else:
+        outputs = layers.Activation("sigmoid", name="decoder_output", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="decoder")
 
 
 def split_autoencoder(autoencoder):

@@ -24,6 +24,8 @@ class NoiseSpec:
     std: float = 0.5
     amount: float = 0.1
     peak: float = 30.0
+    # Blind noise: each image's std drawn uniformly from this range (gaussian, speckle)
+    std_range: tuple[float, float] | None = None
 
     @classmethod
     def from_config(cls, config) -> "NoiseSpec":
@@ -33,18 +35,29 @@ class NoiseSpec:
             std=config.noise_std,
             amount=config.noise_amount,
             peak=config.noise_peak,
+            std_range=tuple(config.noise_std_range) if config.noise_std_range else None,
         )
+
+    def std_per_image(self, shape, seed):
+        """The std for each image of a batch of `shape` (a scalar unless blind)."""
+        if self.std_range is None:
+            return self.std
+        low, high = self.std_range
+        # (n, 1, 1, 1) for a batch, () for one image; its own seed stream (seed + 7).
+        per_image = tf.concat([shape[:1], [1, 1, 1]], axis=0) if shape.shape[0] == 4 else []
+        return tf.random.stateless_uniform(per_image, seed + 7, minval=low, maxval=high)
 
 
 def add_noise(images, seed, spec: NoiseSpec):
     """Returns `images` with `spec`'s noise, clipped to [0, 1]."""
     images = tf.convert_to_tensor(images, tf.float32)
     shape = tf.shape(images)
-    if spec.kind == "gaussian":
-        noise = tf.random.stateless_normal(shape, seed, mean=spec.mean, stddev=spec.std)
-        noisy = images + noise
+    if spec.kind == "gaussian" and spec.std_range is None:
+        noisy = images + tf.random.stateless_normal(shape, seed, mean=spec.mean, stddev=spec.std)
+    elif spec.kind == "gaussian":
+        noisy = images + spec.mean + tf.random.stateless_normal(shape, seed) * spec.std_per_image(shape, seed)
     elif spec.kind == "speckle":
-        noisy = images + images * tf.random.stateless_normal(shape, seed, stddev=spec.std)
+        noisy = images + images * tf.random.stateless_normal(shape, seed) * spec.std_per_image(shape, seed)
     elif spec.kind == "salt-pepper":
         draw = tf.random.stateless_uniform(shape, seed)
         noisy = tf.where(draw < spec.amount / 2, 0.0, images)

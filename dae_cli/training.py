@@ -28,7 +28,10 @@ from dae_cli.config import Config
 from dae_cli.errors import DaeError, TrainingInterrupted, UsageError
 from dae_cli.files import check_writable_directory, commit_directory, staging_directory
 
-ARCHITECTURE_KEYS = ("latent_dim", "layer_filters", "kernel_size", "batch_norm")
+ARCHITECTURE_KEYS = (
+    "architecture", "latent_dim", "layer_filters", "kernel_size", "batch_norm",
+    "downsampling", "upsampling", "blocks_per_level", "skips", "residual",
+)
 STATE = "state.json"
 SAMPLE_COUNT = 8
 
@@ -81,10 +84,10 @@ def train(
     image_shape = training_data.image_shape
     from dae_cli.config import check_divisible
 
-    check_divisible(image_shape[:2], config.layer_filters)
+    check_divisible(image_shape[:2], config.size_multiple)
 
     from dae_cli.backend import keras, tf
-    from dae_cli.model import build_autoencoder, split_autoencoder
+    from dae_cli.model import build_model, split_autoencoder
     from dae_cli.noise import NoiseSpec
 
     distribution = make_strategy(strategy)  # first: multi-worker must precede any op
@@ -98,16 +101,10 @@ def train(
         if resume_state:
             autoencoder = artifacts.load_keras_model(resume_state["keras_path"])
         else:
-            autoencoder, _, _ = build_autoencoder(
-                image_shape,
-                latent_dim=config.latent_dim,
-                layer_filters=config.layer_filters,
-                kernel_size=config.kernel_size,
-                batch_norm=config.batch_norm,
-            )
+            autoencoder, _, _ = build_model(config, image_shape)
             autoencoder.compile(
                 optimizer=keras.optimizers.Adam(_learning_rate(config, steps_per_epoch, replicas)),
-                loss="mse",
+                loss=config.loss,
                 jit_compile=config.jit_compile,
             )
     encoder, decoder = split_autoencoder(autoencoder)
@@ -193,8 +190,7 @@ def train(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": config.to_dict(),
         "data_source": training_data.source,
-        "image_shape": list(image_shape),
-        "latent_dim": config.latent_dim,
+        **model_shapes(config, image_shape, encoder),
         "value_range": [0.0, 1.0],
         "epochs_done": len(history),
         "training_seconds": round(recorder.training_seconds, 3),
@@ -211,6 +207,24 @@ def train(
         commit_directory(staging, out)
     shutil.rmtree(checkpoint, ignore_errors=True)
     return TrainResult(out, manifest)
+
+
+def model_shapes(config: Config, image_shape, encoder) -> dict[str, Any]:
+    """The manifest's shapes: what the model takes and what its latent is.
+
+    A `conv` model takes any height and width divisible by `size_multiple` (its
+    `image_shape` is [null, null, channels]) and its latent is a feature map of
+    `latent_channels` channels at 1/`size_multiple` of the image's size.
+    """
+    if config.architecture == "dense":
+        return {"architecture": "dense", "image_shape": list(image_shape), "latent_dim": config.latent_dim}
+    return {
+        "architecture": "conv",
+        "image_shape": [None, None, int(image_shape[-1])],
+        "latent_dim": int(encoder.output_shape[-1]),
+        "size_multiple": config.size_multiple,
+        "trained_on": list(image_shape),
+    }
 
 
 def make_strategy(name: str):

@@ -1,0 +1,274 @@
+"""The fully convolutional architecture for photographs: any size, feature-map latents,
+whole and tiled denoising, blind noise, colour, and the example's pooling alternatives.
+
+The training tests read a few photographs from `../shared/data/photos` (kept out of the
+repository by their licence), as CI does.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, assert_clean_error, run_dae
+from dae_cli.config import Config
+
+PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+SIGMA = 25 / 255
+
+
+def conv_config(**changes) -> Config:
+    values = dict(architecture="conv", layer_filters=[8, 16, 16], blocks_per_level=1)
+    return Config.from_dict({**values, **changes})
+
+
+def psnr(clean: np.ndarray, other: np.ndarray) -> float:
+    return float(10 * np.log10(1 / np.mean((clean.astype(np.float64) - other) ** 2)))
+
+
+def read_png(path) -> np.ndarray:
+    return np.asarray(Image.open(path), np.float64) / 255
+
+
+def noisy_png(clean: np.ndarray, path: Path, seed: int = 0) -> Path:
+    noisy = np.clip(clean + np.random.default_rng(seed).normal(0, SIGMA, clean.shape), 0, 1)
+    Image.fromarray(np.rint(noisy * 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("options", [{}, {"skips": False, "residual": False}, {"downsampling": "maxpool", "upsampling": "upsample"}])
+def test_conv_model_takes_any_multiple_and_its_latent_is_one_feature_map(channels, options):
+    from dae_cli.model import build_model, split_autoencoder
+
+    config = conv_config(**options)
+    autoencoder, encoder, decoder = build_model(config, (None, None, channels))
+    assert config.size_multiple == 4
+    for height, width in ((8, 12), (36, 52)):
+        x = np.random.default_rng(0).random((2, height, width, channels), dtype=np.float32)
+        latent = encoder.predict(x, verbose=0)
+        assert latent.shape[:3] == (2, height // 4, width // 4)
+        assert latent.shape[-1] == encoder.output_shape[-1] == decoder.input_shape[-1]
+        composed = decoder.predict(latent, verbose=0)
+        assert composed.shape == x.shape
+        np.testing.assert_allclose(autoencoder.predict(x, verbose=0), composed, atol=1e-5)
+    assert [m.name for m in split_autoencoder(autoencoder)] == ["encoder", "decoder"]
+
+
+def test_padding_reflects_to_the_multiple_and_crops_back():
+    from dae_cli.whole_images import pad_to_multiple, plan_whole
+
+    pixels = np.random.default_rng(0).random((37, 53, 3), dtype=np.float32)
+    padded = pad_to_multiple(pixels, 8)
+    assert padded.shape == (40, 56, 3)
+    np.testing.assert_array_equal(padded[37, :53], pixels[35])  # reflection, not zeros
+    plan = plan_whole(pixels, 8, max_pixels=10_000)
+    assert plan.tiles.shape == (1, 40, 56, 3)
+    np.testing.assert_array_equal(plan.assemble(plan.tiles), pixels)
+
+
+def test_tiles_blend_a_model_that_is_not_the_identity_without_seams():
+    """Windows of a local (3x3 mean) filter, blended, equal the filter on the whole image."""
+    from dae_cli.whole_images import plan_whole, run_windows
+
+    rng = np.random.default_rng(1)
+    pixels = rng.random((300, 410, 1)).astype(np.float32)
+
+    def box_filter(batch):
+        padded = np.pad(batch, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+        return sum(padded[:, dy : dy + batch.shape[1], dx : dx + batch.shape[2]] for dy in range(3) for dx in range(3)) / 9
+
+    whole = box_filter(pixels[None])[0]
+    plan = plan_whole(pixels, 4, max_pixels=100 * 100, overlap=16)
+    assert len(plan.tiles) > 9 and plan.tiles.shape[1:3] == (100, 100)
+    tiled = plan.assemble(run_windows(box_filter, plan.tiles, 100 * 100))
+    assert tiled.shape == pixels.shape
+    # A window's edge pixels (padded there, not the image's neighbours) are faded out
+    # under its neighbour's. Only the far border differs, where `dae` pads by reflection.
+    inner = np.abs(tiled - whole)[:-4, :-4]
+    assert np.median(inner) < 1e-6 and inner.max() < 0.02
+    assert psnr(whole[:-4, :-4], tiled[:-4, :-4]) > 55
+    unblended = plan_whole(pixels, 4, max_pixels=100 * 100, overlap=0)
+    seams = unblended.assemble(run_windows(box_filter, unblended.tiles, 100 * 100))
+    assert psnr(whole[:-4, :-4], seams[:-4, :-4]) < 40  # what the blending removes
+
+
+def test_blind_noise_draws_one_std_per_image_in_the_range():
+    from dae_cli.backend import tf
+    from dae_cli.noise import NoiseSpec, add_noise
+
+    clean = np.full((64, 32, 32, 1), 0.5, np.float32)
+    spec = NoiseSpec("gaussian", mean=0.0, std_range=(0.02, 0.2))
+    noisy = add_noise(clean, tf.constant([3, 4]), spec).numpy()
+    stds = (noisy - clean).reshape(64, -1).std(axis=1)
+    assert 0.015 < stds.min() and stds.max() < 0.21
+    assert stds.max() - stds.min() > 0.1  # not one std for all
+    again = add_noise(clean, tf.constant([3, 4]), spec).numpy()
+    np.testing.assert_array_equal(noisy, again)  # seeded
+
+
+def test_noise_std_takes_the_0_255_scale(tmp_path):
+    clean = np.full((40, 40), 128, np.uint8)
+    Image.fromarray(clean).save(tmp_path / "flat.png")
+    result = run_dae("noise", tmp_path / "flat.png", "--noise-mean", "0", "--noise-std", "25/255", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    noise = read_png(tmp_path / "flat.noisy.png") - 128 / 255
+    assert abs(noise.std() - 25 / 255) < 0.01
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--arch", "wavelet"], "architecture must be one of dense, conv"),
+        (["--noise-std-range", "0.2,0.1"], "noise_std_range"),
+        (["--noise-std-range", "-0.1,0.1"], "noise_std_range"),
+        (["--noise-std-range", "0.1"], "LOW,HIGH"),
+        (["--noise-std", "25/0"], "--noise-std"),
+        (["--downsampling", "avgpool"], "downsampling must be one of"),
+        (["--loss", "huber"], "loss must be one of"),
+    ],
+)
+def test_bad_photo_flags_are_usage_errors(tmp_path, flags, fragment):
+    result = run_dae("train", "--dataset", "mnist-sample", "--out", tmp_path / "m", *flags)
+    assert_clean_error(result, 2, fragment)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.fixture(scope="session")
+def photo_model(tmp_path_factory):
+    """A small conv model trained briefly on 24 train400 photographs."""
+    if not PHOTOS.is_dir():
+        pytest.fail(f"the photographs are missing: {PHOTOS} (see ../shared/data/README.md)")
+    root = tmp_path_factory.mktemp("photo")
+    train, val = root / "train", root / "val"
+    train.mkdir(), val.mkdir()
+    for path in sorted((PHOTOS / "train400").glob("*.png"))[:24]:
+        (train / path.name).write_bytes(path.read_bytes())
+    for path in sorted((PHOTOS / "train400").glob("*.png"))[-3:]:
+        (val / path.name).write_bytes(path.read_bytes())
+    out = root / "model"
+    result = run_dae(
+        "train", "--arch", "conv", "--filters", "16,32,32", "--blocks-per-level", "1", "--loss", "mae",
+        "--data", train, "--val-data", val, "--patch-size", "32", "--batch-size", "16", "--epochs", "4",
+        "--learning-rate", "0.002", "--noise-mean", "0", "--noise-std", "25/255", "--precision", "float32",
+        "--out", out, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_short_photo_training_beats_the_noisy_input(photo_model, tmp_path):
+    manifest = json.loads((photo_model / "dae.json").read_text())
+    assert manifest["architecture"] == "conv" and manifest["image_shape"] == [None, None, 1]
+    metrics = manifest["metrics"]
+    assert metrics["psnr_denoised"]["mean"] > metrics["psnr_noisy"]["mean"] + 1.0
+    # and on a photograph it never saw, of an odd size, whole
+    clean = read_png(sorted((PHOTOS / "set12").glob("*.png"))[0])[:171, :203]
+    noisy = noisy_png(clean, tmp_path / "odd.png")
+    result = run_dae("denoise", noisy, "-m", photo_model, "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    denoised = read_png(tmp_path / "out" / "odd.denoised.png")
+    assert denoised.shape == clean.shape
+    assert psnr(clean, denoised) > psnr(clean, read_png(noisy)) + 1.0
+
+
+def test_tiled_equals_whole_within_a_tenth_of_a_db(photo_model, tmp_path):
+    clean = read_png(sorted((PHOTOS / "set12").glob("*.png"))[-1])  # 512x512
+    noisy = noisy_png(clean, tmp_path / "big.png")
+    whole = run_dae("denoise", noisy, "-m", photo_model, "-o", tmp_path / "whole.png")
+    tiled = run_dae("denoise", noisy, "-m", photo_model, "-o", tmp_path / "tiled.png", "--max-megapixels", "0.04")
+    assert whole.returncode == 0 and tiled.returncode == 0, whole.stderr + tiled.stderr
+    a, b = read_png(tmp_path / "whole.png"), read_png(tmp_path / "tiled.png")
+    assert not np.array_equal(a, b)  # the tiled path really ran
+    assert abs(psnr(clean, a) - psnr(clean, b)) < 0.1
+
+
+def test_encode_then_decode_equals_denoise_for_feature_maps(photo_model, tmp_path):
+    clean = read_png(sorted((PHOTOS / "set12").glob("*.png"))[1])
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    noisy_png(clean[:97, :130], inputs / "a.png", 1)
+    noisy_png(clean[100:228, :128], inputs / "b.png", 2)
+    assert run_dae("denoise", inputs, "-m", photo_model, "-o", tmp_path / "den").returncode == 0
+    encoded = run_dae("encode", inputs, "-m", photo_model, "-o", tmp_path / "z.npz")
+    assert encoded.returncode == 0, encoded.stderr
+    with np.load(tmp_path / "z.npz") as archive:
+        keys = sorted(k for k in archive.files if not k.startswith("dae:"))
+        assert [Path(k).name for k in keys] == ["a.png", "b.png"]
+        assert archive[keys[0]].shape[:2] == (25, 33)  # 97x130 padded to 100x132, over 4
+    decoded = run_dae("decode", tmp_path / "z.npz", "-m", photo_model, "-o", tmp_path / "dec")
+    assert decoded.returncode == 0, decoded.stderr
+    for name in ("a", "b"):
+        np.testing.assert_array_equal(
+            read_png(tmp_path / "dec" / f"{name}.decoded.png"), read_png(tmp_path / "den" / f"{name}.denoised.png")
+        )
+    one = run_dae("encode", inputs / "b.png", "-m", photo_model, "-o", tmp_path / "b.npy")
+    assert one.returncode == 0, one.stderr
+    assert run_dae("decode", tmp_path / "b.npy", "-m", photo_model, "-o", tmp_path / "dec1").returncode == 0
+    np.testing.assert_array_equal(read_png(tmp_path / "dec1" / "latent_00000.png"), read_png(tmp_path / "den" / "b.denoised.png"))
+
+
+@pytest.mark.parametrize("target", ["z.csv", "z.json", None])
+def test_feature_maps_to_text_formats_are_usage_errors_naming_npz(photo_model, tmp_path, target):
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(image)
+    args = ["-o", tmp_path / target] if target else []
+    result = run_dae("encode", image, "-m", photo_model, *args)
+    assert_clean_error(result, 2, ".npz")
+    assert result.stdout == ""
+
+
+def test_conv_saved_models_load_with_tensorflow_alone(photo_model):
+    script = f"""
+import numpy as np, tensorflow as tf
+encoder = tf.saved_model.load({str(photo_model / 'encoder')!r})
+decoder = tf.saved_model.load({str(photo_model / 'decoder')!r})
+for size in ((32, 48), (64, 36)):
+    latent = encoder.serve(np.zeros((2, *size, 1), np.float32))
+    print(latent.shape, decoder.serve(latent).shape)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    assert lines[0].endswith("(2, 32, 48, 1)") and lines[1].endswith("(2, 64, 36, 1)")
+
+
+def test_colour_conv_model_trains_and_denoises(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "rgb"
+    data.mkdir()
+    yy, xx = np.mgrid[0:48, 0:64] / 64
+    for i in range(12):
+        image = np.stack([np.sin(xx * (i + 2)), np.cos(yy * (i + 3)), xx * yy], -1) * 0.4 + 0.5
+        image = image + rng.normal(0, 0.01, image.shape)
+        Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(data / f"{i}.png")
+    out = tmp_path / "model"
+    trained = run_dae(
+        "train", "--arch", "conv", "--filters", "8,16", "--blocks-per-level", "1", "--data", data,
+        "--channels", "3", "--patch-size", "32", "--epochs", "2", "--noise-mean", "0", "--noise-std", "0.1",
+        "--precision", "float32", "--out", out, timeout=600,
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads((out / "dae.json").read_text())["image_shape"] == [None, None, 3]
+    result = run_dae("denoise", data / "3.png", "-m", out, "-o", tmp_path / "d.png")
+    assert result.returncode == 0, result.stderr
+    assert np.asarray(Image.open(tmp_path / "d.png")).shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("downsampling, upsampling", [("maxpool", "transpose"), ("strided", "upsample")])
+def test_dense_design_offers_the_examples_alternatives(downsampling, upsampling):
+    from dae_cli.model import build_autoencoder
+
+    autoencoder, encoder, decoder = build_autoencoder(
+        (28, 28, 1), latent_dim=8, layer_filters=[8, 16], downsampling=downsampling, upsampling=upsampling
+    )
+    kinds = {layer.__class__.__name__ for model in (encoder, decoder) for layer in model.layers}
+    assert ("MaxPooling2D" in kinds) == (downsampling == "maxpool")
+    assert ("UpSampling2D" in kinds) == (upsampling == "upsample")
+    assert encoder.output_shape == (None, 8) and autoencoder.output_shape == (None, 28, 28, 1)
