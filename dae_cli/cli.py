@@ -18,6 +18,9 @@ from typing import List, Optional
 import typer
 
 from dae_cli import __version__
+from dae_cli.completion import choices, complete_model
+from dae_cli.config import DATASETS, LR_SCHEDULES, NOISE_TYPES, PRECISIONS, STRATEGIES
+from dae_cli.export import FORMATS
 from dae_cli.errors import DaeError, ExitCode, UsageError
 from dae_cli.output import Output
 
@@ -30,7 +33,7 @@ DEFAULT_MODEL = "dae-model"
 MODEL_HELP = "Model directory (default: $DAE_MODEL, else ./dae-model)."
 
 # Options that several commands share, declared once.
-MODEL_OPTION = typer.Option(None, "--model", "-m", help=MODEL_HELP)
+MODEL_OPTION = typer.Option(None, "--model", "-m", help=MODEL_HELP, autocompletion=complete_model)
 OVERWRITE_OPTION = typer.Option(False, "--overwrite", help="Replace existing output files.")
 FAIL_FAST_OPTION = typer.Option(False, "--fail-fast", help="Stop at the first bad input.")
 NO_VERIFY_OPTION = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256.")
@@ -38,7 +41,7 @@ OVERLAP_OPTION = typer.Option(None, "--overlap", help="Tile overlap in pixels (d
 BATCH_SIZE_OPTION = typer.Option(256, "--batch-size", min=1, help="Images, tiles or vectors per model call.")
 INPUTS_ARGUMENT = typer.Argument(..., help="Image files, directories (recursive) or globs.")
 # Noise flags of `train` and `noise`; None means Config's default.
-NOISE_OPTION = typer.Option(None, "--noise", help="gaussian (default), salt-pepper, speckle, poisson or mask.")
+NOISE_OPTION = typer.Option(None, "--noise", help="gaussian (default), salt-pepper, speckle, poisson or mask.", autocompletion=choices(NOISE_TYPES))
 NOISE_MEAN_OPTION = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default 0.5).")
 NOISE_STD_OPTION = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std (default 0.5).")
 NOISE_AMOUNT_OPTION = typer.Option(None, "--noise-amount", help="Salt-pepper amount / mask fraction (default 0.1).")
@@ -49,7 +52,6 @@ app = typer.Typer(
     help="Train convolutional denoising autoencoders and use them: train, encode, decode, denoise.",
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -96,8 +98,8 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model directory to write (default: $DAE_MODEL, else ./dae-model)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run, or train a finished model further."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory (once the new one is complete)."),
-    strategy: str = typer.Option("auto", "--strategy", help="tf.distribute strategy: auto (mirrored on several GPUs, else one), one, mirrored, multi-worker (from TF_CONFIG). --batch-size is per replica."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist (Keras cache or download) or mnist-sample (shipped, offline)."),
+    strategy: str = typer.Option("auto", "--strategy", help="tf.distribute strategy: auto (mirrored on several GPUs, else one), one, mirrored, multi-worker (from TF_CONFIG). --batch-size is per replica.", autocompletion=choices(STRATEGIES)),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist (Keras cache or download) or mnist-sample (shipped, offline).", autocompletion=choices(DATASETS)),
     data: Optional[str] = typer.Option(None, "--data", help="An .npz in the keras.datasets layout, or a folder of images."),
     channels: Optional[int] = typer.Option(None, "--channels", help="1 (grayscale) or 3 (RGB); default: as the data."),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="Validation fraction for image folders (default 0.1)."),
@@ -111,8 +113,8 @@ def train(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default 30)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size per replica (default 128)."),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Adam learning rate, the start of the schedule (default 0.003; the example: 0.001, constant)."),
-    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="cosine (default) or constant."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto (default: mixed_bfloat16 where the CPU has AVX512-BF16 or AMX and no GPU is visible, else float32), float32 or mixed_bfloat16."),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="cosine (default) or constant.", autocompletion=choices(LR_SCHEDULES)),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (default: mixed_bfloat16 where the CPU has AVX512-BF16 or AMX and no GPU is visible, else float32), float32 or mixed_bfloat16.", autocompletion=choices(PRECISIONS)),
     jit_compile: Optional[bool] = typer.Option(None, "--jit-compile/--no-jit-compile", help="Compile training steps with XLA."),
     scale_learning_rate: Optional[bool] = typer.Option(None, "--scale-lr/--no-scale-lr", help="Multiply the learning rate by the number of replicas."),
     noise: Optional[str] = NOISE_OPTION,
@@ -161,10 +163,10 @@ def _report_outcome(outcome, text: Optional[str]) -> None:
         output.record(outcome.record(), text if outcome.ok else None)
 
 
-def _outcome_log(fail_fast: bool, on_outcome=None):
+def _outcome_log(fail_fast: bool, on_outcome=None, progress=None):
     from dae_cli.inference import OutcomeLog
 
-    return OutcomeLog(on_outcome or (lambda o: _report_outcome(o, o.output)), fail_fast)
+    return OutcomeLog(on_outcome or (lambda o: _report_outcome(o, o.output)), fail_fast, progress)
 
 
 def _batch_exit(log) -> None:
@@ -195,11 +197,12 @@ def denoise(
     loaded = artifacts.load_model(_model_dir(model), verify=not no_verify)
     _check_overlap(overlap, loaded)
     size_mode = "resize" if resize else "tile" if tile else "error"
-    log = _outcome_log(fail_fast)
-    inference.denoise_files(
-        loaded, paths, outputs, size_mode=size_mode, overlap=overlap, overwrite=overwrite,
-        batch_size=batch_size, log=log,
-    )
+    with State.output.progress("denoise", len(paths)) as progress:
+        log = _outcome_log(fail_fast, progress=progress)
+        inference.denoise_files(
+            loaded, paths, outputs, size_mode=size_mode, overlap=overlap, overwrite=overwrite,
+            batch_size=batch_size, log=log,
+        )
     _batch_exit(log)
 
 
@@ -234,10 +237,11 @@ def encode(
             record = {"source": outcome.input, "latent": outcome.latent}
             output.record(record, json.dumps(record))  # JSON lines are the data, --json or not
 
-    log = _outcome_log(fail_fast, on_outcome)
     _check_overlap(overlap, loaded)
     size_mode = "resize" if resize else "tile" if tiles else "error"
-    inference.encode_files(loaded, paths, size_mode=size_mode, overlap=overlap, batch_size=batch_size, log=log)
+    with output.progress("encode", len(paths)) as progress:
+        log = _outcome_log(fail_fast, on_outcome, progress)
+        inference.encode_files(loaded, paths, size_mode=size_mode, overlap=overlap, batch_size=batch_size, log=log)
     good = [o for o in log.outcomes if o.ok]
     if out is not None and good:
         latents.write_latents(out, [o.input for o in good], [o.latent for o in good], overwrite=overwrite)
@@ -267,14 +271,15 @@ def decode(
         raise UsageError(f"-o {out} is a file; decode writes a directory of PNGs")
     items = latents.read_latents(latents_file)
     loaded = artifacts.load_model(_model_dir(model), parts=(artifacts.DECODER,), verify=not no_verify)
-    log = _outcome_log(fail_fast)
-    inference.decode_latents(loaded, items, out, overwrite=overwrite, batch_size=batch_size, log=log)
+    with State.output.progress("decode", len(items), unit="latents") as progress:
+        log = _outcome_log(fail_fast, progress=progress)
+        inference.decode_latents(loaded, items, out, overwrite=overwrite, batch_size=batch_size, log=log)
     _batch_exit(log)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
 def info(
-    model: Optional[Path] = typer.Argument(None, help=MODEL_HELP),
+    model: Optional[Path] = typer.Argument(None, help=MODEL_HELP, autocompletion=complete_model),
 ) -> None:
     """Show a model directory's manifest."""
     from dae_cli import artifacts
@@ -308,13 +313,13 @@ def info(
 @app.command(epilog=EXIT_CODES_HELP)
 def evaluate(
     model: Optional[Path] = MODEL_OPTION,
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist or mnist-sample: score on its test split (default: the model's training data)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist or mnist-sample: score on its test split (default: the model's training data).", autocompletion=choices(DATASETS)),
     data: Optional[str] = typer.Option(None, "--data", help="An .npz (its x_test) or a folder of images (its seeded validation split)."),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="Validation fraction for image folders (default: the model's)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Score at most N images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the noise; the same seed gives the same figures."),
     batch_size: int = BATCH_SIZE_OPTION,
-    noise: Optional[str] = typer.Option(None, "--noise", help="Noise type (default: the model's training noise)."),
+    noise: Optional[str] = typer.Option(None, "--noise", help="Noise type (default: the model's training noise).", autocompletion=choices(NOISE_TYPES)),
     noise_mean: Optional[float] = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default: the model's)."),
     noise_std: Optional[float] = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std (default: the model's)."),
     noise_amount: Optional[float] = typer.Option(None, "--noise-amount", help="Salt-pepper amount / mask fraction (default: the model's)."),
@@ -331,7 +336,8 @@ def evaluate(
         noise_mean=noise_mean, noise_std=noise_std, noise_amount=noise_amount, noise_peak=noise_peak,
     )
     config = evaluation.evaluation_config(loaded.manifest, overrides)
-    report = evaluation.evaluate(loaded, config, seed=seed, batch_size=batch_size)
+    with State.output.progress("evaluate") as progress:
+        report = evaluation.evaluate(loaded, config, seed=seed, batch_size=batch_size, progress=progress)
 
     def spread(summary, digits):
         return f"{summary['mean']:.{digits}f} (p05 {summary['p05']:.{digits}f}, p50 {summary['p50']:.{digits}f}, p95 {summary['p95']:.{digits}f})"
@@ -374,25 +380,24 @@ def noise_command(
     config = Config.resolve(None, settings)
     paths = image_io.expand_inputs(inputs)
     outputs = inference.output_paths(paths, out, ".noisy.png")
-    log = _outcome_log(fail_fast)
-    inference.noise_files(paths, outputs, NoiseSpec.from_config(config), seed, overwrite=overwrite, log=log)
+    with State.output.progress("noise", len(paths)) as progress:
+        log = _outcome_log(fail_fast, progress=progress)
+        inference.noise_files(paths, outputs, NoiseSpec.from_config(config), seed, overwrite=overwrite, log=log)
     _batch_exit(log)
 
 
 @app.command("export", epilog=EXIT_CODES_HELP)
 def export_command(
-    model: Optional[Path] = typer.Argument(None, help=MODEL_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for the serving SavedModel."),
-    format: str = typer.Option("saved-model", "--format", help="saved-model: one SavedModel with encode, decode and denoise."),
+    model: Optional[Path] = typer.Argument(None, help=MODEL_HELP, autocompletion=complete_model),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to write: the serving SavedModel, or the ONNX files."),
+    format: str = typer.Option("saved-model", "--format", help="saved-model: one SavedModel with encode, decode and denoise; onnx: encoder.onnx, decoder.onnx and denoiser.onnx (needs dae-cli[onnx]).", autocompletion=choices(FORMATS)),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing export."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Export even if autoencoder.keras differs from the manifest's sha256."),
 ) -> None:
-    """Export one SavedModel with encode, decode and denoise endpoints, for TensorFlow Serving."""
-    from dae_cli.export import FORMATS, export_serving
+    """Export the model for serving: one SavedModel for TensorFlow Serving, or ONNX files for ONNX Runtime."""
+    from dae_cli.export import export_model
 
-    if format not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-    record = export_serving(_model_dir(model), out, verify=not no_verify, overwrite=overwrite)
+    record = export_model(_model_dir(model), out, format, verify=not no_verify, overwrite=overwrite)
     State.output.record(record, record["output"])
 
 

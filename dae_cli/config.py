@@ -30,6 +30,7 @@ DATASETS = ("mnist", "mnist-sample")
 NOISE_TYPES = ("gaussian", "salt-pepper", "speckle", "poisson", "mask")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # auto: bfloat16 where the CPU has it
+STRATEGIES = ("auto", "one", "mirrored", "multi-worker")  # `dae train --strategy`
 
 
 @dataclasses.dataclass

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from dae_cli import artifacts, data, evaluation, image_io
-from dae_cli.config import Config
+from dae_cli.config import STRATEGIES, Config
 from dae_cli.errors import DaeError, TrainingInterrupted, UsageError
 from dae_cli.files import check_writable_directory, commit_directory, staging_directory
 
@@ -228,7 +228,7 @@ def make_strategy(name: str):
         return tf.distribute.MirroredStrategy([device.name for device in devices])
     if name == "auto":
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    raise UsageError(f"--strategy must be one of auto, one, mirrored, multi-worker, got {name!r}")
+    raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
 
 
 def precision_policy(name: str) -> str:
