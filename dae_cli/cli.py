@@ -122,9 +122,15 @@ def train(
     noise_std: Optional[float] = NOISE_STD_OPTION,
     noise_amount: Optional[float] = NOISE_AMOUNT_OPTION,
     noise_peak: Optional[float] = NOISE_PEAK_OPTION,
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Write TensorBoard logs here: loss, val_loss, PSNR, SSIM and sample images per epoch (needs dae-cli[tensorboard]).", file_okay=False),
 ) -> None:
     """Train a denoising autoencoder and save it as a model directory."""
     from dae_cli.training import train as run_training
+
+    if tensorboard is not None:
+        from dae_cli.extras import require
+
+        require("tensorboard", extra="tensorboard", feature="--tensorboard")
 
     overrides = dict(
         dataset=dataset, data=data, channels=channels, val_split=val_split, limit=limit,
@@ -137,7 +143,7 @@ def train(
     output = State.output
     result = run_training(
         str(config) if config else None, overrides, _model_dir(out), resume=resume, overwrite=overwrite,
-        strategy=strategy, reporter=output.training_reporter(),
+        strategy=strategy, reporter=output.training_reporter(), tensorboard=tensorboard,
     )
     manifest = result.manifest
     metrics = manifest["metrics"]

@@ -63,10 +63,12 @@ def train(
     strategy: str = "auto",
     reporter: Reporter | None = None,
     callbacks: list | None = None,
+    tensorboard: Path | None = None,
 ) -> TrainResult:
     """Trains a model as configured and writes its directory to `out`.
 
     `callbacks` are extra Keras callbacks, run after dae's own (the benchmark uses them).
+    `tensorboard` is a folder for TensorBoard logs (see `dae_cli.tensorboard`).
     """
     reporter = reporter or Reporter()
     out = Path(out)
@@ -144,6 +146,12 @@ def train(
     else:
         restore = []
     recorder = _epoch_recorder(history, reporter, checkpoint, config, image_shape, training_data.source, previous_seconds)
+    if tensorboard is not None and is_chief:
+        from dae_cli import tensorboard as board
+
+        logging = board.callbacks(tensorboard, val_noisy, val_clean, global_batch, SAMPLE_COUNT)
+    else:
+        logging = []
 
     reporter.start(config.epochs, steps_per_epoch, initial_epoch)
     fixes = _multi_worker_fixes(autoencoder) if strategy == "multi-worker" else contextlib.nullcontext()
@@ -158,7 +166,7 @@ def train(
                 validation_data=(val_noisy, val_clean),
                 validation_batch_size=global_batch,
                 # The backup is written before the epoch is reported or checkpointed.
-                callbacks=[*restore, recorder, *(callbacks or [])],
+                callbacks=[*restore, recorder, *logging, *(callbacks or [])],
                 shuffle=False,  # the tf.data stream shuffles itself
                 verbose=0,
             )
