@@ -20,8 +20,8 @@ import typer
 from dae_cli import __version__
 from dae_cli.completion import choices, complete_model
 from dae_cli.config import DATASETS, LR_SCHEDULES, NOISE_TYPES, PRECISIONS, STRATEGIES
-from dae_cli.export import FORMATS
 from dae_cli.errors import DaeError, ExitCode, UsageError
+from dae_cli.export import FORMATS
 from dae_cli.output import Output
 
 EXIT_CODES_HELP = (

@@ -1,12 +1,14 @@
 """Progress on stderr for the commands over many inputs; results on stdout unchanged."""
 
 import io
+import json
 import os
 import re
 import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 
 from conftest import cli_env, run_dae, save_gray
@@ -83,7 +85,13 @@ def test_encode_counts_images_not_tiles(trained_model, digits, tmp_path):
 
 
 def test_decode_noise_and_evaluate_show_bars(trained_model, digits, tmp_path):
-    encoded = run_dae("encode", *digits, "-m", trained_model).stdout
+    from PIL import Image
+
+    from dae_cli import artifacts
+
+    images = np.stack([np.asarray(Image.open(path), np.float32)[..., None] / 255 for path in digits])
+    latents = artifacts.load_model(trained_model, parts=(artifacts.ENCODER,)).encode(images)
+    encoded = "".join(json.dumps({"source": str(p), "latent": z.tolist()}) + "\n" for p, z in zip(digits, latents))
     code, stdout, shown = run_on_terminal("decode", "-", "-m", trained_model, "-o", tmp_path / "dec", input=encoded)
     assert code == 0 and bar(shown, "decode", 6, "latents"), shown
     assert len(stdout.split()) == 6
