@@ -18,7 +18,10 @@ from typing import List, Optional
 import typer
 
 from dae_cli import __version__
+from dae_cli.completion import choices, complete_model
+from dae_cli.config import DATASETS, LR_SCHEDULES, NOISE_TYPES, PRECISIONS, STRATEGIES
 from dae_cli.errors import DaeError, ExitCode, UsageError
+from dae_cli.export import FORMATS
 from dae_cli.output import Output
 
 EXIT_CODES_HELP = (
@@ -30,7 +33,7 @@ DEFAULT_MODEL = "dae-model"
 MODEL_HELP = "Model directory or built-in model (mnist, photo-gray); default: $DAE_MODEL, else ./dae-model."
 
 # Options that several commands share, declared once.
-MODEL_OPTION = typer.Option(None, "--model", "-m", help=MODEL_HELP)
+MODEL_OPTION = typer.Option(None, "--model", "-m", help=MODEL_HELP, autocompletion=complete_model)
 OVERWRITE_OPTION = typer.Option(False, "--overwrite", help="Replace existing output files.")
 FAIL_FAST_OPTION = typer.Option(False, "--fail-fast", help="Stop at the first bad input.")
 NO_VERIFY_OPTION = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256.")
@@ -38,7 +41,7 @@ OVERLAP_OPTION = typer.Option(None, "--overlap", help="Tile overlap in pixels (d
 BATCH_SIZE_OPTION = typer.Option(256, "--batch-size", min=1, help="Images, tiles or vectors per model call.")
 INPUTS_ARGUMENT = typer.Argument(..., help="Image files, directories (recursive) or globs.")
 # Noise flags of `train` and `noise`; None means Config's default.
-NOISE_OPTION = typer.Option(None, "--noise", help="gaussian (default), salt-pepper, speckle, poisson or mask.")
+NOISE_OPTION = typer.Option(None, "--noise", help="gaussian (default), salt-pepper, speckle, poisson or mask.", autocompletion=choices(NOISE_TYPES))
 NOISE_MEAN_OPTION = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default 0.5).")
 NOISE_STD_OPTION = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std on [0, 1], or on the 0-255 scale as 25/255 (default 0.5).")
 NOISE_STD_RANGE_OPTION = typer.Option(None, "--noise-std-range", help="Blind noise: each image's std drawn uniformly from LOW,HIGH (e.g. 0,0.2 or 0/255,50/255).")
@@ -50,7 +53,6 @@ app = typer.Typer(
     help="Train convolutional denoising autoencoders and use them: train, encode, decode, denoise.",
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -120,8 +122,8 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model directory to write (default: $DAE_MODEL, else ./dae-model)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run, or train a finished model further."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory (once the new one is complete)."),
-    strategy: str = typer.Option("auto", "--strategy", help="tf.distribute strategy: auto (mirrored on several GPUs, else one), one, mirrored, multi-worker (from TF_CONFIG). --batch-size is per replica."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist (Keras cache or download) or mnist-sample (shipped, offline)."),
+    strategy: str = typer.Option("auto", "--strategy", help="tf.distribute strategy: auto (mirrored on several GPUs, else one), one, mirrored, multi-worker (from TF_CONFIG). --batch-size is per replica.", autocompletion=choices(STRATEGIES)),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist (Keras cache or download) or mnist-sample (shipped, offline).", autocompletion=choices(DATASETS)),
     data: Optional[str] = typer.Option(None, "--data", help="An .npz in the keras.datasets layout, or a folder of images."),
     channels: Optional[int] = typer.Option(None, "--channels", help="1 (grayscale) or 3 (RGB); default: as the data."),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="Validation fraction for image folders (default 0.1)."),
@@ -143,8 +145,8 @@ def train(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default 30)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size per replica (default 128)."),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Adam learning rate, the start of the schedule (default 0.003; the example: 0.001, constant)."),
-    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="cosine (default) or constant."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto (default: mixed_bfloat16 where the CPU has AVX512-BF16 or AMX and no GPU is visible, else float32), float32 or mixed_bfloat16."),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="cosine (default) or constant.", autocompletion=choices(LR_SCHEDULES)),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (default: mixed_bfloat16 where the CPU has AVX512-BF16 or AMX and no GPU is visible, else float32), float32 or mixed_bfloat16.", autocompletion=choices(PRECISIONS)),
     jit_compile: Optional[bool] = typer.Option(None, "--jit-compile/--no-jit-compile", help="Compile training steps with XLA."),
     scale_learning_rate: Optional[bool] = typer.Option(None, "--scale-lr/--no-scale-lr", help="Multiply the learning rate by the number of replicas."),
     noise: Optional[str] = NOISE_OPTION,
@@ -153,9 +155,15 @@ def train(
     noise_std_range: Optional[str] = NOISE_STD_RANGE_OPTION,
     noise_amount: Optional[float] = NOISE_AMOUNT_OPTION,
     noise_peak: Optional[float] = NOISE_PEAK_OPTION,
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Write TensorBoard logs here: loss, val_loss, PSNR, SSIM and sample images per epoch (needs dae-cli[tensorboard]).", file_okay=False),
 ) -> None:
     """Train a denoising autoencoder and save it as a model directory."""
     from dae_cli.training import train as run_training
+
+    if tensorboard is not None:
+        from dae_cli.extras import require
+
+        require("tensorboard", extra="tensorboard", feature="--tensorboard")
 
     overrides = dict(
         dataset=dataset, data=data, channels=channels, val_split=val_split, limit=limit,
@@ -171,7 +179,7 @@ def train(
     output = State.output
     result = run_training(
         str(config) if config else None, overrides, _model_dir(out), resume=resume, overwrite=overwrite,
-        strategy=strategy, reporter=output.training_reporter(),
+        strategy=strategy, reporter=output.training_reporter(), tensorboard=tensorboard,
     )
     manifest = result.manifest
     metrics = manifest["metrics"]
@@ -197,10 +205,10 @@ def _report_outcome(outcome, text: Optional[str]) -> None:
         output.record(outcome.record(), text if outcome.ok else None)
 
 
-def _outcome_log(fail_fast: bool, on_outcome=None):
+def _outcome_log(fail_fast: bool, on_outcome=None, progress=None):
     from dae_cli.inference import OutcomeLog
 
-    return OutcomeLog(on_outcome or (lambda o: _report_outcome(o, o.output)), fail_fast)
+    return OutcomeLog(on_outcome or (lambda o: _report_outcome(o, o.output)), fail_fast, progress)
 
 
 def _batch_exit(log) -> None:
@@ -230,21 +238,23 @@ def denoise(
     paths = image_io.expand_inputs(inputs)
     outputs = inference.output_paths(paths, out, ".denoised.png")
     loaded = artifacts.load_model(_model_dir(model), verify=not no_verify)
-    log = _outcome_log(fail_fast)
-    if loaded.architecture == "conv":
-        from dae_cli import whole_images
-
-        whole_images.denoise_files(
-            loaded, paths, outputs, overwrite=overwrite, max_pixels=int(max_megapixels * 1e6),
-            overlap=whole_images.DEFAULT_OVERLAP if overlap is None else overlap, log=log,
-        )
-        return _batch_exit(log)
-    _check_overlap(overlap, loaded)
     size_mode = "resize" if resize else "tile" if tile else "error"
-    inference.denoise_files(
-        loaded, paths, outputs, size_mode=size_mode, overlap=overlap, overwrite=overwrite,
-        batch_size=batch_size, log=log,
-    )
+    if loaded.architecture != "conv":
+        _check_overlap(overlap, loaded)
+    with State.output.progress("denoise", len(paths)) as progress:
+        log = _outcome_log(fail_fast, progress=progress)
+        if loaded.architecture == "conv":
+            from dae_cli import whole_images
+
+            whole_images.denoise_files(
+                loaded, paths, outputs, overwrite=overwrite, max_pixels=int(max_megapixels * 1e6),
+                overlap=whole_images.DEFAULT_OVERLAP if overlap is None else overlap, log=log,
+            )
+        else:
+            inference.denoise_files(
+                loaded, paths, outputs, size_mode=size_mode, overlap=overlap, overwrite=overwrite,
+                batch_size=batch_size, log=log,
+            )
     _batch_exit(log)
 
 
@@ -282,10 +292,11 @@ def encode(
             record = {"source": outcome.input, "latent": outcome.latent}
             output.record(record, json.dumps(record))  # JSON lines are the data, --json or not
 
-    log = _outcome_log(fail_fast, on_outcome)
     _check_overlap(overlap, loaded)
     size_mode = "resize" if resize else "tile" if tiles else "error"
-    inference.encode_files(loaded, paths, size_mode=size_mode, overlap=overlap, batch_size=batch_size, log=log)
+    with output.progress("encode", len(paths)) as progress:
+        log = _outcome_log(fail_fast, on_outcome, progress)
+        inference.encode_files(loaded, paths, size_mode=size_mode, overlap=overlap, batch_size=batch_size, log=log)
     good = [o for o in log.outcomes if o.ok]
     if out is not None and good:
         latents.write_latents(out, [o.input for o in good], [o.latent for o in good], overwrite=overwrite)
@@ -302,8 +313,9 @@ def _encode_maps(inputs, directory: Path, out: Optional[Path], overwrite: bool, 
     if out.suffix.lower() == ".npy" and len(paths) != 1:
         raise UsageError(f"-o {out}: .npy holds the latent of one image, got {len(paths)}; use .npz")
     loaded = artifacts.load_model(directory, parts=(artifacts.ENCODER,), verify=not no_verify)
-    log = _outcome_log(fail_fast, lambda outcome: None if outcome.ok else _report_outcome(outcome, None))
-    encoded = whole_images.encode_files(loaded, paths, log=log)
+    with State.output.progress("encode", len(paths)) as progress:
+        log = _outcome_log(fail_fast, lambda outcome: None if outcome.ok else _report_outcome(outcome, None), progress)
+        encoded = whole_images.encode_files(loaded, paths, log=log)
     if encoded:
         latent_maps.write_maps(out, encoded, overwrite=overwrite)
         State.output.record({"output": str(out), "count": len(encoded)}, str(out))
@@ -331,23 +343,26 @@ def decode(
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out} is a file; decode writes a directory of PNGs")
     directory = _model_dir(model)
-    log = _outcome_log(fail_fast)
     if artifacts.read_manifest(directory).get("architecture") == "conv":
         from dae_cli import latent_maps, whole_images
 
         maps = latent_maps.read_maps(latents_file)
         loaded = artifacts.load_model(directory, parts=(artifacts.DECODER,), verify=not no_verify)
-        whole_images.decode_maps(loaded, maps, out, overwrite=overwrite, log=log)
+        with State.output.progress("decode", len(maps), unit="latents") as progress:
+            log = _outcome_log(fail_fast, progress=progress)
+            whole_images.decode_maps(loaded, maps, out, overwrite=overwrite, log=log)
         return _batch_exit(log)
     items = latents.read_latents(latents_file)
     loaded = artifacts.load_model(directory, parts=(artifacts.DECODER,), verify=not no_verify)
-    inference.decode_latents(loaded, items, out, overwrite=overwrite, batch_size=batch_size, log=log)
+    with State.output.progress("decode", len(items), unit="latents") as progress:
+        log = _outcome_log(fail_fast, progress=progress)
+        inference.decode_latents(loaded, items, out, overwrite=overwrite, batch_size=batch_size, log=log)
     _batch_exit(log)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
 def info(
-    model: Optional[Path] = typer.Argument(None, help=MODEL_HELP),
+    model: Optional[Path] = typer.Argument(None, help=MODEL_HELP, autocompletion=complete_model),
 ) -> None:
     """Show a model directory's manifest."""
     from dae_cli import artifacts
@@ -383,13 +398,13 @@ def info(
 @app.command(epilog=EXIT_CODES_HELP)
 def evaluate(
     model: Optional[Path] = MODEL_OPTION,
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist or mnist-sample: score on its test split (default: the model's training data)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist or mnist-sample: score on its test split (default: the model's training data).", autocompletion=choices(DATASETS)),
     data: Optional[str] = typer.Option(None, "--data", help="An .npz (its x_test) or a folder of images (its seeded validation split)."),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="Validation fraction for image folders (default: the model's)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Score at most N images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the noise; the same seed gives the same figures."),
     batch_size: int = BATCH_SIZE_OPTION,
-    noise: Optional[str] = typer.Option(None, "--noise", help="Noise type (default: the model's training noise)."),
+    noise: Optional[str] = typer.Option(None, "--noise", help="Noise type (default: the model's training noise).", autocompletion=choices(NOISE_TYPES)),
     noise_mean: Optional[float] = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default: the model's)."),
     noise_std: Optional[str] = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std on [0, 1] or as 25/255 (default: the model's)."),
     noise_std_range: Optional[str] = typer.Option(None, "--noise-std-range", help="Blind noise LOW,HIGH (default: the model's)."),
@@ -408,7 +423,8 @@ def evaluate(
         noise_std_range=_parse_std_range(noise_std_range),
     )
     config = evaluation.evaluation_config(loaded.manifest, overrides)
-    report = evaluation.evaluate(loaded, config, seed=seed, batch_size=batch_size)
+    with State.output.progress("evaluate") as progress:
+        report = evaluation.evaluate(loaded, config, seed=seed, batch_size=batch_size, progress=progress)
 
     def spread(summary, digits):
         return f"{summary['mean']:.{digits}f} (p05 {summary['p05']:.{digits}f}, p50 {summary['p50']:.{digits}f}, p95 {summary['p95']:.{digits}f})"
@@ -455,25 +471,24 @@ def noise_command(
     config = Config.resolve(None, settings)
     paths = image_io.expand_inputs(inputs)
     outputs = inference.output_paths(paths, out, ".noisy.png")
-    log = _outcome_log(fail_fast)
-    inference.noise_files(paths, outputs, NoiseSpec.from_config(config), seed, overwrite=overwrite, log=log)
+    with State.output.progress("noise", len(paths)) as progress:
+        log = _outcome_log(fail_fast, progress=progress)
+        inference.noise_files(paths, outputs, NoiseSpec.from_config(config), seed, overwrite=overwrite, log=log)
     _batch_exit(log)
 
 
 @app.command("export", epilog=EXIT_CODES_HELP)
 def export_command(
-    model: Optional[Path] = typer.Argument(None, help=MODEL_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for the serving SavedModel."),
-    format: str = typer.Option("saved-model", "--format", help="saved-model: one SavedModel with encode, decode and denoise."),
+    model: Optional[Path] = typer.Argument(None, help=MODEL_HELP, autocompletion=complete_model),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to write: the serving SavedModel, or the ONNX files."),
+    format: str = typer.Option("saved-model", "--format", help="saved-model: one SavedModel with encode, decode and denoise; onnx: encoder.onnx, decoder.onnx and denoiser.onnx (needs dae-cli[onnx]).", autocompletion=choices(FORMATS)),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing export."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Export even if autoencoder.keras differs from the manifest's sha256."),
 ) -> None:
-    """Export one SavedModel with encode, decode and denoise endpoints, for TensorFlow Serving."""
-    from dae_cli.export import FORMATS, export_serving
+    """Export the model for serving: one SavedModel for TensorFlow Serving, or ONNX files for ONNX Runtime."""
+    from dae_cli.export import export_model
 
-    if format not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-    record = export_serving(_model_dir(model), out, verify=not no_verify, overwrite=overwrite)
+    record = export_model(_model_dir(model), out, format, verify=not no_verify, overwrite=overwrite)
     State.output.record(record, record["output"])
 
 

@@ -34,6 +34,7 @@ UPSAMPLINGS = ("transpose", "upsample")
 LOSSES = ("mse", "mae")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # auto: bfloat16 where the CPU has it
+STRATEGIES = ("auto", "one", "mirrored", "multi-worker")  # `dae train --strategy`
 
 
 @dataclasses.dataclass

@@ -62,11 +62,12 @@ def noisy_set(clean_uint8: np.ndarray, spec, seed: int) -> tuple[np.ndarray, np.
     return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
 
 
-def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256) -> dict[str, Any]:
+def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256, progress=None) -> dict[str, Any]:
     """Scores `model` (a `LoadedModel`) on the evaluation split `config` names.
 
     `seed` seeds the noise only; a folder's split keeps the model's own seed, so the
-    images scored are the ones its training held out.
+    images scored are the ones its training held out. `progress` (an `output.Progress`)
+    counts the images denoised.
     """
     from dae_cli import data
     from dae_cli.metrics import psnr, ssim, summarize
@@ -80,13 +81,18 @@ def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256) -> 
             f"{'x'.join(map(str, model.image_shape))}; evaluate on data of the model's size"
         )
     spec = NoiseSpec.from_config(config)
+    if progress is not None:
+        progress.start(len(images))
     scores: dict[str, list[np.ndarray]] = {key: [] for key in ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")}
     model_seconds = 0.0
     for noisy, clean in noisy_blocks(images, spec, seed):
         started = time.perf_counter()
-        denoised = np.concatenate(
-            [model.denoise(noisy[i : i + batch_size]) for i in range(0, len(noisy), batch_size)]
-        )
+        denoised = []
+        for i in range(0, len(noisy), batch_size):
+            denoised.append(model.denoise(noisy[i : i + batch_size]))
+            if progress is not None:
+                progress.advance(len(denoised[-1]))
+        denoised = np.concatenate(denoised)
         model_seconds += time.perf_counter() - started
         scores["psnr_noisy"].append(psnr(clean, noisy))
         scores["psnr_denoised"].append(psnr(clean, denoised))

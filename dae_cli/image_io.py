@@ -161,6 +161,11 @@ def save_png(pixels: np.ndarray, path: str | Path, overwrite: bool = False) -> N
 
 def grid_png(rows: list[np.ndarray], gap: int = 2) -> bytes:
     """One PNG of image rows (each (n, h, w, c) in [0, 1]) on a white background."""
+    return encode_png(grid_image(rows, gap))
+
+
+def grid_image(rows: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Image rows (each (n, h, w, c) in [0, 1]) as one (H, W, c) image on white."""
     n = max(len(row) for row in rows)
     height, width, channels = rows[0].shape[1:]
     canvas = np.ones(((height + gap) * len(rows) - gap, (width + gap) * n - gap, channels), np.float32)
@@ -168,4 +173,4 @@ def grid_png(rows: list[np.ndarray], gap: int = 2) -> bytes:
         for c, image in enumerate(row):
             y, x = r * (height + gap), c * (width + gap)
             canvas[y : y + height, x : x + width] = image
-    return encode_png(canvas)
+    return canvas

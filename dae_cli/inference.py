@@ -44,16 +44,21 @@ class Outcome:
 
 
 class OutcomeLog:
-    """Collects outcomes, passes each to `on_outcome`, and enforces `--fail-fast`."""
+    """Collects outcomes, passes each to `on_outcome`, counts finished inputs on
+    `progress` (an `output.Progress`), and enforces `--fail-fast`."""
 
-    def __init__(self, on_outcome: Callable[[Outcome], None], fail_fast: bool = False):
+    def __init__(self, on_outcome: Callable[[Outcome], None], fail_fast: bool = False, progress=None):
         self.on_outcome = on_outcome
         self.fail_fast = fail_fast
+        self.progress = progress
         self.outcomes: list[Outcome] = []
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, finishes_input: bool = True) -> None:
+        """Records `outcome`; `finishes_input=False` for all but the last tile of an image."""
         self.outcomes.append(outcome)
         self.on_outcome(outcome)
+        if finishes_input and self.progress is not None:
+            self.progress.advance()
         if self.fail_fast and not outcome.ok:
             raise DaeError(f"stopped at the first failure (--fail-fast): {outcome.error}", self.exit_code())
 
@@ -192,14 +197,15 @@ def encode_files(
                 pixels = image_io.load_image(path, channels)
                 plan = plan_image(pixels, (height, width), size_mode, overlap, path)
                 tiled = len(plan.tiles) > 1 or plan.tiles.shape[1:3] != pixels.shape[:2]
-                for (y, x), tile in zip(plan.corners, plan.tiles):
-                    ready.append((f"{path}#{y},{x}" if tiled and size_mode == "tile" else str(path), tile))
+                for k, ((y, x), tile) in enumerate(zip(plan.corners, plan.tiles)):
+                    source = f"{path}#{y},{x}" if tiled and size_mode == "tile" else str(path)
+                    ready.append((source, tile, k == len(plan.tiles) - 1))
             except DaeError as error:
                 report(Outcome(str(path), error=str(error)))
         if ready:
-            latents = _run_batched(model.encode, np.stack([tile for _, tile in ready]).astype(np.float32), batch_size)
-            for (source, _), latent in zip(ready, latents):
-                report(Outcome(source, latent=[float(v) for v in latent]))
+            latents = _run_batched(model.encode, np.stack([tile for _, tile, _ in ready]).astype(np.float32), batch_size)
+            for (source, _, last_tile), latent in zip(ready, latents):
+                report(Outcome(source, latent=[float(v) for v in latent]), finishes_input=last_tile)
 
 
 def decode_latents(

@@ -12,9 +12,11 @@ import json
 import math
 import os
 import sys
-from typing import Any
+import time
+from typing import Any, Callable
 
 JSON_SCHEMA_VERSION = 1
+PLAIN_INTERVAL = 10.0  # seconds between plain progress lines in logs
 
 
 def _plain() -> bool:
@@ -85,6 +87,15 @@ class Output:
         for key, value in rows:
             table.add_row(key, value)
         self.stdout.print(table)
+
+    def progress(self, label: str, total: int | None = None, unit: str = "images") -> "Progress":
+        """Progress of a command over many inputs: a Rich bar on a terminal, a plain line
+        at most every `PLAIN_INTERVAL` seconds elsewhere, nothing with -q or --json."""
+        if self.quiet or self.json_mode:
+            return Progress(label, total, unit)
+        if self.live:
+            return RichProgress(label, total, unit, console=self.stderr)
+        return PlainProgress(label, total, unit)
 
     def training_reporter(self):
         if self.quiet:
@@ -180,3 +191,98 @@ class RichReporter(PlainReporter):
 
     def message(self, text):
         self.output.warn(text)
+
+
+class Progress:
+    """Counts inputs done out of `total`; draws nothing. Use as a context manager."""
+
+    def __init__(self, label: str, total: int | None = None, unit: str = "images"):
+        self.label, self.total, self.unit = label, total, unit
+        self.done = 0
+
+    def start(self, total: int) -> None:
+        """Sets the total, when it is known only once the work begins."""
+        self.total = total
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class PlainProgress(Progress):
+    """A plain line on stderr at most every `interval` seconds, for logs and NO_COLOR.
+
+    A run shorter than `interval` prints nothing.
+    """
+
+    def __init__(self, label, total=None, unit="images", interval: float = PLAIN_INTERVAL, clock: Callable[[], float] = time.monotonic):
+        super().__init__(label, total, unit)
+        self.interval, self.clock = interval, clock
+        self.started = self.last = clock()
+
+    def advance(self, count: int = 1) -> None:
+        super().advance(count)
+        now = self.clock()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        rate = self.done / (now - self.started) if now > self.started else 0.0
+        line = f"{self.label}: {self.done}"
+        if self.total:
+            line += f"/{self.total} {self.unit}"
+            if rate > 0:
+                line += f", eta {format_seconds((self.total - self.done) / rate)}"
+        else:
+            line += f" {self.unit}"
+        print(f"{line}, {rate:.1f} {self.unit}/s", file=sys.stderr, flush=True)
+
+
+class RichProgress(Progress):
+    """A live Rich bar on stderr with the count, the rate and the time left.
+
+    Result lines printed meanwhile go above the bar when stdout is the terminal too
+    (Rich's stdout redirect), so the bar never garbles them; a redirected stdout gets
+    them directly, unchanged.
+    """
+
+    def __init__(self, label, total=None, unit="images", *, console):
+        super().__init__(label, total, unit)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+        from rich.text import Text
+
+        class RateColumn(ProgressColumn):
+            def render(self, task):
+                speed = task.finished_speed or task.speed
+                return Text(f"{speed:.1f} {unit}/s" if speed else f"- {unit}/s")
+
+        self.bar = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            redirect_stdout=sys.stdout.isatty(),
+            redirect_stderr=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(label, total=total)
+
+    def start(self, total: int) -> None:
+        super().start(total)
+        self.bar.update(self.task, total=total)
+
+    def advance(self, count: int = 1) -> None:
+        super().advance(count)
+        self.bar.update(self.task, advance=count)
+
+    def close(self) -> None:
+        self.bar.stop()

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from dae_cli import artifacts, data, evaluation, image_io
-from dae_cli.config import Config
+from dae_cli.config import STRATEGIES, Config
 from dae_cli.errors import DaeError, TrainingInterrupted, UsageError
 from dae_cli.files import check_writable_directory, commit_directory, staging_directory
 
@@ -66,10 +66,12 @@ def train(
     strategy: str = "auto",
     reporter: Reporter | None = None,
     callbacks: list | None = None,
+    tensorboard: Path | None = None,
 ) -> TrainResult:
     """Trains a model as configured and writes its directory to `out`.
 
     `callbacks` are extra Keras callbacks, run after dae's own (the benchmark uses them).
+    `tensorboard` is a folder for TensorBoard logs (see `dae_cli.tensorboard`).
     """
     reporter = reporter or Reporter()
     out = Path(out)
@@ -141,6 +143,12 @@ def train(
     else:
         restore = []
     recorder = _epoch_recorder(history, reporter, checkpoint, config, image_shape, training_data.source, previous_seconds)
+    if tensorboard is not None and is_chief:
+        from dae_cli import tensorboard as board
+
+        logging = board.callbacks(tensorboard, val_noisy, val_clean, global_batch, SAMPLE_COUNT)
+    else:
+        logging = []
 
     reporter.start(config.epochs, steps_per_epoch, initial_epoch)
     fixes = _multi_worker_fixes(autoencoder) if strategy == "multi-worker" else contextlib.nullcontext()
@@ -155,7 +163,7 @@ def train(
                 validation_data=(val_noisy, val_clean),
                 validation_batch_size=global_batch,
                 # The backup is written before the epoch is reported or checkpointed.
-                callbacks=[*restore, recorder, *(callbacks or [])],
+                callbacks=[*restore, recorder, *logging, *(callbacks or [])],
                 shuffle=False,  # the tf.data stream shuffles itself
                 verbose=0,
             )
@@ -242,7 +250,7 @@ def make_strategy(name: str):
         return tf.distribute.MirroredStrategy([device.name for device in devices])
     if name == "auto":
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    raise UsageError(f"--strategy must be one of auto, one, mirrored, multi-worker, got {name!r}")
+    raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
 
 
 def precision_policy(name: str) -> str:
