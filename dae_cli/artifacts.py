@@ -245,25 +245,34 @@ def _signature_dim(saved_model, output: bool) -> int | None:
 
 
 def write_inference_copy(source: Path, target: Path) -> dict[str, Any]:
-    """Copies a model directory without its optimizer state (`autoencoder.keras`) and
-    without `samples.png` (it shows validation images), with the manifest's hashes
-    made anew: what `dae` ships as a built-in model."""
+    """Copies a model directory without its optimizer state and without `samples.png`
+    (it shows validation images), with the manifest's hashes made anew: what `dae`
+    ships as a built-in model. `autoencoder.keras` keeps the weights, for `dae export`."""
     import shutil
+
+    from dae_cli.backend import keras
+
+    from dae_cli.files import commit_directory, staging_directory
 
     source, target = Path(source), Path(target)
     manifest = read_manifest(source)
-    verify_files(source, manifest, (ENCODER, DECODER))
-    target.mkdir(parents=True)
-    for part in (ENCODER, DECODER):
-        shutil.copytree(source / part, target / part)
-    shutil.copy2(source / HISTORY, target / HISTORY)
-    manifest = {**manifest, "files": hash_tree(target)}
-    write_manifest(target, manifest, overwrite=False)
+    verify_files(source, manifest, (ENCODER, DECODER, KERAS_MODEL))
+    trained = load_keras_model(source / KERAS_MODEL)
+    with staging_directory(target) as staging:
+        for part in (ENCODER, DECODER):
+            shutil.copytree(source / part, staging / part)
+        shutil.copy2(source / HISTORY, staging / HISTORY)
+        # The same layers in a model that was never compiled: saved without optimizer state.
+        keras.Model(trained.inputs, trained.outputs, name=trained.name).save(staging / KERAS_MODEL)
+        manifest = {**manifest, "files": hash_tree(staging)}
+        write_manifest(staging, manifest, overwrite=False)
+        commit_directory(staging, target)
     return manifest
 
 
 def load_keras_model(path: Path):
     """`autoencoder.keras` with `safe_mode=True`: no arbitrary Python code is run."""
+    from dae_cli import model  # noqa: F401 - registers the conv model's own layers
     from dae_cli.backend import keras
 
     try:

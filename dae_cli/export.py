@@ -64,7 +64,10 @@ def _write_saved_model(autoencoder, encoder, decoder, manifest: dict, staging: P
     from dae_cli.backend import keras, tf
 
     images = tf.TensorSpec((None, *manifest["image_shape"]), tf.float32, name="images")
-    latents = tf.TensorSpec((None, manifest["latent_dim"]), tf.float32, name="latents")
+    if manifest.get("architecture") == "conv":  # a feature map at 1/size_multiple of the image
+        latents = tf.TensorSpec((None, None, None, manifest["latent_dim"]), tf.float32, name="latents")
+    else:
+        latents = tf.TensorSpec((None, manifest["latent_dim"]), tf.float32, name="latents")
     archive = keras.export.ExportArchive()
     archive.track(autoencoder)
     archive.add_endpoint("denoise", lambda x: decoder(encoder(x, training=False), training=False), input_signature=[images])

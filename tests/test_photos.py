@@ -272,3 +272,37 @@ def test_dense_design_offers_the_examples_alternatives(downsampling, upsampling)
     assert ("MaxPooling2D" in kinds) == (downsampling == "maxpool")
     assert ("UpSampling2D" in kinds) == (upsampling == "upsample")
     assert encoder.output_shape == (None, 8) and autoencoder.output_shape == (None, 28, 28, 1)
+
+
+def test_conv_model_exports_for_serving_and_onnx(photo_model, tmp_path):
+    """Both exports take any image size and agree with `dae denoise`'s model output."""
+    import onnxruntime
+
+    from dae_cli.artifacts import load_model
+
+    rng = np.random.default_rng(5)
+    images = rng.random((2, 44, 60, 1), dtype=np.float32)
+    expected = load_model(photo_model).denoise(images)
+    assert run_dae("export", photo_model, "--format", "saved-model", "-o", tmp_path / "sm").returncode == 0
+    assert run_dae("export", photo_model, "--format", "onnx", "-o", tmp_path / "onnx").returncode == 0
+    script = f"""
+import numpy as np, tensorflow as tf
+served = tf.saved_model.load({str(tmp_path / 'sm')!r})
+np.save({str(tmp_path / 'served.npy')!r}, served.denoise(np.load({str(tmp_path / 'x.npy')!r})).numpy())
+"""
+    np.save(tmp_path / "x.npy", images)
+    assert subprocess.run([sys.executable, "-c", script], timeout=300).returncode == 0
+    np.testing.assert_allclose(np.load(tmp_path / "served.npy"), expected, atol=1e-4)
+    session = onnxruntime.InferenceSession(str(tmp_path / "onnx" / "denoiser.onnx"))
+    (onnx_out,) = session.run(None, {session.get_inputs()[0].name: images})
+    np.testing.assert_allclose(onnx_out, expected, atol=1e-4)
+
+
+def test_a_conv_model_resumes_and_trains_further(photo_model, tmp_path):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(photo_model, copy)
+    result = run_dae("train", "--resume", "--out", copy, "--epochs", "5", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((copy / "dae.json").read_text())["epochs_done"] == 5

@@ -1,0 +1,23 @@
+"""Copies a trained model directory into the package as a built-in model.
+
+    python scripts/ship_model.py /work/photo-gray-run photo-gray
+
+The copy (`dae_cli/models/NAME/`) keeps the encoder and decoder SavedModels, the
+weights in `autoencoder.keras` without optimizer state, `history.csv` and the manifest
+with its hashes made anew; it leaves out `samples.png`, which shows validation images
+whose licence keeps them out of the package.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dae_cli import artifacts, builtins  # noqa: E402
+
+if __name__ == "__main__":
+    source, name = Path(sys.argv[1]), sys.argv[2]
+    if name not in builtins.BUILTIN_MODELS:
+        sys.exit(f"{name} is not in builtins.BUILTIN_MODELS")
+    manifest = artifacts.write_inference_copy(source, builtins.builtin_path(name))
+    total = sum(path.stat().st_size for path in builtins.builtin_path(name).rglob("*") if path.is_file())
+    print(f"{builtins.builtin_path(name)}: {len(manifest['files'])} files, {total / 1e6:.2f} MB")
