@@ -306,3 +306,51 @@ def test_a_conv_model_resumes_and_trains_further(photo_model, tmp_path):
     result = run_dae("train", "--resume", "--out", copy, "--epochs", "5", timeout=600)
     assert result.returncode == 0, result.stderr
     assert json.loads((copy / "dae.json").read_text())["epochs_done"] == 5
+
+
+def test_built_in_photo_model_verifies_says_how_it_was_trained_and_denoises(tmp_path):
+    info = run_dae("--json", "info", "photo-gray")
+    assert info.returncode == 0, info.stderr
+    manifest = json.loads(info.stdout)["manifest"]
+    assert manifest["architecture"] == "conv" and manifest["config"]["noise_std"] == pytest.approx(25 / 255)
+    assert "train400" in manifest["data_source"]
+    clean = read_png(sorted((PHOTOS / "set12").glob("*.png"))[4])[:200, :200]
+    noisy = noisy_png(clean, tmp_path / "photo.png")
+    result = run_dae("denoise", noisy, "-m", "photo-gray")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "photo.denoised.png")
+    assert psnr(clean, read_png(tmp_path / "photo.denoised.png")) > psnr(clean, read_png(noisy)) + 6
+
+
+def test_built_in_mnist_model_denoises_digits(tmp_path, mnist_test_images):
+    from conftest import save_gray
+
+    clean, noisy = mnist_test_images
+    save_gray(noisy[0], tmp_path / "digit.png")
+    result = run_dae("denoise", tmp_path / "digit.png", "-m", "mnist", "-o", tmp_path / "out.png")
+    assert result.returncode == 0, result.stderr
+    denoised = read_png(tmp_path / "out.png")
+    assert psnr(clean[0, ..., 0], denoised) > psnr(clean[0, ..., 0], read_png(tmp_path / "digit.png")) + 6
+
+
+def test_an_existing_path_wins_over_a_built_in_name_and_unknown_names_list_them(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    shadowed = run_dae("info", "mnist", cwd=tmp_path)
+    assert_clean_error(shadowed, 1, "mnist is not a dae model directory")
+    unknown = run_dae("denoise", "x.png", "-m", "nosuch", cwd=tmp_path)
+    assert unknown.returncode != 0
+    assert "built-in models: mnist, photo-gray" in unknown.stderr
+
+
+def test_a_changed_built_in_model_is_refused(tmp_path):
+    import shutil
+
+    from dae_cli.builtins import builtin_path
+
+    copy = tmp_path / "photo-gray"
+    shutil.copytree(builtin_path("photo-gray"), copy)
+    with open(copy / "decoder" / "saved_model.pb", "ab") as handle:
+        handle.write(b"\0")
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(image)
+    assert_clean_error(run_dae("denoise", image, "-m", copy), 1, "does not match the sha256")
