@@ -14,13 +14,15 @@ import os
 import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+_DEBUG = os.environ.get("DAE_DEBUG", "") not in ("", "0")  # also set by `--debug`
+if not _DEBUG:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
 @contextlib.contextmanager
 def _captured_native_stderr():
-    if os.environ.get("DAE_DEBUG", "") not in ("", "0"):
+    if _DEBUG:
         yield
         return
     sys.stderr.flush()
@@ -42,11 +44,13 @@ def _captured_native_stderr():
 with _captured_native_stderr():
     import absl.logging
 
-    absl.logging.set_verbosity(absl.logging.ERROR)
+    if not _DEBUG:
+        absl.logging.set_verbosity(absl.logging.ERROR)
     import tensorflow as tf
     import keras
 
-    tf.get_logger().setLevel("ERROR")
+    if not _DEBUG:
+        tf.get_logger().setLevel("ERROR")
     _split_cpu = int(os.environ.get("DAE_CPU_DEVICES", "0") or 0)
     if _split_cpu > 1:
         # N logical CPU devices, so `--strategy mirrored` can run (and be tested) without GPUs.

@@ -6,6 +6,8 @@ every `--help` stay fast.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import signal
@@ -27,7 +29,7 @@ from dae_cli.output import Output
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 failure; 2 usage error (bad flags, config or arguments); "
     "3 partial failure (some inputs failed, the others were processed); "
-    "130 interrupted (Ctrl-C or SIGTERM)."
+    "130 interrupted (Ctrl-C or SIGTERM); 141 stdout closed by its reader (say | head)."
 )
 DEFAULT_MODEL = "dae-model"
 MODEL_HELP = "Model directory or built-in model (mnist, photo-gray); default: $DAE_MODEL, else ./dae-model."
@@ -52,7 +54,6 @@ app = typer.Typer(
     name="dae",
     help="Train convolutional denoising autoencoders and use them: train, encode, decode, denoise.",
     epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -60,7 +61,7 @@ app = typer.Typer(
 
 class State:
     output = Output()
-    debug = os.environ.get("DAE_DEBUG", "") not in ("", "0")
+    debug = False
 
 
 def _version(value: bool) -> None:
@@ -77,7 +78,8 @@ def main_options(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     State.output = Output(json_mode=json_output, quiet=quiet)
-    State.debug = State.debug or debug
+    if debug:
+        _enable_debug()
 
 
 def _model_dir(model: Optional[Path]) -> Path:
@@ -190,11 +192,19 @@ def train(
             ("epochs", str(manifest["epochs_done"])),
             ("training time", f"{manifest['training_seconds']:.1f}s"),
             ("val_loss", f"{metrics['val_loss']:.5f}"),
-            ("PSNR noisy -> denoised", f"{metrics['psnr_noisy']['mean']:.2f} -> {metrics['psnr_denoised']['mean']:.2f} dB"),
-            ("SSIM noisy -> denoised", f"{metrics['ssim_noisy']['mean']:.3f} -> {metrics['ssim_denoised']['mean']:.3f}"),
+            *_quality_rows(metrics),
         ],
         {"model": str(result.model_dir), "epochs_done": manifest["epochs_done"], "training_seconds": manifest["training_seconds"], "metrics": metrics},
     )
+
+
+def _quality_rows(metrics: dict) -> list:
+    from dae_cli.output import format_summary
+
+    return [
+        ("PSNR noisy -> denoised", f"{format_summary(metrics['psnr_noisy'], 2)} -> {format_summary(metrics['psnr_denoised'], 2, ' dB')}"),
+        ("SSIM noisy -> denoised", f"{format_summary(metrics['ssim_noisy'], 3)} -> {format_summary(metrics['ssim_denoised'], 3)}"),
+    ]
 
 
 def _report_outcome(outcome, text: Optional[str]) -> None:
@@ -235,7 +245,7 @@ def denoise(
     """Denoise images with the encoder and decoder SavedModels; print one output path per line."""
     from dae_cli import artifacts, image_io, inference
 
-    paths = image_io.expand_inputs(inputs)
+    paths = image_io.expand_inputs(inputs, note=State.output.info)
     outputs = inference.output_paths(paths, out, ".denoised.png")
     loaded = artifacts.load_model(_model_dir(model), verify=not no_verify)
     size_mode = "resize" if resize else "tile" if tile else "error"
@@ -272,6 +282,8 @@ def encode(
     no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
     """Encode images to latents with the encoder SavedModel alone: vectors, or feature maps (conv) to .npz."""
+    import numpy as np
+
     from dae_cli import artifacts, image_io, inference, latents
 
     output = State.output
@@ -282,14 +294,14 @@ def encode(
     directory = _model_dir(model)
     if artifacts.read_manifest(directory).get("architecture") == "conv":
         return _encode_maps(inputs, directory, out, overwrite, fail_fast, no_verify)
-    paths = image_io.expand_inputs(inputs)
+    paths = image_io.expand_inputs(inputs, note=State.output.info)
     loaded = artifacts.load_model(directory, parts=(artifacts.ENCODER,), verify=not no_verify)
 
     def on_outcome(outcome):
         if not outcome.ok:
             _report_outcome(outcome, None)
         elif out is None:
-            record = {"source": outcome.input, "latent": outcome.latent}
+            record = {"source": outcome.input, "latent": outcome.latent.tolist()}
             output.record(record, json.dumps(record))  # JSON lines are the data, --json or not
 
     _check_overlap(overlap, loaded)
@@ -299,7 +311,7 @@ def encode(
         inference.encode_files(loaded, paths, size_mode=size_mode, overlap=overlap, batch_size=batch_size, log=log)
     good = [o for o in log.outcomes if o.ok]
     if out is not None and good:
-        latents.write_latents(out, [o.input for o in good], [o.latent for o in good], overwrite=overwrite)
+        latents.write_latents(out, [o.input for o in good], np.stack([o.latent for o in good]), overwrite=overwrite)
         output.record({"output": str(out), "count": len(good)}, str(out))
     _batch_exit(log)
 
@@ -309,7 +321,7 @@ def _encode_maps(inputs, directory: Path, out: Optional[Path], overwrite: bool, 
     from dae_cli import artifacts, image_io, latent_maps, whole_images
 
     whole_images.check_latent_format(out)
-    paths = image_io.expand_inputs(inputs)
+    paths = image_io.expand_inputs(inputs, note=State.output.info)
     if out.suffix.lower() == ".npy" and len(paths) != 1:
         raise UsageError(f"-o {out}: .npy holds the latent of one image, got {len(paths)}; use .npz")
     loaded = artifacts.load_model(directory, parts=(artifacts.ENCODER,), verify=not no_verify)
@@ -389,8 +401,7 @@ def info(
     if metrics:
         rows += [
             ("val_loss", f"{metrics['val_loss']:.5f}"),
-            ("PSNR noisy -> denoised", f"{metrics['psnr_noisy']['mean']:.2f} -> {metrics['psnr_denoised']['mean']:.2f} dB"),
-            ("SSIM noisy -> denoised", f"{metrics['ssim_noisy']['mean']:.3f} -> {metrics['ssim_denoised']['mean']:.3f}"),
+            *_quality_rows(metrics),
         ]
     State.output.table("dae info", rows, {"model": str(directory), "manifest": manifest})
 
@@ -402,7 +413,7 @@ def evaluate(
     data: Optional[str] = typer.Option(None, "--data", help="An .npz (its x_test) or a folder of images (its seeded validation split)."),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="Validation fraction for image folders (default: the model's)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Score at most N images."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the noise; the same seed gives the same figures."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the noise; the same seed gives the same figures (default: the model's training seed, so the figures are the ones 'dae train' reported)."),
     batch_size: int = BATCH_SIZE_OPTION,
     noise: Optional[str] = typer.Option(None, "--noise", help="Noise type (default: the model's training noise).", autocompletion=choices(NOISE_TYPES)),
     noise_mean: Optional[float] = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default: the model's)."),
@@ -423,11 +434,11 @@ def evaluate(
         noise_std_range=_parse_std_range(noise_std_range),
     )
     config = evaluation.evaluation_config(loaded.manifest, overrides)
+    if seed is None:
+        seed = int(loaded.manifest["config"].get("seed", 0))
     with State.output.progress("evaluate") as progress:
         report = evaluation.evaluate(loaded, config, seed=seed, batch_size=batch_size, progress=progress)
-
-    def spread(summary, digits):
-        return f"{summary['mean']:.{digits}f} (p05 {summary['p05']:.{digits}f}, p50 {summary['p50']:.{digits}f}, p95 {summary['p95']:.{digits}f})"
+    from dae_cli.output import format_spread as spread
 
     State.output.table(
         "dae evaluate",
@@ -435,8 +446,8 @@ def evaluate(
             ("model", str(directory)),
             ("data", f"{report['data_source']}, {report['images']} images"),
             ("noise", f"{report['noise']['noise']}, seed {report['seed']}"),
-            ("PSNR noisy", spread(report["psnr_noisy"], 2) + " dB"),
-            ("PSNR denoised", spread(report["psnr_denoised"], 2) + " dB"),
+            ("PSNR noisy", spread(report["psnr_noisy"], 2, " dB")),
+            ("PSNR denoised", spread(report["psnr_denoised"], 2, " dB")),
             ("SSIM noisy", spread(report["ssim_noisy"], 3)),
             ("SSIM denoised", spread(report["ssim_denoised"], 3)),
             ("images/s", f"{report['images_per_second']:.0f}"),
@@ -469,7 +480,7 @@ def noise_command(
         noise_peak=noise_peak, noise_std_range=_parse_std_range(noise_std_range),
     )
     config = Config.resolve(None, settings)
-    paths = image_io.expand_inputs(inputs)
+    paths = image_io.expand_inputs(inputs, note=State.output.info)
     outputs = inference.output_paths(paths, out, ".noisy.png")
     with State.output.progress("noise", len(paths)) as progress:
         log = _outcome_log(fail_fast, progress=progress)
@@ -496,39 +507,98 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def main(argv: Optional[list] = None) -> int:
-    """Entry point of the `dae` console script; returns the exit code."""
+def _set_json(ctx, param, value) -> None:
+    if value:
+        State.output.json_mode = True
+
+
+def _set_quiet(ctx, param, value) -> None:
+    if value:
+        State.output.quiet = True
+
+
+def _set_debug(ctx, param, value) -> None:
+    if value:
+        _enable_debug()
+
+
+def _enable_debug() -> None:
+    """Tracebacks, Python warnings and TensorFlow's own start-up log (read by backend)."""
+    State.debug = True
+    os.environ["DAE_DEBUG"] = "1"
+    warnings.resetwarnings()
+    warnings.simplefilter("default")
+
+
+GLOBAL_OPTION_CALLBACKS = {"json_output": _set_json, "quiet": _set_quiet, "debug": _set_debug}
+
+
+def build_command():
+    """The Click command of `app`, with the global options accepted after any command too.
+
+    `dae -q train` and `dae train -q` mean the same: each subcommand gets a copy of the
+    group's `--json`, `-q` and `--debug` that sets the same state instead of passing a
+    value to the command's function.
+    """
+    import copy
+
     command = typer.main.get_command(app)
-    if not State.debug:
+    shared = [param for param in command.params if param.name in GLOBAL_OPTION_CALLBACKS]
+    for subcommand in command.commands.values():
+        for param in shared:
+            option = copy.copy(param)
+            option.expose_value = False
+            option.callback = GLOBAL_OPTION_CALLBACKS[param.name]
+            subcommand.params.append(option)
+    return command
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Entry point of the `dae` console script; returns the exit code.
+
+    The command is invoked here rather than through Click's `main`, which (in the copy
+    of Click that Typer bundles) turns Ctrl-C into a silent exit 130 and a closed pipe
+    into exit 1 before this function could see them.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    State.output, State.debug = Output(), os.environ.get("DAE_DEBUG", "") not in ("", "0")
+    if State.debug:
+        _enable_debug()
+    else:
         warnings.filterwarnings("ignore")  # library warnings are noise on a user's stderr
+    command = build_command()
+    # Shell completion (the script of `dae --show-completion` runs dae with
+    # _DAE_COMPLETE set): answered here, and dae exits.
+    command._main_shell_completion({}, "dae", None)
+    if not args:
+        args = ["--help"]  # a bare `dae` asks what it can do: help, exit 0
     # SIGTERM ends dae as Ctrl-C does (exit 130); `train` turns both into a checkpoint.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        result = command.main(args=argv, prog_name="dae", standalone_mode=False)
-        return int(result) if isinstance(result, int) else 0
+        with command.make_context("dae", args) as context:
+            command.invoke(context)
+        sys.stdout.flush()  # a reader gone away shows here, not at interpreter exit
+        return ExitCode.OK
     except typer.Exit as done:
         return done.exit_code
-    except typer.TyperException as error:  # Typer's usage errors: bad flags, missing arguments
+    except typer.TyperException as error:  # Click's usage errors: bad flags, missing arguments
         context = getattr(error, "ctx", None)
         name = context.command_path if context is not None else "dae"
         State.output.error(f"{error.format_message()} (see '{name} --help')")
         return getattr(error, "exit_code", ExitCode.USAGE)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         State.output.error("interrupted")
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return _stdout_closed()
     except DaeError as error:
         if State.debug:
             traceback.print_exc()
         State.output.error(str(error))
         return error.exit_code
-    except KeyboardInterrupt:
-        State.output.error("interrupted")
-        return ExitCode.INTERRUPTED
-    except BrokenPipeError:
-        # The reader of our stdout went away (say `| head`): not our failure.
-        sys.stderr.close()
-        return ExitCode.OK
     except OSError as error:  # disk full, read-only or vanished paths, outside any one input
+        if error.errno == errno.EPIPE:
+            return _stdout_closed()
         if State.debug:
             traceback.print_exc()
         where = f"{error.filename}: " if error.filename else ""
@@ -540,6 +610,19 @@ def main(argv: Optional[list] = None) -> int:
         else:
             State.output.error(f"unexpected {type(error).__name__}: {error} (run with --debug for the traceback)")
         return ExitCode.FAILURE
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (say `| head`): stop quietly, as `SIGPIPE` would.
+
+    What is still buffered for stdout is dropped (sent to /dev/null), so Python's own
+    flush at exit does not complain either.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return ExitCode.BROKEN_PIPE
 
 
 def run() -> None:

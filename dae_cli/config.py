@@ -110,6 +110,11 @@ class Config:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Config":
+        return cls.from_dict(cls.read_toml(path), source=str(path))
+
+    @classmethod
+    def read_toml(cls, path: str | Path) -> dict[str, Any]:
+        """The keys a TOML file sets (and only those), their names and types checked."""
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -121,7 +126,8 @@ class Config:
             values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise UsageError(f"{path}: invalid TOML: {error}") from None
-        return cls.from_dict(values, source=str(path))
+        cls.from_dict(values, source=str(path))  # unknown keys and wrong types raise
+        return {key: _check_type(key, value, str(path)) for key, value in values.items()}
 
     @classmethod
     def resolve(
@@ -158,6 +164,8 @@ class Config:
         require(self.upsampling in UPSAMPLINGS, f"upsampling must be one of {', '.join(UPSAMPLINGS)}")
         require(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}")
         require(self.blocks_per_level > 0, "blocks_per_level must be positive")
+        # NumPy and Keras take seeds from 0 to 2**32 - 1.
+        require(0 <= self.seed < 2**32, "seed must be between 0 and 4294967295")
         require(self.latent_dim > 0, "latent_dim must be positive")
         require(len(self.layer_filters) > 0, "layer_filters must not be empty")
         require(

@@ -74,10 +74,11 @@ def load_mnist() -> tuple[np.ndarray, np.ndarray]:
     try:
         (x_train, _), (x_test, _) = keras.datasets.mnist.load_data()
     except Exception as error:  # urllib, socket and hash errors alike
+        cause = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         raise DaeError(
             f"MNIST is not cached at {cached} and could not be downloaded "
-            f"({type(error).__name__}); offline, use --data PATH or --dataset mnist-sample"
-        ) from None
+            f"({cause}); offline, use --data PATH or --dataset mnist-sample"
+        ) from error
     return x_train, x_test
 
 
@@ -137,7 +138,7 @@ def load_image_list(folder: Path, channels: int | None, warn: Callable[[str], No
 
 
 def _open_folder(folder: Path, warn: Callable[[str], None]) -> list:
-    paths = image_io.expand_inputs([str(folder)])
+    paths = image_io.expand_inputs([str(folder)], note=warn)
     opened, failures = [], []
     for path in paths:
         try:
@@ -198,11 +199,7 @@ def load_training_data(config, warn: Callable[[str], None] = lambda message: Non
             f"training images {x_train.shape[1:]} and validation images "
             f"{x_val.shape[1:]} differ in shape"
         )
-    if config.limit is not None:
-        if config.limit > len(x_train):
-            raise UsageError(
-                f"--limit {config.limit} is larger than the {len(x_train)} training images"
-            )
+    if config.limit is not None:  # at most N of each split
         x_train, x_val = x_train[: config.limit], x_val[: config.limit]
     return TrainingData(x_train, x_val, source)
 
@@ -257,9 +254,7 @@ def load_patch_data(config, warn: Callable[[str], None]) -> TrainingData:
     train_images, val_images = large_enough(train_images), large_enough(val_images)
     if not train_images or not val_images:
         raise UsageError(f"no training or validation images of at least {patch}x{patch} pixels")
-    if config.limit is not None:
-        if config.limit > len(train_images):
-            raise UsageError(f"--limit {config.limit} is larger than the {len(train_images)} training images")
+    if config.limit is not None:  # at most N of each split
         train_images, val_images = train_images[: config.limit], val_images[: config.limit]
     rng = np.random.default_rng(config.seed)
     crops = []

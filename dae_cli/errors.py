@@ -15,6 +15,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     PARTIAL_FAILURE = 3
     INTERRUPTED = 130
+    BROKEN_PIPE = 141  # 128 + SIGPIPE, as a tool killed by SIGPIPE reports
 
 
 class DaeError(Exception):

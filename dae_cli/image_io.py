@@ -28,24 +28,31 @@ from dae_cli.errors import InputError, UsageError
 from dae_cli.files import write_bytes_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+# What `dae` itself writes: skipped when a directory is searched, so a second run over
+# the same folder does not take the first run's outputs for inputs.
+OUTPUT_SUFFIXES = (".denoised.png", ".decoded.png", ".noisy.png")
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
+def expand_inputs(inputs: list[str], note=None) -> list[Path]:
     """Image files named by `inputs`: files, directories (recursive) and globs, in order.
 
-    An argument that names nothing, a directory without images and a glob that matches
-    nothing are usage errors, raised before any work is done.
+    Under a directory, dae's own outputs (`OUTPUT_SUFFIXES`) are skipped, and `note`
+    (if given) is told how many; a file named explicitly is always taken. An argument
+    that names nothing, a directory without images and a glob that matches nothing are
+    usage errors, raised before any work is done.
     """
     paths: list[Path] = []
+    skipped = 0
     for spec in inputs:
         path = Path(spec)
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.is_file() and _is_image_name(p)
-            )
+            images = sorted(p for p in path.rglob("*") if p.is_file() and _is_image_name(p))
+            found = [p for p in images if not is_dae_output(p)]
+            skipped += len(images) - len(found)
             if not found:
-                raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in directory {spec}")
+                what = "images other than dae's outputs" if images else "images"
+                raise UsageError(f"no {what} ({', '.join(sorted(IMAGE_SUFFIXES))}) in directory {spec}")
             paths.extend(found)
         elif path.exists() or path.is_symlink():
             paths.append(path)
@@ -56,12 +63,18 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             paths.extend(found)
         else:
             raise UsageError(f"no such file or directory: {spec}")
+    if skipped and note is not None:
+        note(f"skipped {skipped} file(s) named like dae's outputs ({', '.join('*' + s for s in OUTPUT_SUFFIXES)}); name them to use them")
     # The same file named twice (say by a directory and a glob) is processed once.
     return list(dict.fromkeys(paths))
 
 
 def _is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def is_dae_output(path: Path) -> bool:
+    return path.name.lower().endswith(OUTPUT_SUFFIXES)
 
 
 def open_image(path: str | Path) -> Image.Image:

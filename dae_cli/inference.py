@@ -28,7 +28,7 @@ class Outcome:
     input: str
     output: str | None = None
     error: str | None = None
-    latent: list[float] | None = None
+    latent: np.ndarray | None = None  # float32, as the encoder gave it
 
     @property
     def ok(self) -> bool:
@@ -119,6 +119,9 @@ def plan_image(pixels: np.ndarray, model_size: tuple[int, int], mode: str, overl
 
 
 def _run_batched(function: Callable[[np.ndarray], np.ndarray], arrays: np.ndarray, batch_size: int) -> np.ndarray:
+    """`function` (a model call) over `arrays` in batches of at most `batch_size`: the one
+    batch runner of denoise, encode and decode."""
+    arrays = np.asarray(arrays, dtype=np.float32)
     return np.concatenate([function(arrays[i : i + batch_size]) for i in range(0, len(arrays), batch_size)])
 
 
@@ -205,7 +208,7 @@ def encode_files(
         if ready:
             latents = _run_batched(model.encode, np.stack([tile for _, tile, _ in ready]).astype(np.float32), batch_size)
             for (source, _, last_tile), latent in zip(ready, latents):
-                report(Outcome(source, latent=[float(v) for v in latent]), finishes_input=last_tile)
+                report(Outcome(source, latent=latent), finishes_input=last_tile)
 
 
 def decode_latents(
@@ -235,7 +238,7 @@ def decode_latents(
                 report(Outcome(item.label, error=str(error)))
         if not ready:
             continue
-        images = model.decode(np.stack([vector for _, _, vector in ready]).astype(np.float32))
+        images = _run_batched(model.decode, np.stack([vector for _, _, vector in ready]), batch_size)
         for (item, target, _), image in zip(ready, images):
             report(_write_png(item.label, image, target, overwrite))
 

@@ -24,11 +24,23 @@ def ssim(clean, other) -> np.ndarray:
     return tf.image.ssim(clean, other, max_val=1.0, filter_size=size).numpy()
 
 
-def summarize(values) -> dict[str, float]:
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]  # PSNR of a perfect image is +inf
-    p05, p50, p95 = np.percentile(values, [5, 50, 95])
-    return {"mean": float(values.mean()), "p05": float(p05), "p50": float(p50), "p95": float(p95)}
+def summarize(values) -> dict[str, float | None]:
+    """Mean and percentiles of the finite values, and how many were perfect.
+
+    The PSNR of a perfect reconstruction is +inf: such images are counted in `perfect`
+    and left out of the figures, which are None (JSON null) when every image is perfect.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    finite = values[np.isfinite(values)]
+    summary: dict[str, float | None] = {"mean": None, "p05": None, "p50": None, "p95": None}
+    if len(finite):
+        p05, p50, p95 = np.percentile(finite, [5, 50, 95])
+        summary = {"mean": float(finite.mean()), "p05": float(p05), "p50": float(p50), "p95": float(p95)}
+    perfect = int(np.sum(values == np.inf))
+    if perfect:
+        summary["perfect"] = perfect
+    return summary
+
 
 
 def quality_report(clean, noisy, denoised) -> dict[str, dict[str, float]]:

@@ -111,6 +111,26 @@ def _json_default(value):
     return str(value)
 
 
+def format_summary(summary: dict, digits: int, unit: str = "") -> str:
+    """A metric's mean, e.g. `12.34 dB`; `inf dB (perfect)` where every image was
+    reconstructed exactly (infinite PSNR), with a count where only some were."""
+    mean = summary.get("mean")
+    if mean is None:
+        return f"inf{unit} (perfect)"
+    text = f"{mean:.{digits}f}{unit}"
+    if summary.get("perfect"):
+        text += f" ({summary['perfect']} perfect left out)"
+    return text
+
+
+def format_spread(summary: dict, digits: int, unit: str = "") -> str:
+    """Mean and 5th, 50th and 95th percentiles."""
+    if summary.get("mean") is None:
+        return format_summary(summary, digits, unit)
+    percentiles = ", ".join(f"{key} {summary[key]:.{digits}f}" for key in ("p05", "p50", "p95"))
+    return f"{format_summary(summary, digits, unit)} ({percentiles})"
+
+
 def format_seconds(seconds: float) -> str:
     seconds = int(round(seconds))
     minutes, seconds = divmod(seconds, 60)

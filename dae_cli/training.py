@@ -1,11 +1,16 @@
 """`dae train`: build or resume the autoencoder, fit it, and save the model directory.
 
+Three steps: `prepare` checks every setting and the destination (before anything is
+created, loaded or imported), then loads the data and builds or loads the model; `fit`
+trains; `finish` scores the model and commits its directory.
+
 Training state between runs lives in `<out>.checkpoint/` beside the model directory:
 `autoencoder.keras` (weights and optimizer state) and `state.json` (config, epochs
-done, history). It is rewritten atomically after every epoch and when Ctrl-C or SIGTERM
-stops a run, so `dae train --resume` continues to the same epoch count, and it is
-removed once the finished model directory is in place. An earlier model at `<out>` is
-never touched until the new one is complete.
+done, history). It is rewritten atomically after every epoch, the last included, and
+when Ctrl-C or SIGTERM stops a run, so `dae train --resume` continues to the same epoch
+count (or only finishes, if every epoch was trained), and it is removed once the
+finished model directory is in place. An earlier model at `<out>` is never touched
+until the new one is complete.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 from dae_cli import artifacts, data, evaluation, image_io
 from dae_cli.config import STRATEGIES, Config
 from dae_cli.errors import DaeError, TrainingInterrupted, UsageError
-from dae_cli.files import check_writable_directory, commit_directory, staging_directory
+from dae_cli.files import check_writable_directory, commit_directory, keep_aside, remove_stale_staging, staging_directory
 
 ARCHITECTURE_KEYS = (
     "architecture", "latent_dim", "layer_filters", "kernel_size", "batch_norm",
@@ -52,8 +57,47 @@ class TrainResult:
     manifest: dict[str, Any]
 
 
+# Settings of the optimizer and its schedule: changing one with --resume starts a new
+# schedule for the epochs still to run (see `_optimizer_settings_changed`).
+OPTIMIZER_KEYS = ("epochs", "batch_size", "learning_rate", "lr_schedule", "scale_learning_rate")
+# The layers of a saved model keep the dtype policy they were built with.
+FIXED_ON_RESUME = (*ARCHITECTURE_KEYS, "precision")
+
+
 def checkpoint_path(out: Path) -> Path:
     return out.with_name(out.name + ".checkpoint")
+
+
+@dataclasses.dataclass
+class TrainingRun:
+    """Everything `prepare` sets up for `fit` and `finish`."""
+
+    out: Path
+    config: Config
+    strategy: str
+    overwrite: bool
+    resume: bool
+    training_data: Any
+    distribution: Any
+    autoencoder: Any
+    replicas: int
+    global_batch: int
+    steps_per_epoch: int
+    train_stream: Any
+    val_noisy: np.ndarray
+    val_clean: np.ndarray
+    history: list
+    initial_epoch: int
+    previous_seconds: float
+    is_chief: bool
+    checkpoint: Path
+    worker_scratch: Path | None
+    restore: list
+    training_seconds: float = 0.0
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.training_data.image_shape
 
 
 def train(
@@ -74,13 +118,46 @@ def train(
     `tensorboard` is a folder for TensorBoard logs (see `dae_cli.tensorboard`).
     """
     reporter = reporter or Reporter()
-    out = Path(out)
-    _check_destination(out, resume=resume, overwrite=overwrite)
+    run = prepare(config_file, overrides, Path(out), resume=resume, overwrite=overwrite, strategy=strategy, reporter=reporter)
+    extra = list(callbacks or [])
+    if tensorboard is not None and run.is_chief:
+        from dae_cli import tensorboard as board
+
+        extra = board.callbacks(tensorboard, run.val_noisy, run.val_clean, run.global_batch, SAMPLE_COUNT) + extra
+    fit(run, reporter, extra)
+    return finish(run)
+
+
+def prepare(
+    config_file: str | None,
+    overrides: dict[str, Any],
+    out: Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    strategy: str,
+    reporter: Reporter,
+) -> TrainingRun:
+    """Checks every setting, then loads the data and builds (or loads) the model.
+
+    Flags, config and destination are checked before anything is created, downloaded
+    or imported: a usage error leaves no trace.
+    """
+    if strategy not in STRATEGIES:
+        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     resume_state = _find_resume_state(out) if resume else None
     if resume_state:
         config = _resume_config(resume_state["config"], config_file, overrides)
     else:
         config = Config.resolve(config_file, overrides)
+    _check_destination(out, resume=resume, overwrite=overwrite)
+    history = list(resume_state["history"]) if resume_state else []
+    initial_epoch = resume_state["epochs_done"] if resume_state else 0
+    if initial_epoch > config.epochs or (initial_epoch == config.epochs and not resume_state.get("in_checkpoint")):
+        raise UsageError(
+            f"{out} is already trained for {initial_epoch} epochs; pass --epochs N with "
+            f"N > {initial_epoch} to train further"
+        )
 
     training_data = data.load_training_data(config, warn=reporter.message)
     image_shape = training_data.image_shape
@@ -88,11 +165,13 @@ def train(
 
     check_divisible(image_shape[:2], config.size_multiple)
 
-    from dae_cli.backend import keras, tf
-    from dae_cli.model import build_model, split_autoencoder
+    from dae_cli.backend import keras
     from dae_cli.noise import NoiseSpec
 
     distribution = make_strategy(strategy)  # first: multi-worker must precede any op
+    is_chief = distribution.extended.should_checkpoint
+    if is_chief:
+        remove_stale_staging(out)
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(precision_policy(config.precision))
     replicas = distribution.num_replicas_in_sync
@@ -102,35 +181,28 @@ def train(
     with distribution.scope():
         if resume_state:
             autoencoder = artifacts.load_keras_model(resume_state["keras_path"])
+            optimizer = autoencoder.optimizer
+            if _optimizer_settings_changed(resume_state["config"], config) or optimizer is None:
+                # A new schedule over the epochs still to run, from --learning-rate.
+                optimizer = _optimizer(config, (config.epochs - initial_epoch) * steps_per_epoch, replicas)
         else:
-            autoencoder, _, _ = build_model(config, image_shape)
-            autoencoder.compile(
-                optimizer=keras.optimizers.Adam(_learning_rate(config, steps_per_epoch, replicas)),
-                loss=config.loss,
-                jit_compile=config.jit_compile,
-            )
-    encoder, decoder = split_autoencoder(autoencoder)
+            autoencoder = _build_model(config, image_shape)
+            optimizer = _optimizer(config, config.epochs * steps_per_epoch, replicas)
+        autoencoder.compile(optimizer=optimizer, loss=config.loss, jit_compile=config.jit_compile)
 
     noise = NoiseSpec.from_config(config)
     train_stream = data.training_dataset(
         training_data.x_train, global_batch, noise, config.seed, patch_size=training_data.patch_size
     )
-    # The same seeded noisy images `dae evaluate --seed SEED` scores, so the figures agree.
+    # The same seeded noisy images `dae evaluate` scores (it defaults to this seed).
     val_noisy, val_clean = evaluation.noisy_set(training_data.x_val, noise, config.seed)
 
-    history = list(resume_state["history"]) if resume_state else []
-    initial_epoch = resume_state["epochs_done"] if resume_state else 0
-    if initial_epoch >= config.epochs:
-        raise UsageError(
-            f"{out} is already trained for {initial_epoch} epochs; pass --epochs N with "
-            f"N > {initial_epoch} to train further"
-        )
     previous_seconds = resume_state["training_seconds"] if resume_state else 0.0
     # Only the chief of a multi-worker run writes under `out`; the others keep their
     # checkpoints in a temporary directory that goes when they finish.
-    is_chief = distribution.extended.should_checkpoint
     worker_scratch = None if is_chief else Path(tempfile.mkdtemp(prefix="dae-worker-"))
     checkpoint = checkpoint_path(out) if is_chief else worker_scratch / "checkpoint"
+    restore = []
     if strategy == "multi-worker":
         # A restarted job goes on from the last epoch: BackupAndRestore restores each
         # worker's weights and epoch, and the chief's checkpoint holds the history so far.
@@ -140,54 +212,91 @@ def train(
             state = json.loads((checkpoint / STATE).read_text())
             history, previous_seconds = list(state["history"]), state["training_seconds"]
         restore = [keras.callbacks.BackupAndRestore(str(backup))]
-    else:
-        restore = []
-    recorder = _epoch_recorder(history, reporter, checkpoint, config, image_shape, training_data.source, previous_seconds)
-    if tensorboard is not None and is_chief:
-        from dae_cli import tensorboard as board
+    return TrainingRun(
+        out=out, config=config, strategy=strategy, overwrite=overwrite, resume=resume,
+        training_data=training_data, distribution=distribution, autoencoder=autoencoder,
+        replicas=replicas, global_batch=global_batch, steps_per_epoch=steps_per_epoch,
+        train_stream=train_stream, val_noisy=val_noisy, val_clean=val_clean, history=history,
+        initial_epoch=initial_epoch, previous_seconds=previous_seconds, is_chief=is_chief,
+        checkpoint=checkpoint, worker_scratch=worker_scratch, restore=restore,
+        training_seconds=previous_seconds,
+    )
 
-        logging = board.callbacks(tensorboard, val_noisy, val_clean, global_batch, SAMPLE_COUNT)
-    else:
-        logging = []
 
-    reporter.start(config.epochs, steps_per_epoch, initial_epoch)
-    fixes = _multi_worker_fixes(autoencoder) if strategy == "multi-worker" else contextlib.nullcontext()
-    with _interrupt_flag() as interrupted, distribution.scope(), fixes:
+def _build_model(config: Config, image_shape: tuple[int, int, int]):
+    """The untrained autoencoder `config` describes (the one place a model is built)."""
+    from dae_cli.model import build_model
+
+    autoencoder, _, _ = build_model(config, image_shape)
+    return autoencoder
+
+
+def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
+    """Trains from `run.initial_epoch` to `config.epochs`, checkpointing every epoch.
+
+    Every complete epoch, the last one included, is checkpointed before it is reported,
+    so nothing that `finish` does can lose it. Ctrl-C or SIGTERM stops after the
+    current step with a checkpoint (`TrainingInterrupted`); a NaN or infinite loss stops
+    with nothing saved.
+    """
+    config = run.config
+    if run.initial_epoch >= config.epochs:
+        return  # a checkpoint of a run whose last epoch was trained: only `finish` is left
+    recorder = _epoch_recorder(run.history, reporter, run.checkpoint, config, run.image_shape, run.training_data.source, run.previous_seconds)
+    reporter.start(config.epochs, run.steps_per_epoch, run.initial_epoch)
+    fixes = _multi_worker_fixes(run.autoencoder) if run.strategy == "multi-worker" else contextlib.nullcontext()
+    with _interrupt_flag() as interrupted, run.distribution.scope(), fixes:
         recorder.interrupted = interrupted
         try:
-            autoencoder.fit(
-                train_stream,
+            run.autoencoder.fit(
+                run.train_stream,
                 epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                steps_per_epoch=steps_per_epoch,
-                validation_data=(val_noisy, val_clean),
-                validation_batch_size=global_batch,
+                initial_epoch=run.initial_epoch,
+                steps_per_epoch=run.steps_per_epoch,
+                validation_data=(run.val_noisy, run.val_clean),
+                validation_batch_size=run.global_batch,
                 # The backup is written before the epoch is reported or checkpointed.
-                callbacks=[*restore, recorder, *logging, *(callbacks or [])],
+                callbacks=[*run.restore, recorder, *callbacks],
                 shuffle=False,  # the tf.data stream shuffles itself
                 verbose=0,
             )
         finally:
             reporter.finish()
+    run.training_seconds = recorder.training_seconds
     if recorder.diverged:
         raise DaeError(
-            f"training diverged: the loss became NaN or infinite in epoch {len(history) + 1}; "
+            f"training diverged: the loss became NaN or infinite in epoch {len(run.history) + 1}; "
             "nothing was saved (try a lower --learning-rate)"
         )
     if interrupted():
-        recorder.save_checkpoint(autoencoder)
+        recorder.save_checkpoint(run.autoencoder)
         raise TrainingInterrupted(
-            f"interrupted after {len(history)} complete epoch(s); checkpoint saved to "
-            f"{checkpoint}; continue with 'dae train --resume --out {out}'"
+            f"interrupted after {len(run.history)} complete epoch(s); checkpoint saved to "
+            f"{run.checkpoint}; continue with 'dae train --resume --out {run.out}'"
         )
+
+
+def finish(run: TrainingRun) -> TrainResult:
+    """Scores the trained model and commits its directory to `run.out`.
+
+    A failure here keeps the checkpoint of the last epoch, so `--resume` finishes the
+    run without training again. At commit time `out` is checked once more: a model or
+    other data that appeared there meanwhile is never replaced without `--overwrite`,
+    and if the new model cannot take its place it is kept beside it, and the error
+    says where.
+    """
+    autoencoder, config, out = run.autoencoder, run.config, run.out
     if not all(np.all(np.isfinite(w)) for w in autoencoder.get_weights()):
         raise DaeError("training produced non-finite weights; nothing was saved")
+    from dae_cli.model import split_autoencoder
 
+    encoder, decoder = split_autoencoder(autoencoder)
     predict_started = time.perf_counter()
-    denoised = autoencoder.predict(val_noisy, batch_size=global_batch, verbose=0)
+    denoised = autoencoder.predict(run.val_noisy, batch_size=run.global_batch, verbose=0)
     predict_seconds = time.perf_counter() - predict_started
     from dae_cli.metrics import quality_report
 
+    val_noisy, val_clean = run.val_noisy, run.val_clean
     metrics = {
         "val_loss": float(np.mean((denoised - val_clean) ** 2)),
         **quality_report(val_clean, val_noisy, denoised),  # the same figures as `dae evaluate`
@@ -197,23 +306,30 @@ def train(
         "versions": artifacts.versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": config.to_dict(),
-        "data_source": training_data.source,
-        **model_shapes(config, image_shape, encoder),
+        "data_source": run.training_data.source,
+        **model_shapes(config, run.image_shape, encoder),
         "value_range": [0.0, 1.0],
-        "epochs_done": len(history),
-        "training_seconds": round(recorder.training_seconds, 3),
-        "replicas": replicas,
+        "epochs_done": len(run.history),
+        "training_seconds": round(run.training_seconds, 3),
+        "replicas": run.replicas,
         "metrics": metrics,
     }
     samples = image_io.grid_png([val_clean[:SAMPLE_COUNT], val_noisy[:SAMPLE_COUNT], denoised[:SAMPLE_COUNT]])
 
-    if not is_chief:
-        shutil.rmtree(worker_scratch, ignore_errors=True)
+    if not run.is_chief:
+        shutil.rmtree(run.worker_scratch, ignore_errors=True)
         return TrainResult(out, manifest)
     with staging_directory(out) as staging:
-        manifest = artifacts.write_model_dir(staging, autoencoder, encoder, decoder, manifest, history, samples)
-        commit_directory(staging, out)
-    shutil.rmtree(checkpoint, ignore_errors=True)
+        manifest = artifacts.write_model_dir(staging, autoencoder, encoder, decoder, manifest, run.history, samples)
+        try:
+            _check_destination(out, resume=run.resume, overwrite=run.overwrite, at_commit=True)
+            commit_directory(staging, out, replace=run.overwrite or run.resume)
+        except (DaeError, OSError) as error:
+            kept = keep_aside(staging, out)
+            reason = str(error) if isinstance(error, DaeError) else f"{out}: {error.strerror or error}"
+            where = f"the new model is kept at {kept}" if kept else f"the trained weights are in {run.checkpoint}"
+            raise DaeError(f"{reason}; {where}") from None
+    shutil.rmtree(run.checkpoint, ignore_errors=True)
     return TrainResult(out, manifest)
 
 
@@ -310,19 +426,38 @@ def _multi_worker_fixes(model):
         model._distribute_strategy = saved_strategy
 
 
-def _learning_rate(config: Config, steps_per_epoch: int, replicas: int = 1):
+def _learning_rate(config: Config, decay_steps: int, replicas: int = 1):
     """The configured rate, times the replica count with `scale_learning_rate` (the
-    global batch grows with the replicas), on the configured schedule."""
+    global batch grows with the replicas), on the configured schedule over `decay_steps`."""
     rate = config.learning_rate * (replicas if config.scale_learning_rate else 1)
     if config.lr_schedule == "cosine":
         from dae_cli.backend import keras
 
-        return keras.optimizers.schedules.CosineDecay(rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.01)
+        return keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, decay_steps), alpha=0.01)
     return rate
 
 
-def _check_destination(out: Path, resume: bool, overwrite: bool) -> None:
-    check_writable_directory(out.parent)  # before hours of training, not after
+def _optimizer(config: Config, decay_steps: int, replicas: int):
+    from dae_cli.backend import keras
+
+    return keras.optimizers.Adam(_learning_rate(config, decay_steps, replicas))
+
+
+def _optimizer_settings_changed(saved: dict, config: Config) -> bool:
+    """Whether `--resume` was given optimizer settings (or a new epoch count) that the
+    saved optimizer's schedule was not made for. Then a new schedule starts: from
+    `learning_rate` over the epochs still to run. Otherwise the saved optimizer goes on
+    exactly where it stopped."""
+    current = config.to_dict()
+    return any(saved.get(key) != current[key] for key in OPTIMIZER_KEYS)
+
+
+def _check_destination(out: Path, resume: bool, overwrite: bool, at_commit: bool = False) -> None:
+    """Refuses an `out` that must not be replaced; checked at start and at commit time."""
+    if not at_commit:
+        check_writable_directory(out.parent)  # before hours of training, not after
+    if resume and at_commit and out.exists() and not (out / artifacts.MANIFEST).exists() and any(out.iterdir()):
+        raise DaeError(f"--out {out} became a non-empty directory that is not a dae model while training; refusing to replace it")
     if resume or not out.exists():
         return
     if not out.is_dir():
@@ -331,6 +466,8 @@ def _check_destination(out: Path, resume: bool, overwrite: bool) -> None:
     if not is_model and any(out.iterdir()):
         raise UsageError(f"--out {out} is a non-empty directory that is not a dae model; refusing to replace it")
     if is_model and not overwrite:
+        if at_commit:
+            raise DaeError(f"model directory {out} appeared while training; not replaced without --overwrite")
         raise UsageError(f"model directory {out} exists; pass --overwrite to replace it or --resume to continue it")
 
 
@@ -338,7 +475,7 @@ def _find_resume_state(out: Path) -> dict[str, Any]:
     checkpoint = checkpoint_path(out)
     if (checkpoint / STATE).exists():
         state = json.loads((checkpoint / STATE).read_text())
-        return {**state, "keras_path": checkpoint / artifacts.KERAS_MODEL}
+        return {**state, "keras_path": checkpoint / artifacts.KERAS_MODEL, "in_checkpoint": True}
     if (out / artifacts.KERAS_MODEL).exists():
         manifest = artifacts.read_manifest(out)
         artifacts.verify_files(out, manifest, (artifacts.KERAS_MODEL,))
@@ -353,12 +490,16 @@ def _find_resume_state(out: Path) -> dict[str, Any]:
 
 
 def _resume_config(saved: dict, config_file: str | None, overrides: dict[str, Any]) -> Config:
+    """The saved config with what the file sets (only its own keys) and the flags given."""
     base = Config.from_dict(saved, source="saved config")
-    changes = Config.from_toml(config_file).to_dict() if config_file else {}
+    changes = Config.read_toml(config_file) if config_file else {}
     changes.update({k: v for k, v in overrides.items() if v is not None})
-    changed_architecture = [k for k in ARCHITECTURE_KEYS if k in changes and changes[k] != saved[k]]
-    if changed_architecture:
-        raise UsageError(f"--resume cannot change the architecture ({', '.join(changed_architecture)})")
+    fixed = [k for k in FIXED_ON_RESUME if k in changes and changes[k] != base.to_dict()[k]]
+    if fixed:
+        raise UsageError(
+            f"--resume cannot change {', '.join(fixed)} (the saved model was built with "
+            f"{', '.join(f'{k}={base.to_dict()[k]!r}' for k in fixed)}); train a new model instead"
+        )
     config = Config.from_dict({**base.to_dict(), **changes}, source="flags")
     config.validate()
     return config
@@ -430,8 +571,7 @@ class _EpochRecorderMixin:
         self.training_seconds += seconds
         row = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan)), "val_loss": float(logs.get("val_loss", math.nan)), "seconds": round(seconds, 3)}
         self.history.append(row)
-        if epoch + 1 < self.config.epochs:
-            self.save_checkpoint(self.model)  # before the epoch is reported as done
+        self.save_checkpoint(self.model)  # every epoch, the last too, before it is reported
         self.reporter.epoch(epoch + 1, self.config.epochs, row, seconds)
 
     def save_checkpoint(self, model) -> None:

@@ -18,6 +18,8 @@ SAMPLE = ROOT / "dae_cli" / "data" / "mnist_sample.npz"
 
 def cli_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAE_")}
+    # The code of this checkout, whatever the working directory and whatever is installed.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update(NO_COLOR="1", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env

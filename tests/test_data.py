@@ -30,8 +30,9 @@ def test_offline_without_cache_names_the_alternatives(tmp_path, monkeypatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
-    with pytest.raises(DaeError, match="--data PATH or --dataset mnist-sample"):
+    with pytest.raises(DaeError, match="--data PATH or --dataset mnist-sample") as raised:
         data.load_training_data(Config())
+    assert "OSError: network is unreachable" in str(raised.value)  # the cause, not just its type
 
 
 def test_mnist_sample_ships_with_the_package():
@@ -77,9 +78,42 @@ def test_image_folder_with_mixed_modes_and_sizes(tmp_path):
     assert rgb.image_shape == (16, 16, 3)
 
 
-def test_limit_larger_than_the_data_is_a_usage_error():
-    with pytest.raises(UsageError, match="--limit 5000 is larger than the 4000 training images"):
-        data.load_training_data(Config(dataset="mnist-sample", limit=5000))
+def test_limit_means_at_most_n_images_of_each_split(tmp_path):
+    loaded = data.load_training_data(Config(dataset="mnist-sample", limit=5000))
+    assert (len(loaded.x_train), len(loaded.x_val)) == (4000, 1000)
+    loaded = data.load_training_data(Config(dataset="mnist-sample", limit=1500))
+    assert (len(loaded.x_train), len(loaded.x_val)) == (1500, 1000)
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("L", (40, 40), i * 50).save(folder / f"{i}.png")
+    patches = data.load_training_data(Config(data=str(folder), patch_size=8, limit=100, val_split=0.25))
+    assert len(patches.x_train) == 3
+
+
+def test_training_stream_shuffles_distinct_images_anew_every_epoch():
+    from dae_cli.noise import NoiseSpec
+
+    images = (np.arange(8, dtype=np.uint8) * 30).reshape(8, 1, 1, 1) * np.ones((1, 4, 4, 1), np.uint8)
+    stream = data.training_dataset(images, batch_size=8, noise=NoiseSpec(), seed=3)
+    orders = [tuple(np.rint(clean[:, 0, 0, 0] * 255 / 30).astype(int)) for _, clean in stream.take(3).as_numpy_iterator()]
+    for order in orders:
+        assert sorted(order) == list(range(8))  # each epoch: every image once
+    assert orders[0] != tuple(range(8))  # shuffled
+    assert len(set(orders)) == 3  # and shuffled anew each epoch
+    again = [tuple(np.rint(c[:, 0, 0, 0] * 255 / 30).astype(int)) for _, c in data.training_dataset(images, 8, NoiseSpec(), seed=3).take(3).as_numpy_iterator()]
+    assert again == orders  # seeded
+
+
+def test_image_folders_leave_daes_own_outputs_out(tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "a.noisy.png", "b.denoised.png"):
+        Image.new("L", (8, 8), 100).save(folder / name)
+    warnings = []
+    loaded = data.load_training_data(Config(data=str(folder), val_split=0.5), warn=warnings.append)
+    assert len(loaded.x_train) + len(loaded.x_val) == 2
+    assert any("skipped 2 file(s) named like dae's outputs" in w for w in warnings)
 
 
 def test_training_stream_gives_fresh_noise_every_batch():

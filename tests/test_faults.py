@@ -1,8 +1,8 @@
 """Faults: interrupts, kill -9, full or read-only disks, divergence. Nothing is lost."""
 
+import contextlib
 import json
 import os
-import random
 import resource
 import shutil
 import signal
@@ -70,38 +70,85 @@ def test_interrupt_saves_a_checkpoint_keeps_the_old_model_and_resumes(model_copy
     assert not model_copy.with_name("model.checkpoint").exists()  # removed once complete
 
 
-def test_kill_9_at_random_moments_of_train_never_leaves_a_broken_model(model_copy):
-    rng = random.Random(1234)
+def kill_during(process: subprocess.Popen, writing, timeout: float = 300) -> bool:
+    """Kills `process` with SIGKILL at a moment when `writing()` says it is writing.
+
+    The process is stopped (SIGSTOP) first and `writing()` asked again, so the kill
+    provably lands mid-write. False if the process ended before that happened.
+    """
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if writing():
+            process.send_signal(signal.SIGSTOP)
+            os.waitpid(process.pid, os.WUNTRACED)  # until it has really stopped
+            if writing():
+                process.kill()
+                process.wait()
+                return True
+            process.send_signal(signal.SIGCONT)
+    process.kill()
+    process.wait()
+    return False
+
+
+def staging_dirs(folder):
+    return [p for p in folder.iterdir() if p.name.startswith(".dae-tmp-") and p.is_dir()]
+
+
+def test_kill_9_while_train_writes_never_leaves_a_broken_model(model_copy):
+    landed = 0
     for attempt in range(4):
         process = start_dae(*TRAIN_SMALL, "--epochs", "2", "--out", model_copy, "--overwrite")
-        time.sleep(rng.uniform(2.0, 9.0))
-        process.kill()
-        process.wait()
+        # A staging folder exists only while a checkpoint or the model is being written.
+        if not kill_during(process, lambda: bool(staging_dirs(model_copy.parent))):
+            continue
+        landed += 1
+        assert staging_dirs(model_copy.parent)  # the kill cut a write short
         assert_complete_model(model_copy)  # the old model or the new one, whole
         checkpoint = model_copy.with_name("model.checkpoint")
         if checkpoint.exists():
             json.loads((checkpoint / "state.json").read_text())
             assert (checkpoint / "autoencoder.keras").stat().st_size > 0
+        if landed == 2:
+            break
+    assert landed == 2
+    # The next run removes what the killed ones left (once no process holds it).
+    for stale in staging_dirs(model_copy.parent):
+        os.utime(stale, (time.time() - 3600,) * 2)
+    result = run_dae(*TRAIN_SMALL, "--epochs", "1", "--out", model_copy, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert_complete_model(model_copy)
+    assert staging_dirs(model_copy.parent) == []
 
 
-def test_kill_9_at_random_moments_of_denoise_never_leaves_a_truncated_image(trained_model, tmp_path, mnist_test_images):
-    _, noisy = mnist_test_images
+def open_files_under(pid: int, folder) -> list:
+    """What `pid` has open under `folder` (a nameless O_TMPFILE shows as `#inode (deleted)`)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith(str(folder) + "/"):
+                    found.append(target)
+    return found
+
+
+def test_kill_9_while_writing_an_image_leaves_no_partial_file_nor_temporary(tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
-    for i in range(2000):
-        save_gray(noisy[i % len(noisy)], inputs / f"{i:04d}.png")
-    rng = random.Random(99)
-    for attempt in range(3):
-        out = tmp_path / f"out{attempt}"
-        process = start_dae("denoise", inputs, "-m", trained_model, "-o", out, "--batch-size", "8")
-        time.sleep(rng.uniform(2.5, 5.0))
-        process.kill()
-        process.wait()
-        finished = sorted(out.glob("*.denoised.png")) if out.exists() else []
-        for path in finished:
-            with Image.open(path) as image:
-                image.load()
-                assert image.size == (28, 28)
+    for i in range(12):  # flat inputs, small on disk; noisy outputs of ~4 MB each
+        Image.new("L", (2000, 2000), 40 + i).save(inputs / f"{i:02d}.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    process = start_dae("noise", inputs, "-o", out, "--noise-std", "0.3")
+    assert kill_during(process, lambda: bool(open_files_under(process.pid, out)))
+    finished = sorted(out.iterdir())
+    assert all(p.name.endswith(".noisy.png") for p in finished), finished  # no temporary
+    assert len(finished) < 12
+    for path in finished:  # and every file under its final name is whole
+        with Image.open(path) as image:
+            image.load()
+            assert image.size == (2000, 2000)
 
 
 def limit_file_size():

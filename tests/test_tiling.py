@@ -17,6 +17,30 @@ def test_tiles_cover_the_image_and_blend_back_exactly(size, overlap):
     np.testing.assert_allclose(plan.assemble(plan.tiles), pixels, atol=1e-5)  # identity model
 
 
+def window_means(tiles):
+    """A model far from the identity: every window becomes its own mean."""
+    return np.broadcast_to(tiles.mean(axis=(1, 2, 3), keepdims=True), tiles.shape)
+
+
+def test_a_grid_of_cells_is_blended_from_the_windows_that_see_whole_cells():
+    # Windows on the tile lattice each see one whole cell and answer its value; the
+    # windows between see parts of four and answer a mix. The blend must favour the
+    # former: with equal weights the cell centres would be off by up to 0.2.
+    values = np.random.default_rng(0).random((4, 4))
+    cells = np.kron(values, np.ones((28, 28)))
+    plan = tiling.plan_tiles(cells[..., None].astype(np.float32), (28, 28))
+    blended = plan.assemble(window_means(plan.tiles))[..., 0]
+    np.testing.assert_allclose(blended[14::28, 14::28], values, atol=0.01)
+    assert np.abs(blended - cells).mean() < 0.05
+    # Every pixel is a weighted mean of the windows over it: within their range.
+    lowest, highest = np.full(cells.shape, np.inf), np.full(cells.shape, -np.inf)
+    for (y, x), output in zip(plan.corners, window_means(plan.tiles)):
+        window = (slice(y, y + 28), slice(x, x + 28))
+        lowest[window] = np.minimum(lowest[window], output[..., 0])
+        highest[window] = np.maximum(highest[window], output[..., 0])
+    assert np.all(blended >= lowest - 1e-6) and np.all(blended <= highest + 1e-6)
+
+
 def psnr(clean, other):
     return 10 * np.log10(1.0 / np.mean((clean - other) ** 2))
 
