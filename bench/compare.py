@@ -86,7 +86,9 @@ def make_timer(keras, name, n_train, baton, test_noisy, test_clean, rows):
 
         def on_epoch_end(self, epoch, logs=None):
             ended = time.perf_counter()
-            train_seconds = (self.test_started or ended) - self.started
+            # Keras' validation calls on_test_begin; dae's own validation marks its start.
+            validation_started = self.test_started or getattr(self.model, "dae_validation_started", None)
+            train_seconds = (validation_started or ended) - self.started
             denoised = self.model.predict(test_noisy, batch_size=500, verbose=0)
             previous = rows[-1]["cumulative_seconds"] if rows else 0.0
             row = {
@@ -108,13 +110,17 @@ def make_timer(keras, name, n_train, baton, test_noisy, test_clean, rows):
     return TurnTimer()
 
 
-def run(contenders, epochs, limit, out_dir: Path):
+def run(contenders, epochs, limit, out_dir: Path, test_limit=None, keep_models=False):
+    """Trains `contenders` taking turns; with `keep_models`, the reference's Keras model
+    stays in its result under "model" (not JSON)."""
     from dae_cli.backend import keras
     from dae_cli import training
 
     x_train_u8, x_test_u8 = common.load_mnist()
     if limit:
         x_train_u8 = x_train_u8[:limit]
+    if test_limit:
+        x_test_u8 = x_test_u8[:test_limit]
     test_noisy, test_clean = common.noisy_test_set(x_test_u8)
     baton = Baton([c["name"] for c in contenders])
     results = {c["name"]: {**c, "epochs": [], "error": None} for c in contenders}
@@ -126,6 +132,8 @@ def run(contenders, epochs, limit, out_dir: Path):
         timer = make_timer(keras, "reference", len(x_clean), baton, test_noisy, test_clean, result["epochs"])
         model.fit(x_noisy, x_clean, validation_data=(val_noisy, val_clean), epochs=epochs or 30,
                   batch_size=128, callbacks=[timer], verbose=0)
+        if keep_models:
+            result["model"] = model
 
     def dae_worker(result):
         overrides = {"data": str(common.MNIST), **result["overrides"]}

@@ -10,7 +10,13 @@
 4. Latency (median of several interleaved runs): `dae --help`, `dae denoise one.png`,
    and `python -c "import tensorflow"`.
 
+With `--baseline REF` (a git commit or branch), step 2 runs the code of REF too, from
+a `git archive` of its `dae_cli/` on PYTHONPATH, in the same venv: the two take turns
+(REF small, this small, REF all, this all) for `--rounds` rounds, and each steady-state
+figure is the median over rounds, so both meet the same load on a shared machine.
+
     .venv/bin/python bench/inference.py --model bench/results/models/default
+    .venv/bin/python bench/inference.py --model M --baseline main --rounds 3 --name inference-vs-main
 """
 
 from __future__ import annotations
@@ -50,15 +56,44 @@ print(json.dumps({"seconds": best, "images_per_second": len(noisy) / best,
 """
 
 
-def timed(command, env=None):
+def timed(command, env=None, cwd=None):
     """(wall seconds, peak RSS MB, completed process) of `command` under /usr/bin/time -v."""
     started = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, env=env)
+    done = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, env=env, cwd=cwd)
     wall = time.perf_counter() - started
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"{command} failed: {done.stderr[-2000:]}")
     return wall, (int(match.group(1)) / 1024 if match else None), done
+
+
+def export_code(ref: str, folder: Path) -> Path:
+    """`dae_cli/` as of git `ref`, unpacked under `folder`; returns the PYTHONPATH entry."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(common.ROOT), "archive", ref, "dae_cli"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
+def denoise_runs(contenders: dict, folders: list, model: str, work: Path, env: dict, rounds: int) -> dict:
+    """Whole-process `dae denoise DIR` runs, contenders and folders taking turns."""
+    runs = {name: {label: [] for label, _, _ in folders} for name in contenders}
+    for round_number in range(rounds):
+        for label, folder, count in folders:
+            for name, pythonpath in contenders.items():
+                out = work / f"{name}-{label}"
+                command = [common.PYTHON, "-m", "dae_cli", "-q", "denoise", str(folder), "-m", model, "-o", str(out)]
+                run_env = {**env, "PYTHONPATH": str(pythonpath)} if pythonpath else env
+                # Run from `work`: `python -m` puts the working directory first on sys.path.
+                wall, rss, done = timed(command, run_env, cwd=work)
+                cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr).group(1)) for kind in ("User", "System"))
+                written = sum(1 for _ in out.rglob("*.png"))
+                assert written == count, (written, count)
+                shutil.rmtree(out)
+                runs[name][label].append({"wall_seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": rss})
+                print(f"round {round_number + 1} {name:>8} {count:6d} files: {wall:6.2f}s {count / wall:5.0f} img/s "
+                      f"CPU {cpu:6.2f}s peak RSS {rss:.0f} MB", flush=True)
+    return runs
 
 
 def write_pngs(folder: Path, noisy_uint8: np.ndarray) -> list[Path]:
@@ -81,6 +116,8 @@ def main(argv=None):
     parser.add_argument("--small", type=int, default=1000, help="The smaller folder, for steady-state rate and flat memory.")
     parser.add_argument("--repeats", type=int, default=5, help="Runs per latency figure.")
     parser.add_argument("--name", default="inference")
+    parser.add_argument("--baseline", default=None, help="A git ref whose dae_cli takes turns with this checkout's.")
+    parser.add_argument("--rounds", type=int, default=1, help="Rounds of the whole-process denoise runs.")
     args = parser.parse_args(argv)
     env = {**os.environ, "NO_COLOR": "1"}
 
@@ -100,17 +137,33 @@ def main(argv=None):
     result = {"machine": common.machine(), "argv": sys.argv, "model": args.model, "files": args.files}
     work = Path(tempfile.mkdtemp(prefix="dae-bench-"))
     try:
-        runs = {}
-        for label, folder, count in (("small", small, args.small), ("all", png_root / "all", args.files)):
-            out = work / label
-            wall, rss, _ = timed([common.DAE, "-q", "denoise", str(folder), "-m", args.model, "-o", str(out)], env)
-            written = sum(1 for _ in out.rglob("*.png"))
-            assert written == count, (written, count)
-            runs[label] = {"files": count, "wall_seconds": wall, "images_per_second": count / wall, "peak_rss_mb": rss}
-            shutil.rmtree(out)
-            print(f"dae denoise {count} files: {wall:.2f}s {count / wall:.0f} img/s peak RSS {rss:.0f} MB", flush=True)
-        steady = (args.files - args.small) / (runs["all"]["wall_seconds"] - runs["small"]["wall_seconds"])
-        result["cli"] = {**runs, "steady_images_per_second": steady}
+        contenders = {"this": None}
+        if args.baseline:
+            contenders = {"baseline": export_code(args.baseline, work / "baseline-code"), "this": None}
+            result["baseline"] = args.baseline
+        folders = [("small", small, args.small), ("all", png_root / "all", args.files)]
+        measured = denoise_runs(contenders, folders, args.model, work, env, args.rounds)
+        result["cli_rounds"] = measured
+        for name, by_folder in measured.items():
+            steady = [(args.files - args.small) / (big["wall_seconds"] - little["wall_seconds"])
+                      for little, big in zip(by_folder["small"], by_folder["all"])]
+            figures = {label: {"files": count,
+                               "wall_seconds": common.median([r["wall_seconds"] for r in by_folder[label]]),
+                               "peak_rss_mb": max(r["peak_rss_mb"] or 0 for r in by_folder[label])}
+                       for label, _, count in folders}
+            for label, figure in figures.items():
+                figure["images_per_second"] = figure["files"] / figure["wall_seconds"]
+            figures["steady_images_per_second"] = common.median(steady)
+            figures["steady_per_round"] = steady
+            # CPU (user + system, all threads) per extra file: what load on the machine moves least.
+            figures["steady_cpu_us_per_image"] = common.median(
+                [(big["cpu_seconds"] - little["cpu_seconds"]) / (args.files - args.small) * 1e6
+                 for little, big in zip(by_folder["small"], by_folder["all"])])
+            result["cli" if name == "this" else "cli_baseline"] = figures
+            print(f"{name}: steady state {common.median(steady):.0f} img/s (rounds: "
+                  f"{', '.join(f'{v:.0f}' for v in steady)}), {figures['steady_cpu_us_per_image']:.0f} µs of CPU per image",
+                  flush=True)
+        runs, steady = result["cli"], result["cli"]["steady_images_per_second"]
 
         done = subprocess.run([common.PYTHON, "-c", IN_MEMORY, args.model, str(arrays)], capture_output=True, text=True, env=env)
         if done.returncode != 0:
@@ -143,6 +196,9 @@ def main(argv=None):
             "cli_steady_fraction_of_in_memory": steady / result["in_memory"]["images_per_second"],
             "rss_small_mb": runs["small"]["peak_rss_mb"],
             "rss_all_mb": runs["all"]["peak_rss_mb"],
+            "baseline_steady_images_per_second": result.get("cli_baseline", {}).get("steady_images_per_second"),
+            "cli_steady_cpu_us_per_image": runs["steady_cpu_us_per_image"],
+            "baseline_steady_cpu_us_per_image": result.get("cli_baseline", {}).get("steady_cpu_us_per_image"),
             "help_seconds": latency["dae --help"]["median_seconds"],
             "denoise_one_minus_tf_import_seconds": latency["dae denoise one.png"]["median_seconds"]
             - latency["python -c 'import tensorflow'"]["median_seconds"],

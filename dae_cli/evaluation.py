@@ -18,6 +18,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import time
 from typing import Any, Iterator
 
@@ -62,6 +65,21 @@ def noisy_set(clean_uint8: np.ndarray, spec, seed: int) -> tuple[np.ndarray, np.
     return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
 
 
+def noisy_fingerprint(clean_uint8: np.ndarray, spec, seed: int) -> str:
+    """Names the noisy set `noisy_blocks(clean_uint8, spec, seed)` makes, without making it.
+
+    The noisy input's PSNR and SSIM are cached in the model's manifest under this name,
+    so `train` and `evaluate` score a noisy set only once.
+    """
+    from dae_cli.backend import tf
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps([list(clean_uint8.shape), str(clean_uint8.dtype), dataclasses.asdict(spec), seed,
+                              NOISE_BLOCK, NOISE_SALT, tf.__version__], sort_keys=True).encode())
+    digest.update(np.ascontiguousarray(clean_uint8).data)
+    return digest.hexdigest()
+
+
 def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256, progress=None) -> dict[str, Any]:
     """Scores `model` (a `LoadedModel`) on the evaluation split `config` names.
 
@@ -83,7 +101,12 @@ def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256, pro
     spec = NoiseSpec.from_config(config)
     if progress is not None:
         progress.start(len(images))
-    scores: dict[str, list[np.ndarray]] = {key: [] for key in ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")}
+    # The noisy input scores the same whatever the model: reuse the manifest's figures
+    # when they are of this very noisy set.
+    saved = model.manifest.get("metrics", {})
+    cached = saved.get("noisy_fingerprint") == noisy_fingerprint(images, spec, seed)
+    keys = ("psnr_denoised", "ssim_denoised") if cached else ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")
+    scores: dict[str, list[np.ndarray]] = {key: [] for key in keys}
     model_seconds = 0.0
     for noisy, clean in noisy_blocks(images, spec, seed):
         started = time.perf_counter()
@@ -94,11 +117,15 @@ def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256, pro
                 progress.advance(len(denoised[-1]))
         denoised = np.concatenate(denoised)
         model_seconds += time.perf_counter() - started
-        scores["psnr_noisy"].append(psnr(clean, noisy))
         scores["psnr_denoised"].append(psnr(clean, denoised))
-        scores["ssim_noisy"].append(ssim(clean, noisy))
         scores["ssim_denoised"].append(ssim(clean, denoised))
+        if not cached:
+            scores["psnr_noisy"].append(psnr(clean, noisy))
+            scores["ssim_noisy"].append(ssim(clean, noisy))
     report = {key: summarize(np.concatenate(values)) for key, values in scores.items()}
+    if cached:
+        report.update(psnr_noisy=saved["psnr_noisy"], ssim_noisy=saved["ssim_noisy"])
+    report = {key: report[key] for key in ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")}
     return {
         "data_source": loaded.source,
         "images": int(len(images)),

@@ -100,10 +100,9 @@ def _write_anonymous(path: Path, data: bytes, overwrite: bool, durable: bool) ->
         handle.flush()
         if durable:
             os.fsync(handle.fileno())
-        anonymous = f"/proc/self/fd/{handle.fileno()}"
         if not overwrite:
             try:
-                os.link(anonymous, path)  # linkat(AT_SYMLINK_FOLLOW): fails if the name is taken
+                _link_descriptor(handle.fileno(), path)  # fails if the name is taken
             except FileExistsError:
                 raise OutputExistsError(f"{path} exists; pass --overwrite to replace it") from None
             except OSError as error:
@@ -114,7 +113,7 @@ def _write_anonymous(path: Path, data: bytes, overwrite: bool, durable: bool) ->
         # Replacing: a temporary name for the complete file, then one rename.
         temp_name = os.path.join(path.parent, f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}")
         try:
-            os.link(anonymous, temp_name)
+            _link_descriptor(handle.fileno(), temp_name)
         except OSError as error:
             if error.errno in _UNSUPPORTED or error.errno == errno.ENOENT:
                 return False
@@ -126,6 +125,18 @@ def _write_anonymous(path: Path, data: bytes, overwrite: bool, durable: bool) ->
                 os.unlink(temp_name)
             raise
         return True
+
+
+def _link_descriptor(descriptor: int, target: str | Path) -> None:
+    """Names the open file `descriptor` `target`: linkat(AT_SYMLINK_FOLLOW) on its
+    /proc/self/fd entry. A plain `os.link("/proc/self/fd/N", target)` calls link(2),
+    which does not follow /proc's link and fails with EXDEV (Python 3.11), so every
+    write fell back to a temporary name."""
+    fds = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(str(descriptor), target, src_dir_fd=fds, follow_symlinks=True)
+    finally:
+        os.close(fds)
 
 
 # errno values that say "this file system cannot do that", not "that failed".

@@ -43,11 +43,16 @@ def summarize(values) -> dict[str, float | None]:
 
 
 
-def quality_report(clean, noisy, denoised) -> dict[str, dict[str, float]]:
-    """PSNR and SSIM of the noisy input and of the denoised output against clean."""
+def quality_report(clean, noisy, denoised, noisy_scores: dict | None = None) -> dict[str, dict[str, float]]:
+    """PSNR and SSIM of the noisy input and of the denoised output against clean.
+
+    `noisy_scores`: the noisy input's `psnr_noisy` and `ssim_noisy`, if already known.
+    """
+    if noisy_scores is None:
+        noisy_scores = {"psnr_noisy": summarize(psnr(clean, noisy)), "ssim_noisy": summarize(ssim(clean, noisy))}
     return {
-        "psnr_noisy": summarize(psnr(clean, noisy)),
+        "psnr_noisy": noisy_scores["psnr_noisy"],
         "psnr_denoised": summarize(psnr(clean, denoised)),
-        "ssim_noisy": summarize(ssim(clean, noisy)),
+        "ssim_noisy": noisy_scores["ssim_noisy"],
         "ssim_denoised": summarize(ssim(clean, denoised)),
     }

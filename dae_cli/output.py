@@ -171,6 +171,8 @@ class PlainReporter:
 class RichReporter(PlainReporter):
     """A live progress bar with loss, val_loss and ETA, on a terminal."""
 
+    live = True  # wants `batch` calls; training skips its per-step hook for other reporters
+
     def start(self, epochs, steps, initial_epoch):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -94,6 +94,9 @@ class TrainingRun:
     worker_scratch: Path | None
     restore: list
     training_seconds: float = 0.0
+    # The last epoch's validation predictions and their seconds, reused by `finish`.
+    predictions: np.ndarray | None = None
+    predict_seconds: float | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -178,6 +181,7 @@ def prepare(
     global_batch = config.batch_size * replicas
     steps_per_epoch = math.ceil(training_data.samples_per_epoch / global_batch)
 
+    step_group = steps_per_execution(steps_per_epoch, distribution)  # outside the scope: see there
     with distribution.scope():
         if resume_state:
             autoencoder = artifacts.load_keras_model(resume_state["keras_path"])
@@ -188,7 +192,9 @@ def prepare(
         else:
             autoencoder = _build_model(config, image_shape)
             optimizer = _optimizer(config, config.epochs * steps_per_epoch, replicas)
-        autoencoder.compile(optimizer=optimizer, loss=config.loss, jit_compile=config.jit_compile)
+        autoencoder.compile(
+            optimizer=optimizer, loss=config.loss, jit_compile=config.jit_compile, steps_per_execution=step_group
+        )
 
     noise = NoiseSpec.from_config(config)
     train_stream = data.training_dataset(
@@ -242,10 +248,19 @@ def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
     config = run.config
     if run.initial_epoch >= config.epochs:
         return  # a checkpoint of a run whose last epoch was trained: only `finish` is left
-    recorder = _epoch_recorder(run.history, reporter, run.checkpoint, config, run.image_shape, run.training_data.source, run.previous_seconds)
+    # The recorder validates itself and keeps the last epoch's predictions for `finish`.
+    # Under multi-worker, Keras validates as before and `finish` predicts again: a
+    # predict inside a multi-worker fit is not tested here.
+    validation = None if run.strategy == "multi-worker" else (run.val_noisy, run.val_clean, run.global_batch)
+    recorder = _epoch_recorder(
+        run.history, reporter, run.checkpoint, config, run.image_shape, run.training_data.source, run.previous_seconds,
+        validation=validation, live=getattr(reporter, "live", False),
+    )
     reporter.start(config.epochs, run.steps_per_epoch, run.initial_epoch)
     fixes = _multi_worker_fixes(run.autoencoder) if run.strategy == "multi-worker" else contextlib.nullcontext()
-    with _interrupt_flag() as interrupted, run.distribution.scope(), fixes:
+    # Ctrl-C stops fit after the steps under way: no per-step check is needed.
+    stop = lambda: setattr(run.autoencoder, "stop_training", True)  # noqa: E731
+    with _interrupt_flag(stop) as interrupted, run.distribution.scope(), fixes:
         recorder.interrupted = interrupted
         try:
             run.autoencoder.fit(
@@ -253,7 +268,7 @@ def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
                 epochs=config.epochs,
                 initial_epoch=run.initial_epoch,
                 steps_per_epoch=run.steps_per_epoch,
-                validation_data=(run.val_noisy, run.val_clean),
+                validation_data=None if validation else (run.val_noisy, run.val_clean),
                 validation_batch_size=run.global_batch,
                 # The backup is written before the epoch is reported or checkpointed.
                 callbacks=[*run.restore, recorder, *callbacks],
@@ -263,6 +278,7 @@ def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
         finally:
             reporter.finish()
     run.training_seconds = recorder.training_seconds
+    run.predictions, run.predict_seconds = recorder.predictions, recorder.predict_seconds
     if recorder.diverged:
         raise DaeError(
             f"training diverged: the loss became NaN or infinite in epoch {len(run.history) + 1}; "
@@ -291,15 +307,22 @@ def finish(run: TrainingRun) -> TrainResult:
     from dae_cli.model import split_autoencoder
 
     encoder, decoder = split_autoencoder(autoencoder)
-    predict_started = time.perf_counter()
-    denoised = autoencoder.predict(run.val_noisy, batch_size=run.global_batch, verbose=0)
-    predict_seconds = time.perf_counter() - predict_started
+    if run.predictions is not None:  # the last epoch's validation, of these very weights
+        denoised, predict_seconds = run.predictions, run.predict_seconds
+    else:  # multi-worker, or a resumed run that had only `finish` left
+        predict_started = time.perf_counter()
+        denoised = autoencoder.predict(run.val_noisy, batch_size=run.global_batch, verbose=0)
+        predict_seconds = time.perf_counter() - predict_started
     from dae_cli.metrics import quality_report
+    from dae_cli.noise import NoiseSpec
 
     val_noisy, val_clean = run.val_noisy, run.val_clean
+    fingerprint = evaluation.noisy_fingerprint(run.training_data.x_val, NoiseSpec.from_config(config), config.seed)
     metrics = {
         "val_loss": float(np.mean((denoised - val_clean) ** 2)),
-        **quality_report(val_clean, val_noisy, denoised),  # the same figures as `dae evaluate`
+        # The same figures as `dae evaluate`; the noisy input's only once per noisy set.
+        **quality_report(val_clean, val_noisy, denoised, _cached_noisy_metrics(out, fingerprint)),
+        "noisy_fingerprint": fingerprint,
         "images_per_second": len(val_noisy) / predict_seconds if predict_seconds > 0 else None,
     }
     manifest = {
@@ -349,6 +372,38 @@ def model_shapes(config: Config, image_shape, encoder) -> dict[str, Any]:
         "size_multiple": config.size_multiple,
         "trained_on": list(image_shape),
     }
+
+
+def _cached_noisy_metrics(out: Path, fingerprint: str) -> dict | None:
+    """The noisy input's PSNR and SSIM from the model at `out`, if it scored the same noisy set."""
+    try:
+        metrics = artifacts.read_manifest(out)["metrics"]
+    except (DaeError, KeyError, TypeError):
+        return None
+    if metrics.get("noisy_fingerprint") != fingerprint:
+        return None
+    return {key: metrics[key] for key in ("psnr_noisy", "ssim_noisy")}
+
+
+# Training steps per call into TensorFlow: fewer trips through Python and Keras'
+# callbacks per step. Measured on a 2-core CPU (bench/steps.py): 8 steps gave about
+# 1.2x the images/s of 1. On a GPU a step of this small model is over before Python has
+# dispatched the next one, so it runs more. Ctrl-C waits for the run under way.
+CPU_STEPS_PER_EXECUTION = 8
+GPU_STEPS_PER_EXECUTION = 32
+
+
+def steps_per_execution(steps_per_epoch: int, distribution) -> int:
+    """Steps per call for a run under `distribution` (a `tf.distribute` strategy);
+    call it outside `distribution.scope()`, where only the default strategy is current."""
+    from dae_cli.backend import tf
+
+    if distribution is not tf.distribute.get_strategy():
+        # Keras' multi-step loop fails on distributed iterators ("You must feed a value
+        # for placeholder tensor", Keras 3.15, mirrored on two CPUs): one step per call.
+        return 1
+    most = GPU_STEPS_PER_EXECUTION if tf.config.list_logical_devices("GPU") else CPU_STEPS_PER_EXECUTION
+    return max(1, min(most, steps_per_epoch))
 
 
 def make_strategy(name: str):
@@ -506,8 +561,9 @@ def _resume_config(saved: dict, config_file: str | None, overrides: dict[str, An
 
 
 @contextlib.contextmanager
-def _interrupt_flag():
-    """Turns the first SIGINT/SIGTERM into a flag; a second one interrupts at once."""
+def _interrupt_flag(on_first=lambda: None):
+    """Turns the first SIGINT/SIGTERM into a flag (and calls `on_first`); a second one
+    interrupts at once."""
     state = {"hit": False}
     previous = {}
 
@@ -516,6 +572,7 @@ def _interrupt_flag():
             signal.signal(signum, previous[signum])
             raise KeyboardInterrupt
         state["hit"] = True
+        on_first()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -529,50 +586,79 @@ def _interrupt_flag():
             signal.signal(signum, old)
 
 
-def _epoch_recorder(*args):
-    """An `EpochRecorder` (a Keras callback, so defined once TensorFlow is imported)."""
+def _epoch_recorder(*args, validation=None, live=False):
+    """An `EpochRecorder` (a Keras callback, so defined once TensorFlow is imported).
+
+    Only with a live progress bar does it hook the end of every step, and then from
+    Keras' callback thread (`async_safe`), so training never waits for it: a batch-end
+    hook run in line makes Keras fetch each step's loss before the next step starts.
+    """
     from dae_cli.backend import keras
 
     class EpochRecorder(_EpochRecorderMixin, keras.callbacks.Callback):
         pass
 
-    return EpochRecorder(*args)
+    class LiveEpochRecorder(EpochRecorder):
+        async_safe = True
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.diverge()
+            self.reporter.batch(batch + 1, logs or {})
+
+    return (LiveEpochRecorder if live else EpochRecorder)(*args, validation=validation)
 
 
 class _EpochRecorderMixin:
-    """Records history, reports progress, and checkpoints after every complete epoch."""
+    """Validates, records history, reports progress, and checkpoints after every
+    complete epoch; stops training when the loss is no longer finite."""
 
-    def __init__(self, history, reporter, checkpoint, config, image_shape, source, previous_seconds):
+    def __init__(self, history, reporter, checkpoint, config, image_shape, source, previous_seconds, validation=None):
         super().__init__()
         self.history, self.reporter, self.checkpoint = history, reporter, checkpoint
         self.config, self.image_shape, self.source = config, image_shape, source
         self.training_seconds = previous_seconds
         self.interrupted = lambda: False
         self.diverged = False
+        self.validation = validation  # (noisy, clean, batch size), or None if Keras validates
+        self.predictions, self.predict_seconds = None, None
+
+    def diverge(self) -> None:
+        # What keras.callbacks.TerminateOnNaN does, minus its print to stdout.
+        self.diverged = True
+        self.model.stop_training = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            # What keras.callbacks.TerminateOnNaN does, minus its print to stdout.
-            self.diverged = True
-            self.model.stop_training = True
-        if self.interrupted():
-            self.model.stop_training = True
-        self.reporter.batch(batch + 1, logs or {})
-
     def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self.started
+        logs = logs if logs is not None else {}
+        if not math.isfinite(float(logs.get("loss", 0.0))):
+            self.diverge()  # the epoch's mean loss: a NaN in any step shows here
         if self.interrupted() or self.diverged:
             return  # an epoch cut short is not recorded, and is run again on resume
-        logs = logs or {}
+        if self.validation is not None:
+            self.validate(logs)
+        seconds = time.perf_counter() - self.started
         self.training_seconds += seconds
         row = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan)), "val_loss": float(logs.get("val_loss", math.nan)), "seconds": round(seconds, 3)}
         self.history.append(row)
         self.save_checkpoint(self.model)  # every epoch, the last too, before it is reported
         self.reporter.epoch(epoch + 1, self.config.epochs, row, seconds)
+
+    def validate(self, logs: dict) -> None:
+        """val_loss into `logs`, as Keras' own validation would; keeps the predictions."""
+        noisy, clean, batch_size = self.validation
+        # When the steps ended, for callbacks that time them apart (the benchmark's);
+        # not in `logs`, which TensorBoard would chart.
+        started = self.model.dae_validation_started = time.perf_counter()
+        self.predictions = None  # the old ones go before the new ones come
+        self.predictions = self.model.predict(noisy, batch_size=batch_size, verbose=0)
+        self.predict_seconds = time.perf_counter() - started
+        error = self.predictions - clean
+        # The configured loss, as Keras' evaluate reports it (config.LOSSES).
+        logs["val_loss"] = float(np.mean(np.abs(error) if self.config.loss == "mae" else error**2))
 
     def save_checkpoint(self, model) -> None:
         state = {
