@@ -47,7 +47,7 @@ def child(args) -> None:
     from dae_cli.backend import keras
 
     spe = args.spe
-    training.steps_per_execution = lambda steps_per_epoch, strategy="auto": max(1, min(spe, steps_per_epoch))
+    training.steps_per_execution = lambda steps_per_epoch, distribution: max(1, min(spe, steps_per_epoch))
     rates = []
     images = args.limit
 
