@@ -21,6 +21,8 @@ def refuse(code):
 @pytest.fixture(params=["anonymous", "link", "renameat2", "exclusive-create"])
 def file_system(request, monkeypatch):
     """The write path a file system leaves: each fallback in turn, as on exFAT, NFS, FUSE."""
+    if request.param == "anonymous":  # Linux on a local file system: no named temporary at all
+        monkeypatch.setattr(files.tempfile, "mkstemp", refuse(errno.EROFS))
     if request.param != "anonymous":
         monkeypatch.setattr(files, "_write_anonymous", lambda *args: False)  # no O_TMPFILE
     if request.param in ("renameat2", "exclusive-create"):
