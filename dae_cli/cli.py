@@ -342,8 +342,10 @@ def evaluate(
     from dae_cli import artifacts, evaluation
 
     directory = _model_dir(model)
-    loaded = artifacts.load_model(directory, verify=not no_verify)
     overrides = {key: value for key, value in settings.items() if key != "seed"}
+    # Checked against the manifest first: a bad combination fails before TensorFlow loads.
+    evaluation.evaluation_config(artifacts.read_manifest(directory), overrides)
+    loaded = artifacts.load_model(directory, verify=not no_verify)
     config = evaluation.evaluation_config(loaded.manifest, overrides)
     seed = settings["seed"]
     if seed is None:

@@ -1,4 +1,8 @@
-"""The training configuration: defaults, TOML loading, flag overrides and validation.
+"""The training configuration: the one schema of every setting, TOML loading, validation.
+
+Each `Config` field declares, with `setting(...)`, its flag, help, `--help` panel,
+choices or range; the options of `dae train`, `evaluate` and `noise` (dae_cli.options),
+the TOML type checks and `validate` are built from it, so a new setting is one field.
 
 `Config()` holds the reference Keras example's values (the same as `configs/mnist.toml`).
 A config file overrides the defaults, flags override the file, and `Config.validate`
@@ -282,7 +286,11 @@ class Config:
             for key in self.keys()
             if (problem := check_value(key, getattr(self, key))) is not None
         ]
-        require = lambda ok, message: None if ok else problems.append(message)  # noqa: E731
+
+        def require(ok: bool, message: str) -> None:
+            if not ok:
+                problems.append(message)
+
         require(
             math.isfinite(self.noise_mean) and math.isfinite(self.noise_std),
             "noise_mean and noise_std must be finite",

@@ -9,6 +9,7 @@ message a config file gets). The command receives the values that were given as 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import inspect
 import typing
@@ -19,10 +20,6 @@ import typer
 from dae_cli import config as schema
 from dae_cli.completion import choices as complete_choices
 from dae_cli.errors import UsageError
-
-# Panels of the options that are not settings, and of `--help` itself.
-OTHER_PANEL = "Options"
-
 
 def with_settings(command: str, default_help: Optional[str] = None) -> Callable:
     """Adds the options of `command`'s settings to a function taking `settings`.
@@ -109,7 +106,7 @@ def _default_text(field) -> str:
     setting = schema.spec(field.name)
     if setting.default_text is not None:
         return setting.default_text
-    default = field.default_factory() if field.default_factory is not schema.dataclasses.MISSING else field.default
+    default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
     if isinstance(default, bool):
         return "on" if default else "off"
     if isinstance(default, list):
