@@ -21,9 +21,10 @@ import typer
 
 from dae_cli import __version__
 from dae_cli.completion import choices, complete_model
-from dae_cli.config import DATASETS, LR_SCHEDULES, NOISE_TYPES, PRECISIONS, STRATEGIES
+from dae_cli.config import STRATEGIES
 from dae_cli.errors import DaeError, ExitCode, UsageError
 from dae_cli.export import FORMATS
+from dae_cli.options import choice_enum, with_settings
 from dae_cli.output import Output
 
 EXIT_CODES_HELP = (
@@ -42,13 +43,7 @@ NO_VERIFY_OPTION = typer.Option(False, "--no-verify", help="Load the model even 
 OVERLAP_OPTION = typer.Option(None, "--overlap", help="Tile overlap in pixels (default: half a tile).")
 BATCH_SIZE_OPTION = typer.Option(256, "--batch-size", min=1, help="Images, tiles or vectors per model call.")
 INPUTS_ARGUMENT = typer.Argument(..., help="Image files, directories (recursive) or globs.")
-# Noise flags of `train` and `noise`; None means Config's default.
-NOISE_OPTION = typer.Option(None, "--noise", help="gaussian (default), salt-pepper, speckle, poisson or mask.", autocompletion=choices(NOISE_TYPES))
-NOISE_MEAN_OPTION = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default 0.5).")
-NOISE_STD_OPTION = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std on [0, 1], or on the 0-255 scale as 25/255 (default 0.5).")
-NOISE_STD_RANGE_OPTION = typer.Option(None, "--noise-std-range", help="Blind noise: each image's std drawn uniformly from LOW,HIGH (e.g. 0,0.2 or 0/255,50/255).")
-NOISE_AMOUNT_OPTION = typer.Option(None, "--noise-amount", help="Salt-pepper amount / mask fraction (default 0.1).")
-NOISE_PEAK_OPTION = typer.Option(None, "--noise-peak", help="Poisson peak photon count (default 30).")
+Strategy = choice_enum("Strategy", STRATEGIES)
 
 app = typer.Typer(
     name="dae",
@@ -88,76 +83,16 @@ def _model_dir(model: Optional[Path]) -> Path:
     return resolve_model(model or Path(os.environ.get("DAE_MODEL") or DEFAULT_MODEL))
 
 
-def _parse_std(text: Optional[str], flag: str = "--noise-std") -> Optional[float]:
-    """A noise std on [0, 1] ("0.098") or as a fraction of the 0-255 scale ("25/255")."""
-    if text is None:
-        return None
-    numerator, slash, denominator = text.strip().partition("/")
-    try:
-        value = float(numerator) / (float(denominator) if slash else 1.0)
-    except (ValueError, ZeroDivisionError):
-        raise UsageError(f"{flag} must be a number like 0.1 or a fraction like 25/255, got {text!r}") from None
-    return value
-
-
-def _parse_std_range(text: Optional[str]) -> Optional[list]:
-    if text is None:
-        return None
-    parts = text.split(",")
-    if len(parts) != 2:
-        raise UsageError(f"--noise-std-range must be LOW,HIGH like 0,0.2 or 0/255,50/255, got {text!r}")
-    return [_parse_std(part, "--noise-std-range") for part in parts]
-
-
-def _parse_filters(text: Optional[str]) -> Optional[list]:
-    if text is None:
-        return None
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UsageError(f"--filters must be comma-separated integers like 32,64, got {text!r}") from None
-
-
 @app.command(epilog=EXIT_CODES_HELP)
+@with_settings("train")
 def train(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config file (default: the reference MNIST config)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model directory to write (default: $DAE_MODEL, else ./dae-model)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run, or train a finished model further."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory (once the new one is complete)."),
-    strategy: str = typer.Option("auto", "--strategy", help="tf.distribute strategy: auto (mirrored on several GPUs, else one), one, mirrored, multi-worker (from TF_CONFIG). --batch-size is per replica.", autocompletion=choices(STRATEGIES)),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist (Keras cache or download) or mnist-sample (shipped, offline).", autocompletion=choices(DATASETS)),
-    data: Optional[str] = typer.Option(None, "--data", help="An .npz in the keras.datasets layout, or a folder of images."),
-    channels: Optional[int] = typer.Option(None, "--channels", help="1 (grayscale) or 3 (RGB); default: as the data."),
-    val_split: Optional[float] = typer.Option(None, "--val-split", help="Validation fraction for image folders (default 0.1)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use at most N training and N validation images."),
-    patch_size: Optional[int] = typer.Option(None, "--patch-size", help="Train on random square crops of this size."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for shuffling, noise and initial weights (default 0)."),
-    val_data: Optional[str] = typer.Option(None, "--val-data", help="A folder of validation images (any sizes), instead of a split of --data."),
-    architecture: Optional[str] = typer.Option(None, "--arch", help="dense (default: the reference design, a Dense latent vector, one image size) or conv (fully convolutional: any image size, the latent is a feature map)."),
-    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="Latent vector size (default 16; dense only)."),
-    filters: Optional[str] = typer.Option(None, "--filters", help="Conv filters per block, e.g. 32,64 (default)."),
-    kernel_size: Optional[int] = typer.Option(None, "--kernel-size", help="Convolution kernel size (default 3)."),
-    batch_norm: Optional[bool] = typer.Option(None, "--batch-norm/--no-batch-norm", help="BatchNormalization before each ReLU."),
-    downsampling: Optional[str] = typer.Option(None, "--downsampling", help="strided (default: strided Conv2D) or maxpool (MaxPooling2D)."),
-    upsampling: Optional[str] = typer.Option(None, "--upsampling", help="transpose (default: strided Conv2DTranspose) or upsample (UpSampling2D)."),
-    blocks_per_level: Optional[int] = typer.Option(None, "--blocks-per-level", help="conv: convolutions per level (default 2)."),
-    skips: Optional[bool] = typer.Option(None, "--skips/--no-skips", help="conv: the latent holds every scale's features, as a U-Net passes them (default on)."),
-    residual: Optional[bool] = typer.Option(None, "--residual/--no-residual", help="conv: the decoder predicts the noise and subtracts it (default on); off: a sigmoid output."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="mse (default) or mae."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default 30)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size per replica (default 128)."),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Adam learning rate, the start of the schedule (default 0.003; the example: 0.001, constant)."),
-    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="cosine (default) or constant.", autocompletion=choices(LR_SCHEDULES)),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto (default: mixed_bfloat16 where the CPU has AVX512-BF16 or AMX and no GPU is visible, else float32), float32 or mixed_bfloat16.", autocompletion=choices(PRECISIONS)),
-    jit_compile: Optional[bool] = typer.Option(None, "--jit-compile/--no-jit-compile", help="Compile training steps with XLA."),
-    scale_learning_rate: Optional[bool] = typer.Option(None, "--scale-lr/--no-scale-lr", help="Multiply the learning rate by the number of replicas."),
-    noise: Optional[str] = NOISE_OPTION,
-    noise_mean: Optional[float] = NOISE_MEAN_OPTION,
-    noise_std: Optional[str] = NOISE_STD_OPTION,
-    noise_std_range: Optional[str] = NOISE_STD_RANGE_OPTION,
-    noise_amount: Optional[float] = NOISE_AMOUNT_OPTION,
-    noise_peak: Optional[float] = NOISE_PEAK_OPTION,
-    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Write TensorBoard logs here: loss, val_loss, PSNR, SSIM and sample images per epoch (needs dae-cli[tensorboard]).", file_okay=False),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML config file (default: the reference MNIST config).", rich_help_panel="Data"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Model directory to write (default: $DAE_MODEL, else ./dae-model).", rich_help_panel="Output"),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run, or train a finished model further.", rich_help_panel="Output"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory (once the new one is complete).", rich_help_panel="Output"),
+    strategy: Strategy = typer.Option("auto", "--strategy", help="tf.distribute strategy: auto (mirrored on several GPUs, else one), one, mirrored, multi-worker (from TF_CONFIG). --batch-size is per replica.", autocompletion=choices(STRATEGIES), rich_help_panel="Training"),
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", metavar="DIR", help="Write TensorBoard logs here: loss, val_loss, PSNR, SSIM and sample images per epoch (needs dae-cli[tensorboard]).", file_okay=False, rich_help_panel="Output"),
+    settings: dict = None,
 ) -> None:
     """Train a denoising autoencoder and save it as a model directory."""
     from dae_cli.training import train as run_training
@@ -167,21 +102,10 @@ def train(
 
         require("tensorboard", extra="tensorboard", feature="--tensorboard")
 
-    overrides = dict(
-        dataset=dataset, data=data, channels=channels, val_split=val_split, limit=limit,
-        patch_size=patch_size, seed=seed, latent_dim=latent_dim, layer_filters=_parse_filters(filters),
-        kernel_size=kernel_size, batch_norm=batch_norm, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, lr_schedule=lr_schedule, precision=precision,
-        jit_compile=jit_compile, scale_learning_rate=scale_learning_rate, noise=noise, noise_mean=noise_mean, noise_std=noise_std,
-        noise_amount=noise_amount, noise_peak=noise_peak, val_data=val_data, architecture=architecture,
-        downsampling=downsampling, upsampling=upsampling, blocks_per_level=blocks_per_level, skips=skips,
-        residual=residual, loss=loss, noise_std_range=_parse_std_range(noise_std_range),
-    )
-    overrides["noise_std"] = _parse_std(noise_std)
     output = State.output
     result = run_training(
-        str(config) if config else None, overrides, _model_dir(out), resume=resume, overwrite=overwrite,
-        strategy=strategy, reporter=output.training_reporter(), tensorboard=tensorboard,
+        str(config) if config else None, settings, _model_dir(out), resume=resume, overwrite=overwrite,
+        strategy=strategy.value, reporter=output.training_reporter(), tensorboard=tensorboard,
     )
     manifest = result.manifest
     metrics = manifest["metrics"]
@@ -407,33 +331,23 @@ def info(
 
 
 @app.command(epilog=EXIT_CODES_HELP)
+@with_settings("evaluate", default_help="the model's")
 def evaluate(
     model: Optional[Path] = MODEL_OPTION,
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="mnist or mnist-sample: score on its test split (default: the model's training data).", autocompletion=choices(DATASETS)),
-    data: Optional[str] = typer.Option(None, "--data", help="An .npz (its x_test) or a folder of images (its seeded validation split)."),
-    val_split: Optional[float] = typer.Option(None, "--val-split", help="Validation fraction for image folders (default: the model's)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Score at most N images."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the noise; the same seed gives the same figures (default: the model's training seed, so the figures are the ones 'dae train' reported)."),
     batch_size: int = BATCH_SIZE_OPTION,
-    noise: Optional[str] = typer.Option(None, "--noise", help="Noise type (default: the model's training noise).", autocompletion=choices(NOISE_TYPES)),
-    noise_mean: Optional[float] = typer.Option(None, "--noise-mean", help="Gaussian noise mean (default: the model's)."),
-    noise_std: Optional[str] = typer.Option(None, "--noise-std", help="Gaussian/speckle noise std on [0, 1] or as 25/255 (default: the model's)."),
-    noise_std_range: Optional[str] = typer.Option(None, "--noise-std-range", help="Blind noise LOW,HIGH (default: the model's)."),
-    noise_amount: Optional[float] = typer.Option(None, "--noise-amount", help="Salt-pepper amount / mask fraction (default: the model's)."),
-    noise_peak: Optional[float] = typer.Option(None, "--noise-peak", help="Poisson peak photon count (default: the model's)."),
     no_verify: bool = NO_VERIFY_OPTION,
+    settings: dict = None,
 ) -> None:
     """Score a model on held-out images: PSNR and SSIM before and after denoising, and images/s."""
     from dae_cli import artifacts, evaluation
 
     directory = _model_dir(model)
+    overrides = {key: value for key, value in settings.items() if key != "seed"}
+    # Checked against the manifest first: a bad combination fails before TensorFlow loads.
+    evaluation.evaluation_config(artifacts.read_manifest(directory), overrides)
     loaded = artifacts.load_model(directory, verify=not no_verify)
-    overrides = dict(
-        dataset=dataset, data=data, val_split=val_split, limit=limit, noise=noise,
-        noise_mean=noise_mean, noise_std=_parse_std(noise_std), noise_amount=noise_amount, noise_peak=noise_peak,
-        noise_std_range=_parse_std_range(noise_std_range),
-    )
     config = evaluation.evaluation_config(loaded.manifest, overrides)
+    seed = settings["seed"]
     if seed is None:
         seed = int(loaded.manifest["config"].get("seed", 0))
     with State.output.progress("evaluate") as progress:
@@ -457,34 +371,25 @@ def evaluate(
 
 
 @app.command("noise", epilog=EXIT_CODES_HELP)
+@with_settings("noise")
 def noise_command(
     inputs: List[str] = typer.Argument(..., help="Clean image files, directories (recursive) or globs."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory, or a .png file for one input (default: beside each input)."),
-    noise: Optional[str] = NOISE_OPTION,
-    noise_mean: Optional[float] = NOISE_MEAN_OPTION,
-    noise_std: Optional[str] = NOISE_STD_OPTION,
-    noise_std_range: Optional[str] = NOISE_STD_RANGE_OPTION,
-    noise_amount: Optional[float] = NOISE_AMOUNT_OPTION,
-    noise_peak: Optional[float] = NOISE_PEAK_OPTION,
-    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same noise."),
     overwrite: bool = OVERWRITE_OPTION,
     fail_fast: bool = FAIL_FAST_OPTION,
+    settings: dict = None,
 ) -> None:
     """Add noise to clean images (seeded), to make demos and test sets; writes <stem>.noisy.png."""
     from dae_cli import image_io, inference
     from dae_cli.config import Config
     from dae_cli.noise import NoiseSpec
 
-    settings = dict(
-        noise=noise, noise_mean=noise_mean, noise_std=_parse_std(noise_std), noise_amount=noise_amount,
-        noise_peak=noise_peak, noise_std_range=_parse_std_range(noise_std_range),
-    )
     config = Config.resolve(None, settings)
     paths = image_io.expand_inputs(inputs, note=State.output.info)
     outputs = inference.output_paths(paths, out, ".noisy.png")
     with State.output.progress("noise", len(paths)) as progress:
         log = _outcome_log(fail_fast, progress=progress)
-        inference.noise_files(paths, outputs, NoiseSpec.from_config(config), seed, overwrite=overwrite, log=log)
+        inference.noise_files(paths, outputs, NoiseSpec.from_config(config), config.seed, overwrite=overwrite, log=log)
     _batch_exit(log)
 
 
@@ -550,7 +455,26 @@ def build_command():
             option.expose_value = False
             option.callback = GLOBAL_OPTION_CALLBACKS[param.name]
             subcommand.params.append(option)
+    for each in (command, *command.commands.values()):
+        for param in each.params:
+            _drop_flag_placeholder(param)
+        each.get_help_option = _without_placeholder(each.get_help_option)
     return command
+
+
+def _drop_flag_placeholder(param) -> None:
+    if getattr(param, "is_flag", False):
+        param.metavar = ""  # on/off flags take no value: no `<bool>` placeholder in --help
+
+
+def _without_placeholder(get_help_option):
+    def get_plain_help_option(context):
+        option = get_help_option(context)
+        if option is not None:
+            _drop_flag_placeholder(option)
+        return option
+
+    return get_plain_help_option
 
 
 def main(argv: Optional[list] = None) -> int:

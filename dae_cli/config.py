@@ -1,4 +1,8 @@
-"""The training configuration: defaults, TOML loading, flag overrides and validation.
+"""The training configuration: the one schema of every setting, TOML loading, validation.
+
+Each `Config` field declares, with `setting(...)`, its flag, help, `--help` panel,
+choices or range; the options of `dae train`, `evaluate` and `noise` (dae_cli.options),
+the TOML type checks and `validate` are built from it, so a new setting is one field.
 
 `Config()` holds the reference Keras example's values (the same as `configs/mnist.toml`).
 A config file overrides the defaults, flags override the file, and `Config.validate`
@@ -16,8 +20,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,58 +42,188 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # auto: bfloat16 where the C
 STRATEGIES = ("auto", "one", "mirrored", "multi-worker")  # `dae train --strategy`
 
 
+PANELS = ("Data", "Model", "Training", "Noise", "Output")  # `--help` panels, in order
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """What a `Config` field means to users: its flag, help, panel and allowed values.
+
+    The flags of `train`, `evaluate` and `noise`, the TOML type checks and `validate`
+    are all built from these, so a new setting is one field with one `setting(...)`.
+    """
+
+    help: str
+    panel: str
+    flag: str | None = None  # default: --the-key-with-dashes; "--x/--no-x" for booleans
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # the bound itself is excluded
+    high_open: bool = False
+    parse: Callable[[str], Any] | None = None  # flag text -> value, where it differs from TOML
+    metavar: str | None = None
+    describe: str | None = None  # the type, as a TOML type error says it
+    default_text: str | None = None  # how help shows the default, where str() would not do
+    commands: tuple = ("train",)  # the commands that take it as a flag
+    command_help: dict = dataclasses.field(default_factory=dict)  # command -> its own help
+
+
+def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, **meta: Any) -> Any:
+    """A `Config` field with its `Setting`."""
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"setting": Setting(**meta)})
+
+
+def parse_std(text: str, flag: str = "--noise-std") -> float:
+    """A noise std on [0, 1] ("0.098") or as a fraction of the 0-255 scale ("25/255")."""
+    numerator, slash, denominator = text.strip().partition("/")
+    try:
+        return float(numerator) / (float(denominator) if slash else 1.0)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"{flag} must be a number like 0.1 or a fraction like 25/255, got {text!r}") from None
+
+
+def parse_std_range(text: str) -> list:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise UsageError(f"--noise-std-range must be LOW,HIGH like 0,0.2 or 0/255,50/255, got {text!r}")
+    return [parse_std(part, "--noise-std-range") for part in parts]
+
+
+def parse_filters(text: str) -> list:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--filters must be comma-separated integers like 32,64, got {text!r}") from None
+
+
+_EVALUATE = ("train", "evaluate")
+_NOISE = ("train", "evaluate", "noise")
+_THE_MODELS = "the model's"
+
+
 @dataclasses.dataclass
 class Config:
     """Everything that decides what `dae train` builds and how it trains it."""
 
     # Data
-    dataset: str = "mnist"
-    data: str | None = None
-    channels: int | None = None
-    val_split: float = 0.1
-    limit: int | None = None
-    patch_size: int | None = None
-    seed: int = 0
+    dataset: str = setting(
+        "mnist", panel="Data", choices=DATASETS, commands=_EVALUATE,
+        help="mnist (Keras cache or download) or mnist-sample (shipped, offline).",
+        command_help={"evaluate": "Score on this dataset's test split (default: the model's training data)."},
+    )
+    data: str | None = setting(
+        None, panel="Data", describe="a path string", commands=_EVALUATE, default_text="none",
+        help="An .npz in the keras.datasets layout, or a folder of images.",
+        command_help={"evaluate": "An .npz (its x_test) or a folder of images (its seeded validation split)."},
+    )
+    channels: int | None = setting(
+        None, panel="Data", choices=(1, 3), default_text="as the data",
+        help="1 (grayscale) or 3 (RGB).",
+    )
+    val_split: float = setting(
+        0.1, panel="Data", low=0, high=1, low_open=True, high_open=True, commands=_EVALUATE,
+        help="Validation fraction for image folders.",
+    )
+    limit: int | None = setting(
+        None, panel="Data", low=1, metavar="N", commands=_EVALUATE, default_text="all",
+        help="Use at most N training and N validation images.",
+        command_help={"evaluate": "Score at most N images."},
+    )
+    patch_size: int | None = setting(
+        None, panel="Data", low=1, default_text="whole images",
+        help="Train on random square crops of this size.",
+    )
+    # NumPy and Keras take seeds from 0 to 2**32 - 1.
+    seed: int = setting(
+        0, panel="Data", low=0, high=2**32 - 1, commands=_NOISE,
+        help="Seed for shuffling, noise and initial weights.",
+        command_help={
+            "evaluate": "Seed of the noise; the same seed gives the same figures (default: the model's "
+            "training seed, so the figures are the ones 'dae train' reported).",
+            "noise": "Seed: the same seed gives the same noise.",
+        },
+    )
     # Validation images from another folder (any sizes), instead of a split of `data`
-    val_data: str | None = None
+    val_data: str | None = setting(
+        None, panel="Data", describe="a path string", default_text="a split of --data",
+        help="A folder of validation images (any sizes), instead of a split of --data.",
+    )
     # Model: `dense` is the reference example's encoder/decoder design (a Dense latent
     # vector); `conv` is fully convolutional (the latent is a feature map), any size.
-    architecture: str = "dense"
-    latent_dim: int = 16
-    layer_filters: list = dataclasses.field(default_factory=lambda: [32, 64])
-    kernel_size: int = 3
-    batch_norm: bool = False
+    architecture: str = setting(
+        "dense", panel="Model", flag="--arch", choices=ARCHITECTURES,
+        help="dense: the reference design, a Dense latent vector, one image size; "
+        "conv: fully convolutional, any image size, the latent is a feature map.",
+    )
+    latent_dim: int = setting(16, panel="Model", low=1, help="Latent vector size (dense only).")
+    layer_filters: list[int] = setting(
+        default_factory=lambda: [32, 64], panel="Model", flag="--filters", low=1, parse=parse_filters,
+        metavar="N,N,...", help="Conv filters per block, e.g. 32,64.",
+    )
+    kernel_size: int = setting(3, panel="Model", low=1, help="Convolution kernel size.")
+    batch_norm: bool = setting(False, panel="Model", help="BatchNormalization before each ReLU.")
     # The example's alternatives: MaxPooling2D for strided Conv2D, UpSampling2D for
     # strided Conv2DTranspose ("faster but not as good"; measured in BENCHMARKS.md).
-    downsampling: str = "strided"
-    upsampling: str = "transpose"
+    downsampling: str = setting(
+        "strided", panel="Model", choices=DOWNSAMPLINGS,
+        help="strided: strided Conv2D; maxpool: MaxPooling2D.",
+    )
+    upsampling: str = setting(
+        "transpose", panel="Model", choices=UPSAMPLINGS,
+        help="transpose: strided Conv2DTranspose; upsample: UpSampling2D.",
+    )
     # conv only: convolutions per level; every scale's features in the latent (as a
     # U-Net passes its skips); the decoder predicts the noise and subtracts it.
-    blocks_per_level: int = 2
-    skips: bool = True
-    residual: bool = True
+    blocks_per_level: int = setting(2, panel="Model", low=1, help="conv: convolutions per level.")
+    skips: bool = setting(
+        True, panel="Model", help="conv: the latent holds every scale's features, as a U-Net passes them."
+    )
+    residual: bool = setting(
+        True, panel="Model", help="conv: the decoder predicts the noise and subtracts it; off: a sigmoid output."
+    )
     # Training
-    loss: str = "mse"
-    epochs: int = 30
-    batch_size: int = 128
+    loss: str = setting("mse", panel="Training", choices=LOSSES, help="Training loss.")
+    epochs: int = setting(30, panel="Training", low=1, help="Total epochs.")
+    batch_size: int = setting(128, panel="Training", low=1, help="Batch size per replica.")
     # Chosen by measurement (BENCHMARKS.md): a cosine schedule from 0.003, where the
     # example keeps Adam's default 0.001 throughout. configs/mnist.toml holds the keys
     # the issue fixes to the example's values, so it leaves these three out.
-    learning_rate: float = 0.003
-    lr_schedule: str = "cosine"
-    precision: str = "auto"
-    jit_compile: bool = False
+    learning_rate: float = setting(
+        0.003, panel="Training", low=0, low_open=True,
+        help="Adam learning rate, the start of the schedule (the example: 0.001, constant).",
+    )
+    lr_schedule: str = setting("cosine", panel="Training", choices=LR_SCHEDULES, help="Learning rate schedule.")
+    precision: str = setting(
+        "auto", panel="Training", choices=PRECISIONS,
+        help="auto: mixed_bfloat16 where the CPU has AVX512-BF16 or AMX and no GPU is visible, else float32.",
+    )
+    jit_compile: bool = setting(False, panel="Training", help="Compile training steps with XLA.")
     # With several replicas the global batch is batch_size x replicas; this scales the
     # learning rate by the replica count to match (the linear scaling rule).
-    scale_learning_rate: bool = False
+    scale_learning_rate: bool = setting(
+        False, panel="Training", flag="--scale-lr/--no-scale-lr",
+        help="Multiply the learning rate by the number of replicas.",
+    )
     # Noise added to clean images to make the training inputs
-    noise: str = "gaussian"
-    noise_mean: float = 0.5
-    noise_std: float = 0.5
+    noise: str = setting("gaussian", panel="Noise", choices=NOISE_TYPES, commands=_NOISE, help="Noise type.")
+    noise_mean: float = setting(0.5, panel="Noise", commands=_NOISE, help="Gaussian noise mean.")
+    noise_std: float = setting(
+        0.5, panel="Noise", low=0, parse=parse_std, metavar="STD", commands=_NOISE,
+        help="Gaussian/speckle noise std on [0, 1], or on the 0-255 scale as 25/255.",
+    )
     # Blind training: each image gets its own std drawn uniformly from [low, high]
-    noise_std_range: list | None = None
-    noise_amount: float = 0.1
-    noise_peak: float = 30.0
+    noise_std_range: list[float] | None = setting(
+        None, panel="Noise", low=0, parse=parse_std_range, metavar="LOW,HIGH", commands=_NOISE,
+        describe="a list of two numbers", default_text="none",
+        help="Blind noise: each image's std drawn uniformly from LOW,HIGH (e.g. 0,0.2 or 0/255,50/255).",
+    )
+    noise_amount: float = setting(
+        0.1, panel="Noise", low=0, high=1, commands=_NOISE, help="Salt-pepper amount / mask fraction."
+    )
+    noise_peak: float = setting(
+        30.0, panel="Noise", low=0, low_open=True, commands=_NOISE, help="Poisson peak photon count."
+    )
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -146,61 +281,26 @@ class Config:
 
     def validate(self) -> None:
         """Raises `UsageError` naming every value that cannot work."""
-        problems = []
+        problems = [
+            problem
+            for key in self.keys()
+            if (problem := check_value(key, getattr(self, key))) is not None
+        ]
 
         def require(ok: bool, message: str) -> None:
             if not ok:
                 problems.append(message)
 
-        require(self.dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}")
-        require(self.channels in (None, 1, 3), "channels must be 1 or 3")
-        require(0 < self.val_split < 1, "val_split must be between 0 and 1 (exclusive)")
-        require(self.limit is None or self.limit > 0, "limit must be positive")
-        require(
-            self.patch_size is None or self.patch_size > 0, "patch_size must be positive"
-        )
-        require(self.architecture in ARCHITECTURES, f"architecture must be one of {', '.join(ARCHITECTURES)}")
-        require(self.downsampling in DOWNSAMPLINGS, f"downsampling must be one of {', '.join(DOWNSAMPLINGS)}")
-        require(self.upsampling in UPSAMPLINGS, f"upsampling must be one of {', '.join(UPSAMPLINGS)}")
-        require(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}")
-        require(self.blocks_per_level > 0, "blocks_per_level must be positive")
-        # NumPy and Keras take seeds from 0 to 2**32 - 1.
-        require(0 <= self.seed < 2**32, "seed must be between 0 and 4294967295")
-        require(self.latent_dim > 0, "latent_dim must be positive")
-        require(len(self.layer_filters) > 0, "layer_filters must not be empty")
-        require(
-            all(filters > 0 for filters in self.layer_filters),
-            "layer_filters must all be positive",
-        )
-        require(self.kernel_size > 0, "kernel_size must be positive")
-        require(self.epochs > 0, "epochs must be positive")
-        require(self.batch_size > 0, "batch_size must be positive")
-        require(
-            math.isfinite(self.learning_rate) and self.learning_rate > 0,
-            "learning_rate must be positive",
-        )
-        require(
-            self.lr_schedule in LR_SCHEDULES,
-            f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}",
-        )
-        require(
-            self.precision in PRECISIONS,
-            f"precision must be one of {', '.join(PRECISIONS)}",
-        )
-        require(self.noise in NOISE_TYPES, f"noise must be one of {', '.join(NOISE_TYPES)}")
         require(
             math.isfinite(self.noise_mean) and math.isfinite(self.noise_std),
             "noise_mean and noise_std must be finite",
         )
-        require(self.noise_std >= 0, "noise_std must not be negative")
         if self.noise_std_range is not None:
             low, high = (self.noise_std_range + [math.nan, math.nan])[:2]
             require(
                 len(self.noise_std_range) == 2 and 0 <= low <= high and math.isfinite(high),
                 f"noise_std_range must be two numbers low,high with 0 <= low <= high, got {self.noise_std_range}",
             )
-        require(0 <= self.noise_amount <= 1, "noise_amount must be between 0 and 1")
-        require(self.noise_peak > 0, "noise_peak must be positive")
         if self.patch_size is not None:
             check_divisible((self.patch_size, self.patch_size), self.size_multiple, problems)
         if problems:
@@ -225,59 +325,119 @@ def check_divisible(size: tuple[int, int], factor: int, problems=None) -> None:
         problems.append(message)
 
 
-# key -> (accepted python types, description for errors, may be None)
-_TYPES: dict[str, tuple[tuple[type, ...], str, bool]] = {
-    "dataset": ((str,), "a string", False),
-    "data": ((str,), "a path string", True),
-    "channels": ((int,), "an integer", True),
-    "val_split": ((int, float), "a number", False),
-    "limit": ((int,), "an integer", True),
-    "patch_size": ((int,), "an integer", True),
-    "seed": ((int,), "an integer", False),
-    "val_data": ((str,), "a path string", True),
-    "architecture": ((str,), "a string", False),
-    "downsampling": ((str,), "a string", False),
-    "upsampling": ((str,), "a string", False),
-    "blocks_per_level": ((int,), "an integer", False),
-    "skips": ((bool,), "true or false", False),
-    "residual": ((bool,), "true or false", False),
-    "loss": ((str,), "a string", False),
-    "noise_std_range": ((list,), "a list of two numbers", True),
-    "latent_dim": ((int,), "an integer", False),
-    "layer_filters": ((list,), "a list of integers", False),
-    "kernel_size": ((int,), "an integer", False),
-    "batch_norm": ((bool,), "true or false", False),
-    "epochs": ((int,), "an integer", False),
-    "batch_size": ((int,), "an integer", False),
-    "learning_rate": ((int, float), "a number", False),
-    "lr_schedule": ((str,), "a string", False),
-    "precision": ((str,), "a string", False),
-    "jit_compile": ((bool,), "true or false", False),
-    "scale_learning_rate": ((bool,), "true or false", False),
-    "noise": ((str,), "a string", False),
-    "noise_mean": ((int, float), "a number", False),
-    "noise_std": ((int, float), "a number", False),
-    "noise_amount": ((int, float), "a number", False),
-    "noise_peak": ((int, float), "a number", False),
-}
+def settings(command: str | None = None) -> list[dataclasses.Field]:
+    """Config's fields in `--help` order (by panel), all or those that `command` takes."""
+    fields = [field for field in dataclasses.fields(Config) if command is None or command in spec(field.name).commands]
+    return sorted(fields, key=lambda field: PANELS.index(spec(field.name).panel))
+
+
+def spec(key: str) -> Setting:
+    return _FIELDS[key].metadata["setting"]
+
+
+def value_type(key: str) -> tuple[type, type | None, bool]:
+    """(type, item type of a list or None, may be None) from the field's annotation."""
+    hint = _HINTS[key]
+    args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    nullable = type(None) in typing.get_args(hint)
+    if nullable:
+        hint = args[0]
+    base = typing.get_origin(hint) or hint
+    items = typing.get_args(hint)
+    return base, (items[0] if base is list else None), nullable
+
+
+def check_value(key: str, value: Any) -> str | None:
+    """What is wrong with `value` for `key` (its choices and range), or None."""
+    setting_ = spec(key)
+    if value is None:
+        return None
+    if setting_.choices and value not in setting_.choices:
+        return f"{key} must be one of {', '.join(map(str, setting_.choices))}"
+    if isinstance(value, list):
+        if not value:
+            return f"{key} must not be empty"
+        if any(not _in_range(item, setting_) for item in value):
+            return f"{key} must all be {_range_text(setting_)}"
+    elif not _in_range(value, setting_):
+        return f"{key} must be {_range_text(setting_)}"
+    return None
+
+
+def _in_range(value: Any, setting_: Setting) -> bool:
+    if setting_.low is None and setting_.high is None:
+        return True
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    low_ok = setting_.low is None or (value > setting_.low if setting_.low_open else value >= setting_.low)
+    high_ok = setting_.high is None or (value < setting_.high if setting_.high_open else value <= setting_.high)
+    return low_ok and high_ok
+
+
+def _range_text(setting_: Setting) -> str:
+    low, high = setting_.low, setting_.high
+    if high is not None:
+        exclusive = " (exclusive)" if setting_.low_open and setting_.high_open else ""
+        return f"between {low} and {high}{exclusive}"
+    if (low == 0 and setting_.low_open) or (low == 1 and not setting_.low_open):
+        return "positive"
+    return "0 or more" if low == 0 else f"at least {low}"
+
+
+def range_help(key: str) -> str | None:
+    """The range as `--help` shows it, or None."""
+    setting_ = spec(key)
+    if setting_.low is None and setting_.high is None:
+        return None
+    return _range_text(setting_)
+
+
+def parse_flag(key: str, text: str) -> Any:
+    """A flag's text as the value of `key`, checked: raises `UsageError` naming the problem."""
+    setting_ = spec(key)
+    base, _, _ = value_type(key)
+    if setting_.parse is not None:
+        value = setting_.parse(text)
+    else:
+        try:
+            value = base(text)
+        except ValueError:
+            kind = {int: "an integer", float: "a number"}.get(base, f"a {base.__name__}")
+            raise UsageError(f"{text!r} is not {kind}") from None
+    problem = check_value(key, value)
+    if problem is not None:
+        raise UsageError(problem)
+    return value
+
+
+_DESCRIPTIONS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
 def _check_type(key: str, value: Any, source: str) -> Any:
-    types, description, nullable = _TYPES[key]
+    """`value` as the TOML or saved value of `key`, its type checked."""
+    base, item, nullable = value_type(key)
     if value is None and nullable:
         return None
-    # bool is an int subclass in Python; `epochs = true` is still a mistake.
-    wrong_bool = isinstance(value, bool) and bool not in types
-    if wrong_bool or not isinstance(value, types):
+    description = spec(key).describe or (
+        f"a list of {_DESCRIPTIONS[item].split(' ', 1)[1]}s" if base is list else _DESCRIPTIONS[base]
+    )
+
+    def fits(value: Any, kind: type) -> bool:
+        # bool is an int subclass in Python; `epochs = true` is still a mistake.
+        if isinstance(value, bool):
+            return kind is bool
+        return isinstance(value, (int, float) if kind is float else kind)
+
+    if base is list:
+        ok = isinstance(value, list) and all(fits(v, item) for v in value)
+    else:
+        ok = fits(value, base)
+    if not ok:
         raise UsageError(f"{source}: {key} must be {description}, got {value!r}")
-    if key == "layer_filters":
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise UsageError(f"{source}: {key} must be {description}, got {value!r}")
-        return list(value)
-    if key == "noise_std_range":
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise UsageError(f"{source}: {key} must be {description}, got {value!r}")
-        return [float(v) for v in value]
-    if float in types:
-        return float(value)
-    return value
+    if base is list:
+        return [item(v) for v in value]
+    return float(value) if base is float else value
+
+
+_FIELDS = {field.name: field for field in dataclasses.fields(Config)}
+_HINTS = typing.get_type_hints(Config)

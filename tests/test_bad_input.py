@@ -247,10 +247,10 @@ def odd_sized_folder(tmp_path):
         (["--filters", "32,x"], "--filters must be comma-separated integers"),
         (["--limit", "0"], "limit must be positive"),
         (["--seed", "-1"], "seed must be between 0 and"),
-        (["--strategy", "bogus"], "--strategy must be one of"),
+        (["--strategy", "bogus"], "Invalid value for '--strategy'"),
         (["--val-split", "1.5"], "val_split must be between 0 and 1"),
         (["--val-split", "0"], "val_split must be between 0 and 1"),
-        (["--noise", "pink"], "noise must be one of"),
+        (["--noise", "pink"], "'pink' is not one of 'gaussian'"),
         (["--epochs", "two"], "Invalid value for '--epochs'"),
     ],
 )

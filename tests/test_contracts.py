@@ -72,7 +72,7 @@ def test_a_folder_denoised_twice_does_not_take_its_outputs_for_inputs(trained_mo
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["--strategy", "bogus"], "--strategy must be one of"),
+        (["--strategy", "bogus"], "Invalid value for '--strategy'"),
         (["--seed", "-1"], "seed must be between 0 and"),
         (["--epochs", "0"], "epochs must be positive"),
     ],

@@ -83,5 +83,5 @@ def test_in_process_matches_the_cli_and_streams_in_blocks(trained_model, seeded_
 def test_bad_flags_and_missing_model_are_clean_errors(trained_model, tmp_path):
     assert_clean_error(run_dae("evaluate", "-m", tmp_path / "nope"), 1, "does not exist")
     assert_clean_error(
-        run_dae("evaluate", "-m", trained_model, "--dataset", "mnist-sample", "--noise", "purple"), 2, "noise must be one of"
+        run_dae("evaluate", "-m", trained_model, "--dataset", "mnist-sample", "--noise", "purple"), 2, "'purple' is not one of 'gaussian'"
     )

@@ -125,13 +125,13 @@ def test_noise_std_takes_the_0_255_scale(tmp_path):
 @pytest.mark.parametrize(
     "flags, fragment",
     [
-        (["--arch", "wavelet"], "architecture must be one of dense, conv"),
+        (["--arch", "wavelet"], "'wavelet' is not one of 'dense', 'conv'"),
         (["--noise-std-range", "0.2,0.1"], "noise_std_range"),
         (["--noise-std-range", "-0.1,0.1"], "noise_std_range"),
         (["--noise-std-range", "0.1"], "LOW,HIGH"),
         (["--noise-std", "25/0"], "--noise-std"),
-        (["--downsampling", "avgpool"], "downsampling must be one of"),
-        (["--loss", "huber"], "loss must be one of"),
+        (["--downsampling", "avgpool"], "'avgpool' is not one of 'strided', 'maxpool'"),
+        (["--loss", "huber"], "'huber' is not one of 'mse', 'mae'"),
     ],
 )
 def test_bad_photo_flags_are_usage_errors(tmp_path, flags, fragment):
