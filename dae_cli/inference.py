@@ -182,38 +182,52 @@ def denoise_files(
                 next_job = index + 1
                 if others:  # they come first, to keep the input order
                     writer.submit(items)
-                    for chunk in chunks(others, batch_size):
-                        writer.submit(_pillow_chunk(model, [jobs[i] for i in chunk], size_mode, overlap, overwrite, batch_size))
+                    for done in _pillow_chunk(model, [jobs[i] for i in others], size_mode, overlap, overwrite, batch_size):
+                        writer.submit(done)
                     items, others = [], []
                 path, output = jobs[index]
                 items.append((str(path), pixels, output))
             writer.submit(items)
         others.extend(range(next_job, len(jobs)))
-        for chunk in chunks(others, batch_size):
-            writer.submit(_pillow_chunk(model, [jobs[i] for i in chunk], size_mode, overlap, overwrite, batch_size))
+        for done in _pillow_chunk(model, [jobs[i] for i in others], size_mode, overlap, overwrite, batch_size):
+            writer.submit(done)
         writer.finish()
     finally:
         writer.close()
 
 
-def _pillow_chunk(model, chunk, size_mode, overlap, overwrite, batch_size) -> list:
+def _pillow_chunk(model, chunk, size_mode, overlap, overwrite, batch_size) -> Iterator[list]:
     """The Pillow path for a list of (path, output): decode, plan and model.
 
-    Returns, in input order, an `Outcome` for each input that failed and
-    (label, pixels, output) for each one to write.
+    Yields lists, in input order, of an `Outcome` for each input that failed and
+    (label, pixels, output) for each one to write. A list is yielded as soon as its
+    images hold `batch_size` model windows, so memory is bounded by the windows in
+    flight (and the largest single image), never by the number of large images.
     """
     height, width, channels = model.image_shape
     items: list = []
     plans = []
+    windows = 0
     for path, output in chunk:
         try:
             if output.exists() and not overwrite:
                 raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
             pixels = image_io.load_image(path, channels)
-            plans.append((len(items), plan_image(pixels, (height, width), size_mode, overlap, path)))
+            plan = plan_image(pixels, (height, width), size_mode, overlap, path)
+            plans.append((len(items), plan))
             items.append((str(path), None, output))
+            windows += len(plan.tiles)
         except DaeError as error:
             items.append(Outcome(str(path), error=str(error)))
+        if windows >= batch_size:
+            yield _assemble_chunk(model, items, plans, batch_size)
+            items, plans, windows = [], [], 0
+    if items:
+        yield _assemble_chunk(model, items, plans, batch_size)
+
+
+def _assemble_chunk(model, items: list, plans: list, batch_size: int) -> list:
+    """Runs the model over the planned windows of `items` and puts each image together."""
     if plans:
         tiles = np.concatenate([plan.tiles for _, plan in plans]).astype(np.float32)
         predicted = _run_batched(model.denoise, tiles, batch_size)

@@ -221,3 +221,34 @@ def test_training_under_a_live_progress_bar(tmp_path):
     assert process.returncode == 0, text
     assert "epoch 2/2" in text and "val_loss" in text
     assert artifacts.read_manifest(tmp_path / "m")["epochs_done"] == 2
+
+
+def test_large_images_are_handed_on_as_their_windows_fill_a_batch_not_per_256_files(tmp_path):
+    """Memory is bounded by the windows in flight: six 84x84 images on a 28x28 model
+    with batches of 8 windows go to the writer one by one (each has more than 8
+    windows), not all together as one chunk of files."""
+    from PIL import Image
+
+    from dae_cli import inference
+
+    class HalvingModel:
+        image_shape = (28, 28, 1)
+        calls: list = []
+
+        def denoise(self, batch):
+            self.calls.append(len(batch))
+            return batch * 0.5
+
+    rng = np.random.default_rng(0)
+    jobs = []
+    for i in range(6):
+        path = tmp_path / f"big{i}.png"
+        Image.fromarray(rng.integers(0, 256, (84, 84), dtype=np.uint8)).save(path)
+        jobs.append((path, tmp_path / f"big{i}.denoised.png"))
+    model = HalvingModel()
+    handed_on = list(inference._pillow_chunk(model, jobs, "tile", None, False, 8))
+    assert [len(items) for items in handed_on] == [1] * 6
+    assert max(model.calls) <= 8
+    for (label, pixels, output), (path, _) in zip((items[0] for items in handed_on), jobs):
+        expected = np.asarray(Image.open(path), np.float32)[..., None] / 255 * 0.5
+        np.testing.assert_allclose(pixels, expected, atol=1e-5)
