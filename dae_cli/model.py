@@ -105,17 +105,24 @@ def build_model(config, image_shape):
 # --- The fully convolutional architecture (`architecture = "conv"`) -------------------
 
 
+class _BlockRearrange(layers.Layer):
+    """A layer that moves `block` x `block` squares of pixels between space and channels."""
+
+    def __init__(self, block: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block = block
+
+    def get_config(self):
+        return {**super().get_config(), "block": self.block}
+
+
 @keras.saving.register_keras_serializable(package="dae")
-class SpaceToDepth(layers.Layer):
+class SpaceToDepth(_BlockRearrange):
     """Folds each `block` x `block` square of pixels into channels: (h, w, c) -> (h/b, w/b, c*b*b).
 
     The conv encoder uses it to pack its feature maps of every scale into one latent
     tensor at the deepest scale; `DepthToSpace` undoes it exactly in the decoder.
     """
-
-    def __init__(self, block: int, **kwargs):
-        super().__init__(**kwargs)
-        self.block = block
 
     def call(self, x):
         ops, b = keras.ops, self.block
@@ -128,9 +135,6 @@ class SpaceToDepth(layers.Layer):
     def compute_output_shape(self, shape):
         b = self.block
         return (shape[0], None if shape[1] is None else shape[1] // b, None if shape[2] is None else shape[2] // b, shape[3] * b * b)
-
-    def get_config(self):
-        return {**super().get_config(), "block": self.block}
 
 
 @keras.saving.register_keras_serializable(package="dae")
@@ -152,12 +156,8 @@ class SliceChannels(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="dae")
-class DepthToSpace(layers.Layer):
+class DepthToSpace(_BlockRearrange):
     """The inverse of `SpaceToDepth`: (h, w, c*b*b) -> (h*b, w*b, c)."""
-
-    def __init__(self, block: int, **kwargs):
-        super().__init__(**kwargs)
-        self.block = block
 
     def call(self, x):
         ops, b = keras.ops, self.block
@@ -170,9 +170,6 @@ class DepthToSpace(layers.Layer):
     def compute_output_shape(self, shape):
         b = self.block
         return (shape[0], None if shape[1] is None else shape[1] * b, None if shape[2] is None else shape[2] * b, shape[3] // (b * b))
-
-    def get_config(self):
-        return {**super().get_config(), "block": self.block}
 
 
 def _conv_block(x, filters, kernel_size, batch_norm, count):
