@@ -18,6 +18,12 @@ def test_mnist_toml_is_the_default_config():
     assert (defaults.noise, defaults.noise_mean, defaults.noise_std) == ("gaussian", 0.5, 0.5)
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.toml")), ids=lambda path: path.name)
+def test_every_shipped_config_file_loads_and_validates(path):
+    config = Config.from_toml(path)
+    config.validate()
+
+
 def test_flags_override_file_and_file_overrides_defaults(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("epochs = 5\nlatent_dim = 8\n")
