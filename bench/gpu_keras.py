@@ -52,6 +52,7 @@ if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
 
     sys.modules["dae_cli.backend"] = types.SimpleNamespace(keras=keras, tf=None)
 import common  # noqa: E402
+import gpu  # noqa: E402 -- its best_rate; it imports TensorFlow only inside functions
 from dae_cli import training  # noqa: E402
 from dae_cli.backend import keras  # noqa: E402
 from dae_cli.config import Config  # noqa: E402
@@ -61,7 +62,7 @@ CONV_SIZES = ((256, 256, 16), (512, 512, 4), (1024, 1024, 1), (2048, 2048, 1))  
 
 
 def psnr(clean, restored) -> float:
-    """Mean per-image PSNR in dB, images in [0, 1]."""
+    """Mean per-image PSNR in dB, images in [0, 1] (NumPy: dae_cli.metrics needs TensorFlow)."""
     errors = np.mean((clean.astype("float64") - restored.astype("float64")) ** 2, axis=(1, 2, 3))
     return float(np.mean(10 * np.log10(1 / np.maximum(errors, 1e-12))))
 
@@ -105,19 +106,6 @@ def dae_contender(name, precision, x_clean, epochs, seed, **overrides):
     return Contender(name, autoencoder, x_clean, seed=seed, batch_size=config.batch_size)
 
 
-def best_rate(function, batches, repeats=3) -> float:
-    """Calls/s of `function` over `batches`, best of `repeats` after a warm-up; the
-    result is brought to the host each time, so asynchronous dispatch cannot hide work."""
-    np.asarray(function(batches[0]))
-    best = math.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for batch in batches:
-            np.asarray(function(batch))
-        best = min(best, time.perf_counter() - started)
-    return len(batches) / best
-
-
 def conv_rates(sizes, precision) -> dict:
     keras.mixed_precision.set_dtype_policy(precision)
     config = Config(architecture="conv", layer_filters=[32, 64, 128], blocks_per_level=1, loss="mae", channels=1)
@@ -125,10 +113,10 @@ def conv_rates(sizes, precision) -> dict:
     keras.mixed_precision.set_dtype_policy("float32")
     rates = {}
     for height, width, batch in sizes:
-        images = np.random.default_rng(0).random((4, batch, height, width, 1), dtype="float32")
-        calls = best_rate(autoencoder.predict_on_batch, list(images))
-        rates[f"{height}x{width}"] = {"batch": batch, "images_per_second": calls * batch,
-                                      "megapixels_per_second": calls * batch * height * width / 1e6}
+        images = np.random.default_rng(0).random((4 * batch, height, width, 1), dtype="float32")
+        rate = gpu.best_rate(autoencoder.predict_on_batch, images, batch)
+        rates[f"{height}x{width}"] = {"batch": batch, "images_per_second": rate,
+                                      "megapixels_per_second": rate * height * width / 1e6}
     return rates
 
 
@@ -174,9 +162,7 @@ def main(argv=None) -> int:
         reached = [i for i, value in enumerate(figures["test_psnr"]) if value >= reference["final_test_psnr"]]
         figures["time_to_reference_psnr_fraction"] = float(elapsed[reached[0]] / reference["total_seconds"]) if reached else None
 
-    batches = [test_noisy[start : start + 1024] for start in range(0, len(test_noisy), 1024)][:10]
-    dense = {c.name: best_rate(c.model.predict_on_batch, batches) * sum(map(len, batches)) / len(batches)
-             for c in contenders}
+    dense = {c.name: gpu.best_rate(c.model.predict_on_batch, test_noisy, 1024) for c in contenders}
     conv = {} if args.skip_conv else {precision: conv_rates(sizes, precision) for precision in ("float32", "mixed_bfloat16")}
 
     devices = []
