@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -408,7 +409,14 @@ def export_command(
     State.output.record(record, record["output"])
 
 
+_interrupted = threading.Event()
+
+
 def _raise_keyboard_interrupt(signum, frame):
+    # Remembered as well as raised: the exception raised here can be lost on its way out
+    # (seen in `dae denoise DIR`, which then ran on and exited 0; where it is caught was
+    # not found), so a command that finishes after a Ctrl-C still exits 130.
+    _interrupted.set()
     raise KeyboardInterrupt
 
 
@@ -498,9 +506,13 @@ def main(argv: Optional[list] = None) -> int:
         args = ["--help"]  # a bare `dae` asks what it can do: help, exit 0
     # SIGTERM ends dae as Ctrl-C does (exit 130); `train` turns both into a checkpoint.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored, as in a background job
+        signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     try:
         with command.make_context("dae", args) as context:
             command.invoke(context)
+        if _interrupted.is_set():
+            raise KeyboardInterrupt  # the one raised at the signal was lost on the way
         sys.stdout.flush()  # a reader gone away shows here, not at interpreter exit
         return ExitCode.OK
     except typer.Exit as done:
