@@ -40,7 +40,8 @@ def noisy_test_set(x_test_uint8, seed: int = TEST_SEED):
     from dae_cli.evaluation import noisy_set
     from dae_cli.noise import NoiseSpec
 
-    return noisy_set(x_test_uint8[..., None], NoiseSpec("gaussian", 0.5, 0.5), seed)
+    noisy, clean, _ = noisy_set(x_test_uint8[..., None], NoiseSpec("gaussian", 0.5, 0.5), seed)
+    return noisy, clean
 
 
 def build_reference(seed: int = 1337):

@@ -185,15 +185,38 @@ class LoadedModel:
         """What a `conv` model's image height and width must be divisible by."""
         return int(self.manifest.get("size_multiple", 1))
 
-    def encode(self, images):
-        return self.encoder.serve(images).numpy()
+    @property
+    def channels(self) -> int:
+        """The image channels the model takes and gives (1 gray, 3 RGB)."""
+        return int(self.manifest["image_shape"][-1])
+
+    @property
+    def takes_noise_level(self) -> bool:
+        """Whether the encoder takes the noise level as an extra input channel (FFDNet's map)."""
+        return bool(self.manifest.get("noise_level_input", False))
+
+    def model_input(self, images, levels=None):
+        """`images` as the encoder takes them: with the level map of `levels` (n,) if it takes one."""
+        if not self.takes_noise_level:
+            return images
+        if levels is None:
+            raise ValueError(f"{self.directory} takes a noise level for each image; none was given")
+        import numpy as np
+
+        from dae_cli.noise import with_level_map
+
+        return with_level_map(np.asarray(images, np.float32), levels)
+
+    def encode(self, images, levels=None):
+        return self.encoder.serve(self.model_input(images, levels)).numpy()
 
     def decode(self, latents):
         return self.decoder.serve(latents).numpy()
 
-    def denoise(self, images):
-        """decoder(encoder(images)), the composition of the two SavedModels."""
-        return self.decoder.serve(self.encoder.serve(images)).numpy()
+    def denoise(self, images, levels=None):
+        """decoder(encoder(images)), the composition of the two SavedModels; `levels`
+        (n,) noise stds on [0, 1] for a model that takes them."""
+        return self.decoder.serve(self.encoder.serve(self.model_input(images, levels))).numpy()
 
 
 def load_model(directory: str | Path, parts: tuple[str, ...] = (ENCODER, DECODER), verify: bool = True) -> LoadedModel:

@@ -44,6 +44,11 @@ NO_VERIFY_OPTION = typer.Option(False, "--no-verify", help="Load the model even 
 OVERLAP_OPTION = typer.Option(None, "--overlap", help="Tile overlap in pixels (default: half a tile).")
 BATCH_SIZE_OPTION = typer.Option(256, "--batch-size", min=1, help="Images, tiles or vectors per model call.")
 INPUTS_ARGUMENT = typer.Argument(..., help="Image files, directories (recursive) or globs.")
+SIGMA_OPTION = typer.Option(
+    None, "--sigma", metavar="auto|LEVEL",
+    help="Models that take the noise level: auto (default; estimated per image) or the level, "
+    "15 on the 0-255 scale, 15/255 or 0.06. Lower keeps more texture.",
+)
 Strategy = choice_enum("Strategy", STRATEGIES)
 
 app = typer.Typer(
@@ -70,10 +75,11 @@ def _version(value: bool) -> None:
 def main_options(
     json_output: bool = typer.Option(False, "--json", help="Results as JSON lines on stdout (schema_version 1)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress, information or warnings on stderr."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Details per input on stderr (the noise level each image was given)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks (also DAE_DEBUG=1)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
-    State.output = Output(json_mode=json_output, quiet=quiet)
+    State.output = Output(json_mode=json_output, quiet=quiet, verbose=verbose)
     if debug:
         _enable_debug()
 
@@ -163,19 +169,25 @@ def denoise(
     tile: bool = typer.Option(True, "--tile/--no-tile", help="Denoise other-sized images by overlapping tiles (default); --no-tile makes them an error."),
     overlap: Optional[int] = OVERLAP_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
-    max_megapixels: float = typer.Option(4.0, "--max-megapixels", min=0.01, help="conv models: images up to this size go through whole, larger ones by overlapping windows of it."),
+    max_megapixels: float = typer.Option(2.0, "--max-megapixels", min=0.01, help="conv models: images up to this size go through whole, larger ones by overlapping windows of it."),
+    sigma: Optional[str] = SIGMA_OPTION,
+    tta: bool = typer.Option(False, "--tta", help="conv models: average the 8 flips and rotations (8x the time)."),
     fail_fast: bool = FAIL_FAST_OPTION,
     no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
     """Denoise images with the encoder and decoder SavedModels; print one output path per line."""
     from dae_cli import artifacts, image_io, inference
 
+    level = _parse_sigma(sigma)
     paths = image_io.expand_inputs(inputs, note=State.output.info)
     outputs = inference.output_paths(paths, out, ".denoised.png")
     loaded = artifacts.load_model(_model_dir(model), verify=not no_verify)
+    _check_sigma(level, loaded)
     size_mode = "resize" if resize else "tile" if tile else "error"
     if loaded.architecture != "conv":
         _check_overlap(overlap, loaded)
+        if tta:
+            raise UsageError("--tta is for fully convolutional models (--arch conv); this model is dense")
     with State.output.progress("denoise", len(paths)) as progress:
         log = _outcome_log(fail_fast, progress=progress)
         if loaded.architecture == "conv":
@@ -183,7 +195,8 @@ def denoise(
 
             whole_images.denoise_files(
                 loaded, paths, outputs, overwrite=overwrite, max_pixels=int(max_megapixels * 1e6),
-                overlap=whole_images.DEFAULT_OVERLAP if overlap is None else overlap, log=log,
+                overlap=whole_images.DEFAULT_OVERLAP if overlap is None else overlap, sigma=level, tta=tta,
+                log=log, warn=State.output.warn, detail=State.output.detail,
             )
         else:
             inference.denoise_files(
@@ -203,6 +216,7 @@ def encode(
     tiles: bool = typer.Option(False, "--tiles", help="One latent per overlapping tile of other-sized images (source <path>#<y>,<x>)."),
     overlap: Optional[int] = OVERLAP_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
+    sigma: Optional[str] = SIGMA_OPTION,
     fail_fast: bool = FAIL_FAST_OPTION,
     no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
@@ -216,11 +230,13 @@ def encode(
         raise UsageError(f"-o {out}: unknown latent format; use one of {', '.join(latents.SUFFIXES)}")
     if out is not None and out.exists() and not overwrite:
         raise UsageError(f"{out} exists; pass --overwrite to replace it")
+    level = _parse_sigma(sigma)
     directory = _model_dir(model)
     if artifacts.read_manifest(directory).get("architecture") == "conv":
-        return _encode_maps(inputs, directory, out, overwrite, fail_fast, no_verify)
+        return _encode_maps(inputs, directory, out, overwrite, fail_fast, no_verify, level)
     paths = image_io.expand_inputs(inputs, note=State.output.info)
     loaded = artifacts.load_model(directory, parts=(artifacts.ENCODER,), verify=not no_verify)
+    _check_sigma(level, loaded)
 
     def on_outcome(outcome):
         if not outcome.ok:
@@ -241,7 +257,8 @@ def encode(
     _batch_exit(log)
 
 
-def _encode_maps(inputs, directory: Path, out: Optional[Path], overwrite: bool, fail_fast: bool, no_verify: bool) -> None:
+def _encode_maps(inputs, directory: Path, out: Optional[Path], overwrite: bool, fail_fast: bool, no_verify: bool,
+                 level=None) -> None:
     """`encode` for a conv model: one latent feature map per image, to .npz or .npy."""
     from dae_cli import artifacts, image_io, latent_maps, whole_images
 
@@ -250,13 +267,32 @@ def _encode_maps(inputs, directory: Path, out: Optional[Path], overwrite: bool, 
     if out.suffix.lower() == ".npy" and len(paths) != 1:
         raise UsageError(f"-o {out}: .npy holds the latent of one image, got {len(paths)}; use .npz")
     loaded = artifacts.load_model(directory, parts=(artifacts.ENCODER,), verify=not no_verify)
+    _check_sigma(level, loaded)
     with State.output.progress("encode", len(paths)) as progress:
         log = _outcome_log(fail_fast, lambda outcome: None if outcome.ok else _report_outcome(outcome, None), progress)
-        encoded = whole_images.encode_files(loaded, paths, log=log)
+        encoded = whole_images.encode_files(loaded, paths, sigma=level, log=log, warn=State.output.warn,
+                                            detail=State.output.detail)
     if encoded:
         latent_maps.write_maps(out, encoded, overwrite=overwrite)
         State.output.record({"output": str(out), "count": len(encoded)}, str(out))
     _batch_exit(log)
+
+
+def _parse_sigma(text: Optional[str]):
+    """`--sigma` as `auto`, a std on [0, 1], or None when not given."""
+    if text is None:
+        return None
+    from dae_cli.noise_level import parse_sigma
+
+    return parse_sigma(text)
+
+
+def _check_sigma(level, loaded) -> None:
+    if level is not None and not loaded.takes_noise_level:
+        raise UsageError(
+            f"--sigma is for models that take the noise level as an input; {loaded.directory} does not "
+            "(train one with --noise-level-input, or use -m photo)"
+        )
 
 
 def _check_overlap(overlap: Optional[int], loaded) -> None:
@@ -430,6 +466,11 @@ def _set_quiet(ctx, param, value) -> None:
         State.output.quiet = True
 
 
+def _set_verbose(ctx, param, value) -> None:
+    if value:
+        State.output.verbose = True
+
+
 def _set_debug(ctx, param, value) -> None:
     if value:
         _enable_debug()
@@ -443,7 +484,7 @@ def _enable_debug() -> None:
     warnings.simplefilter("default")
 
 
-GLOBAL_OPTION_CALLBACKS = {"json_output": _set_json, "quiet": _set_quiet, "debug": _set_debug}
+GLOBAL_OPTION_CALLBACKS = {"json_output": _set_json, "quiet": _set_quiet, "verbose": _set_verbose, "debug": _set_debug}
 
 
 def build_command():

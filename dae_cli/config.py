@@ -134,6 +134,12 @@ class Config:
         None, panel="Data", low=1, default_text="whole images",
         help="Train on random square crops of this size.",
     )
+    # A colour model learns gray photographs too when some crops are made gray (the
+    # luma in all three channels); `dae` gives a colour model's gray inputs that form.
+    gray_fraction: float = setting(
+        0.0, panel="Data", low=0, high=1,
+        help="RGB training on patches: the fraction of crops turned gray (luma in every channel).",
+    )
     # NumPy and Keras take seeds from 0 to 2**32 - 1.
     seed: int = setting(
         0, panel="Data", low=0, high=2**32 - 1, commands=_NOISE,
@@ -181,6 +187,12 @@ class Config:
     )
     residual: bool = setting(
         True, panel="Model", help="conv: the decoder predicts the noise and subtracts it; off: a sigmoid output."
+    )
+    # conv only, as FFDNet and DRUNet do: the noise level (the std on [0, 1]) enters the
+    # encoder as one more input channel, so one model serves every level, and a user can
+    # ask for less (keeping texture) or more than the image has.
+    noise_level_input: bool = setting(
+        False, panel="Model", help="conv: the encoder takes the noise level as an extra input channel."
     )
     # Training
     loss: str = setting("mse", panel="Training", choices=LOSSES, help="Training loss.")
@@ -301,6 +313,18 @@ class Config:
                 len(self.noise_std_range) == 2 and 0 <= low <= high and math.isfinite(high),
                 f"noise_std_range must be two numbers low,high with 0 <= low <= high, got {self.noise_std_range}",
             )
+        require(
+            not self.noise_level_input or self.architecture == "conv",
+            "noise_level_input needs architecture = \"conv\"",
+        )
+        require(
+            not self.noise_level_input or self.noise in ("gaussian", "speckle"),
+            "noise_level_input needs a noise with a std (gaussian or speckle)",
+        )
+        require(
+            not self.gray_fraction or (self.patch_size is not None and self.channels == 3),
+            "gray_fraction needs channels = 3 and patch_size",
+        )
         if self.patch_size is not None:
             check_divisible((self.patch_size, self.patch_size), self.size_multiple, problems)
         if problems:

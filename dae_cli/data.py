@@ -267,19 +267,30 @@ def load_patch_data(config, warn: Callable[[str], None]) -> TrainingData:
     return TrainingData(train_images, np.stack(crops), source, patch_size=patch)
 
 
-def training_dataset(x_train, batch_size: int, noise, seed: int, patch_size: int | None = None):
+def training_dataset(x_train, batch_size: int, noise, seed: int, patch_size: int | None = None,
+                     noise_level_input: bool = False, gray_fraction: float = 0.0):
     """An endless `tf.data` stream of (noisy, clean) float batches.
 
     The clean images are reshuffled every epoch, and each batch gets fresh noise from a
     stateless seed drawn from `seed`, so a run is reproducible but no image ever sees
     the same noise twice (the reference example adds one noise draw to the set, once).
+    With `noise_level_input` the noisy batch carries each image's noise std as a last
+    channel (`noise.with_level_map`); `gray_fraction` of RGB crops are made gray first.
     """
     from dae_cli.backend import tf
-    from dae_cli.noise import add_noise
+    from dae_cli.noise import add_noise, noise_levels, with_level_map
 
     def to_pair(clean_uint8, noise_seed):
         clean = tf.cast(clean_uint8, tf.float32) / 255.0
-        return add_noise(clean, noise_seed, noise), clean
+        pick = None
+        if gray_fraction:
+            clean, pick = gray_some(clean, noise_seed + 11, gray_fraction)
+        noisy = add_noise(clean, noise_seed, noise)
+        if pick is not None:  # a gray photograph's noise is the same in its three copies
+            noisy = tf.where(pick, tf.broadcast_to(noisy[..., :1], tf.shape(noisy)), noisy)
+        if noise_level_input:
+            noisy = with_level_map(noisy, noise_levels(clean, noise_seed, noise))
+        return noisy, clean
 
     autotune = tf.data.AUTOTUNE
     if patch_size is None:
@@ -291,6 +302,17 @@ def training_dataset(x_train, batch_size: int, noise, seed: int, patch_size: int
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     pairs = tf.data.Dataset.zip(batches, seeds).map(to_pair, num_parallel_calls=autotune)
     return pairs.prefetch(autotune)
+
+
+def gray_some(clean, seed, fraction: float):
+    """Turns about `fraction` of a batch of RGB images gray, the luma in all three channels,
+    as `dae` gives a gray photograph to a colour model. Returns (images, which), `which`
+    (n, 1, 1, 1) booleans."""
+    from dae_cli.backend import tf
+
+    luma = tf.reduce_sum(clean * tf.constant([0.299, 0.587, 0.114], tf.float32), axis=-1, keepdims=True)
+    pick = (tf.random.stateless_uniform(tf.shape(clean)[:1], seed) < fraction)[:, None, None, None]
+    return tf.where(pick, tf.broadcast_to(luma, tf.shape(clean)), clean), pick
 
 
 def random_patches(images: list, patch_size: int, seed: int):

@@ -48,21 +48,22 @@ def evaluation_config(manifest: dict[str, Any], overrides: dict[str, Any]) -> Co
     return config
 
 
-def noisy_blocks(clean_uint8: np.ndarray, spec, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(noisy, clean) float32 blocks of `NOISE_BLOCK` images, seeded per block."""
+def noisy_blocks(clean_uint8: np.ndarray, spec, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(noisy, clean, levels) float32 blocks of `NOISE_BLOCK` images, seeded per block;
+    `levels` holds each image's noise std (what a `noise_level_input` model is given)."""
     from dae_cli.backend import tf
-    from dae_cli.noise import add_noise
+    from dae_cli.noise import add_noise, noise_levels
 
     for block, start in enumerate(range(0, len(clean_uint8), NOISE_BLOCK)):
         clean = clean_uint8[start : start + NOISE_BLOCK].astype(np.float32) / 255.0
         noise_seed = tf.constant([seed, NOISE_SALT + block], tf.int64)
-        yield add_noise(clean, noise_seed, spec).numpy(), clean
+        yield add_noise(clean, noise_seed, spec).numpy(), clean, noise_levels(clean, noise_seed, spec).numpy()
 
 
-def noisy_set(clean_uint8: np.ndarray, spec, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """All of `noisy_blocks` at once: the exact noisy images `evaluate` scores."""
-    pairs = list(noisy_blocks(clean_uint8, spec, seed))
-    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+def noisy_set(clean_uint8: np.ndarray, spec, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All of `noisy_blocks` at once: the exact noisy images `evaluate` scores, (noisy, clean, levels)."""
+    blocks = list(noisy_blocks(clean_uint8, spec, seed))
+    return tuple(np.concatenate([block[part] for block in blocks]) for part in range(3))
 
 
 def noisy_fingerprint(clean_uint8: np.ndarray, spec, seed: int) -> str:
@@ -108,7 +109,7 @@ def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256, pro
     keys = ("psnr_denoised", "ssim_denoised") if cached else ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")
     scores: dict[str, list[np.ndarray]] = {key: [] for key in keys}
     model_seconds = 0.0
-    for noisy, clean in noisy_blocks(images, spec, seed):
+    for noisy, clean, levels in noisy_blocks(images, spec, seed):
         started = time.perf_counter()
         denoised = []
         for i in range(0, len(noisy), batch_size):

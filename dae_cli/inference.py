@@ -31,6 +31,10 @@ class Outcome:
     output: str | None = None
     error: str | None = None
     latent: np.ndarray | None = None  # float32, as the encoder gave it
+    # The noise level the model was given (std on [0, 1]), for models that take one,
+    # and whether it was estimated from the image (`--sigma auto`).
+    sigma: float | None = None
+    sigma_estimated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -40,6 +44,9 @@ class Outcome:
         record = {"input": self.input, "status": "ok" if self.ok else "error"}
         if self.output is not None:
             record["output"] = self.output
+        if self.sigma is not None:  # on the 0-255 scale, as users give it
+            record["sigma"] = round(self.sigma * 255, 3)
+            record["sigma_estimated"] = self.sigma_estimated
         if self.error is not None:
             record["error"] = self.error
         return record

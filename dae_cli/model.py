@@ -97,9 +97,10 @@ def build_model(config, image_shape):
                                  upsampling=config.upsampling, **shared)
     channels = image_shape[-1]
     conv = dict(blocks=config.blocks_per_level, skips=config.skips, residual=config.residual, **shared)
-    encoder = build_conv_encoder(channels, downsampling=config.downsampling, **conv)
+    level = bool(getattr(config, "noise_level_input", False))
+    encoder = build_conv_encoder(channels, downsampling=config.downsampling, noise_level_input=level, **conv)
     decoder = build_conv_decoder(channels, upsampling=config.upsampling, **conv)
-    return compose(encoder, decoder, (None, None, channels)), encoder, decoder
+    return compose(encoder, decoder, (None, None, channels + level)), encoder, decoder
 
 
 # --- The fully convolutional architecture (`architecture = "conv"`) -------------------
@@ -202,8 +203,12 @@ def conv_latent_channels(channels, layer_filters, skips=True, residual=True):
 
 
 def build_conv_encoder(channels, layer_filters=(64, 128, 256), kernel_size=3, batch_norm=False,
-                       blocks=2, downsampling="strided", skips=True, residual=True):
+                       blocks=2, downsampling="strided", skips=True, residual=True, noise_level_input=False):
     """Image (h, w, c), any h and w divisible by 2^(levels-1) -> one latent feature map.
+
+    With `noise_level_input` the input has one more channel, the noise level map (each
+    pixel the noise std on [0, 1]), as FFDNet takes it; the latent's copy of the input
+    (`residual`) holds the image's channels only, so the decoder is the same either way.
 
     Level k (of `layer_filters`) runs `blocks` convolutions at 1/2^k of the image's size,
     then halves it. The latent is the deepest level's features, joined (with `skips`)
@@ -212,10 +217,11 @@ def build_conv_encoder(channels, layer_filters=(64, 128, 256), kernel_size=3, ba
     tensor of shape (h/2^d, w/2^d, conv_latent_channels(...)).
     """
     depth = len(layer_filters) - 1
-    inputs = keras.Input(shape=(None, None, channels), name="encoder_input")
+    inputs = keras.Input(shape=(None, None, channels + bool(noise_level_input)), name="encoder_input")
     x, parts = inputs, []
     if residual:
-        parts.append(SpaceToDepth(2**depth, name="fold_input")(inputs) if depth else inputs)
+        image = SliceChannels(0, channels, name="image_channels")(inputs) if noise_level_input else inputs
+        parts.append(SpaceToDepth(2**depth, name="fold_input")(image) if depth else image)
     for level, filters in enumerate(layer_filters[:-1]):
         x = _conv_block(x, filters, kernel_size, batch_norm, blocks)
         if skips:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from dae_cli.backend import tf
 
 
@@ -46,6 +48,27 @@ class NoiseSpec:
         # (n, 1, 1, 1) for a batch, () for one image; its own seed stream (seed + 7).
         per_image = tf.concat([shape[:1], [1, 1, 1]], axis=0) if shape.shape[0] == 4 else []
         return tf.random.stateless_uniform(per_image, seed + 7, minval=low, maxval=high)
+
+
+def noise_levels(images, seed, spec: NoiseSpec):
+    """The std that `add_noise(images, seed, spec)` gives each image: shape (n,) for a batch."""
+    shape = tf.shape(images)
+    levels = spec.std_per_image(shape, seed)
+    return tf.reshape(tf.broadcast_to(tf.cast(levels, tf.float32), tf.concat([shape[:1], [1, 1, 1]], 0)), [-1])
+
+
+def with_level_map(images, levels):
+    """(n, h, w, c) images and (n,) noise levels -> (n, h, w, c + 1): the level as a last channel.
+
+    What a model with `noise_level_input` takes; NumPy in, NumPy out, tensors likewise.
+    """
+    if isinstance(images, np.ndarray):
+        levels = np.asarray(levels, np.float32).reshape(-1, 1, 1, 1)
+        level_map = np.broadcast_to(levels, images.shape[:3] + (1,)).astype(images.dtype)
+        return np.concatenate([images, level_map], axis=-1)
+    shape = tf.shape(images)
+    level_map = tf.ones(tf.concat([shape[:3], [1]], 0), images.dtype) * tf.reshape(tf.cast(levels, images.dtype), [-1, 1, 1, 1])
+    return tf.concat([images, level_map], axis=-1)
 
 
 def add_noise(images, seed, spec: NoiseSpec):

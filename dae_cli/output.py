@@ -3,6 +3,7 @@
 - Results (paths, latents, tables, JSON records) go to stdout, and nothing else does.
 - `--json`: each result is one JSON object per line with `"schema_version"`.
 - `-q/--quiet`: no progress, information or warnings; results and errors still print.
+- `-v/--verbose`: details per input too (say the noise level each image was given).
 - Colour and live progress only when stderr is a terminal and `NO_COLOR` is unset.
 """
 
@@ -24,9 +25,10 @@ def _plain() -> bool:
 
 
 class Output:
-    def __init__(self, json_mode: bool = False, quiet: bool = False):
+    def __init__(self, json_mode: bool = False, quiet: bool = False, verbose: bool = False):
         self.json_mode = json_mode
         self.quiet = quiet
+        self.verbose = verbose
         self._stdout_console = None
         self._stderr_console = None
 
@@ -57,6 +59,11 @@ class Output:
 
     def info(self, message: str) -> None:
         if not self.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    def detail(self, message: str) -> None:
+        """A line on stderr with `-v` only (never with `-q`)."""
+        if self.verbose and not self.quiet:
             print(message, file=sys.stderr, flush=True)
 
     def warn(self, message: str) -> None:

@@ -47,7 +47,8 @@ def _quality_logger(directory, val_noisy, val_clean, batch_size, sample_count):
             from dae_cli.metrics import psnr, ssim, summarize
 
             denoised = self.model.predict(val_noisy, batch_size=batch_size, verbose=0)
-            grid = grid_image([val_clean[:sample_count], val_noisy[:sample_count], denoised[:sample_count]])
+            shown = val_noisy[:sample_count, ..., : val_clean.shape[-1]]  # without a noise level channel
+            grid = grid_image([val_clean[:sample_count], shown, denoised[:sample_count]])
             with self.writer.as_default(step=epoch):
                 tf.summary.scalar("epoch_psnr", summarize(psnr(val_clean, denoised))["mean"])
                 tf.summary.scalar("epoch_ssim", summarize(ssim(val_clean, denoised))["mean"])

@@ -35,7 +35,7 @@ from dae_cli.files import check_writable_directory, commit_directory, keep_aside
 
 ARCHITECTURE_KEYS = (
     "architecture", "latent_dim", "layer_filters", "kernel_size", "batch_norm",
-    "downsampling", "upsampling", "blocks_per_level", "skips", "residual",
+    "downsampling", "upsampling", "blocks_per_level", "skips", "residual", "noise_level_input",
 )
 STATE = "state.json"
 SAMPLE_COUNT = 8
@@ -86,6 +86,7 @@ class TrainingRun:
     train_stream: Any
     val_noisy: np.ndarray
     val_clean: np.ndarray
+    val_inputs: np.ndarray  # what the model takes: the noisy images, and the level map if it takes one
     history: list
     initial_epoch: int
     previous_seconds: float
@@ -126,7 +127,7 @@ def train(
     if tensorboard is not None and run.is_chief:
         from dae_cli import tensorboard as board
 
-        extra = board.callbacks(tensorboard, run.val_noisy, run.val_clean, run.global_batch, SAMPLE_COUNT) + extra
+        extra = board.callbacks(tensorboard, run.val_inputs, run.val_clean, run.global_batch, SAMPLE_COUNT) + extra
     fit(run, reporter, extra)
     return finish(run)
 
@@ -198,10 +199,16 @@ def prepare(
 
     noise = NoiseSpec.from_config(config)
     train_stream = data.training_dataset(
-        training_data.x_train, global_batch, noise, config.seed, patch_size=training_data.patch_size
+        training_data.x_train, global_batch, noise, config.seed, patch_size=training_data.patch_size,
+        noise_level_input=config.noise_level_input, gray_fraction=config.gray_fraction,
     )
     # The same seeded noisy images `dae evaluate` scores (it defaults to this seed).
-    val_noisy, val_clean = evaluation.noisy_set(training_data.x_val, noise, config.seed)
+    val_noisy, val_clean, val_levels = evaluation.noisy_set(training_data.x_val, noise, config.seed)
+    val_inputs = val_noisy
+    if config.noise_level_input:
+        from dae_cli.noise import with_level_map
+
+        val_inputs = with_level_map(val_noisy, val_levels)
 
     previous_seconds = resume_state["training_seconds"] if resume_state else 0.0
     # Only the chief of a multi-worker run writes under `out`; the others keep their
@@ -222,7 +229,7 @@ def prepare(
         out=out, config=config, strategy=strategy, overwrite=overwrite, resume=resume,
         training_data=training_data, distribution=distribution, autoencoder=autoencoder,
         replicas=replicas, global_batch=global_batch, steps_per_epoch=steps_per_epoch,
-        train_stream=train_stream, val_noisy=val_noisy, val_clean=val_clean, history=history,
+        train_stream=train_stream, val_noisy=val_noisy, val_clean=val_clean, val_inputs=val_inputs, history=history,
         initial_epoch=initial_epoch, previous_seconds=previous_seconds, is_chief=is_chief,
         checkpoint=checkpoint, worker_scratch=worker_scratch, restore=restore,
         training_seconds=previous_seconds,
@@ -251,7 +258,7 @@ def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
     # The recorder validates itself and keeps the last epoch's predictions for `finish`.
     # Under multi-worker, Keras validates as before and `finish` predicts again: a
     # predict inside a multi-worker fit is not tested here.
-    validation = None if run.strategy == "multi-worker" else (run.val_noisy, run.val_clean, run.global_batch)
+    validation = None if run.strategy == "multi-worker" else (run.val_inputs, run.val_clean, run.global_batch)
     recorder = _epoch_recorder(
         run.history, reporter, run.checkpoint, config, run.image_shape, run.training_data.source, run.previous_seconds,
         validation=validation, live=getattr(reporter, "live", False),
@@ -268,7 +275,7 @@ def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
                 epochs=config.epochs,
                 initial_epoch=run.initial_epoch,
                 steps_per_epoch=run.steps_per_epoch,
-                validation_data=None if validation else (run.val_noisy, run.val_clean),
+                validation_data=None if validation else (run.val_inputs, run.val_clean),
                 validation_batch_size=run.global_batch,
                 # The backup is written before the epoch is reported or checkpointed.
                 callbacks=[*run.restore, recorder, *callbacks],
@@ -311,7 +318,7 @@ def finish(run: TrainingRun) -> TrainResult:
         denoised, predict_seconds = run.predictions, run.predict_seconds
     else:  # multi-worker, or a resumed run that had only `finish` left
         predict_started = time.perf_counter()
-        denoised = autoencoder.predict(run.val_noisy, batch_size=run.global_batch, verbose=0)
+        denoised = autoencoder.predict(run.val_inputs, batch_size=run.global_batch, verbose=0)
         predict_seconds = time.perf_counter() - predict_started
     from dae_cli.metrics import quality_report
     from dae_cli.noise import NoiseSpec
@@ -371,6 +378,7 @@ def model_shapes(config: Config, image_shape, encoder) -> dict[str, Any]:
         "latent_dim": int(encoder.output_shape[-1]),
         "size_multiple": config.size_multiple,
         "trained_on": list(image_shape),
+        "noise_level_input": bool(config.noise_level_input),
     }
 
 

@@ -11,9 +11,13 @@ The latent of an image is one feature map, (h/m, w/m, channels) for the padded s
 `encode` records the image's own size beside it so that `decode` crops back to it and
 gives exactly `denoise`'s image.
 
+A model that takes the noise level (`noise_level_input`) gets each image's level:
+given, or estimated from the image (`dae_cli.noise_level`). A gray image given to a
+colour model goes through as gray in all three channels and comes back gray.
+
 Example:
-    >>> plan = plan_whole(pixels, multiple=4, max_pixels=4_000_000, overlap=64)   # doctest: +SKIP
-    >>> restored = plan.assemble(run_windows(model.denoise, plan.tiles, 4_000_000))
+    >>> denoised = denoise_image(model, pixels, level=25 / 255)      # doctest: +SKIP
+    >>> same = apply_whole(model.denoise, pixels, model.size_multiple, 4_000_000)  # a model without a level
 """
 
 from __future__ import annotations
@@ -43,32 +47,70 @@ def pad_to_multiple(pixels: np.ndarray, multiple: int) -> np.ndarray:
     return np.pad(pixels, ((0, pad_y), (0, pad_x), (0, 0)), mode=mode)
 
 
-def plan_whole(pixels: np.ndarray, multiple: int, max_pixels: int, overlap: int = DEFAULT_OVERLAP) -> Plan:
-    """The whole image in one window when it fits `max_pixels`, else overlapping windows."""
+def _window_layout(pixels: np.ndarray, multiple: int, max_pixels: int, overlap: int):
+    """(padded image, tile height, tile width, window corners, blend weight or None)."""
     height, width = pixels.shape[:2]
+    padded = pad_to_multiple(pixels, multiple)
     if height * width <= max_pixels:
-        padded = pad_to_multiple(pixels, multiple)
-        return Plan(padded[None], lambda outputs: outputs[0][:height, :width])
+        return padded, padded.shape[0], padded.shape[1], [(0, 0)], None
     side = max(multiple, int(np.sqrt(max_pixels)) // multiple * multiple)
     side = min(side, max(height, width) + -max(height, width) % multiple)
     overlap = min(overlap, side // 2)
-    padded = pad_to_multiple(pixels, multiple)
     tile_y, tile_x = min(side, padded.shape[0]), min(side, padded.shape[1])
     ys = window_starts(padded.shape[0], tile_y, tile_y - overlap)
     xs = window_starts(padded.shape[1], tile_x, tile_x - overlap)
     corners = [(y, x) for y in ys for x in xs]  # all multiples of `multiple`, as the sizes are
-    weight = np.outer(flat_top(tile_y, overlap), flat_top(tile_x, overlap))[..., None]
+    weight = np.outer(flat_top(tile_y, overlap), flat_top(tile_x, overlap))[..., None].astype(np.float32)
+    return padded, tile_y, tile_x, corners, weight
+
+
+def plan_whole(pixels: np.ndarray, multiple: int, max_pixels: int, overlap: int = DEFAULT_OVERLAP) -> Plan:
+    """The whole image in one window when it fits `max_pixels`, else overlapping windows,
+    all held at once (`apply_whole` streams them instead)."""
+    height, width = pixels.shape[:2]
+    padded, tile_y, tile_x, corners, weight = _window_layout(pixels, multiple, max_pixels, overlap)
+    if weight is None:
+        return Plan(padded[None], lambda outputs: outputs[0][:height, :width])
     tiles = np.stack([padded[y : y + tile_y, x : x + tile_x] for y, x in corners])
 
     def assemble(outputs: np.ndarray) -> np.ndarray:
-        total = np.zeros(padded.shape[:2] + (outputs.shape[-1],), np.float32)
-        norm = np.zeros(padded.shape[:2] + (1,), np.float32)
-        for (y, x), output in zip(corners, outputs):
-            total[y : y + tile_y, x : x + tile_x] += output * weight
-            norm[y : y + tile_y, x : x + tile_x] += weight
-        return (total / norm)[:height, :width]
+        return _blend(zip(corners, outputs), padded.shape[:2], (tile_y, tile_x), weight)[:height, :width]
 
     return Plan(tiles, assemble, corners)
+
+
+def _blend(placed, size, tile, weight) -> np.ndarray:
+    """Adds each (corner, output) window into one image with `weight`, and normalises."""
+    total, norm = None, np.zeros(size + (1,), np.float32)
+    for (y, x), output in placed:
+        if total is None:
+            total = np.zeros(size + (output.shape[-1],), np.float32)
+        total[y : y + tile[0], x : x + tile[1]] += output * weight
+        norm[y : y + tile[0], x : x + tile[1]] += weight
+    total /= norm
+    return total
+
+
+def apply_whole(function, pixels: np.ndarray, multiple: int, max_pixels: int, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+    """`function` (batch -> batch of the same height and width) over one image of any size.
+
+    The image goes through whole when it fits `max_pixels`; else by overlapping windows
+    of that size, as many per call as fit it, each blended in as it comes back, so memory
+    is the image, its sum and the windows of one call, whatever the image's size.
+    """
+    height, width = pixels.shape[:2]
+    padded, tile_y, tile_x, corners, weight = _window_layout(pixels, multiple, max_pixels, overlap)
+    if weight is None:
+        return np.asarray(function(padded[None].astype(np.float32)))[0][:height, :width]
+    per_call = max(1, max_pixels // (tile_y * tile_x))
+
+    def placed():
+        for start in range(0, len(corners), per_call):
+            group = corners[start : start + per_call]
+            batch = np.stack([padded[y : y + tile_y, x : x + tile_x] for y, x in group]).astype(np.float32)
+            yield from zip(group, np.asarray(function(batch)))
+
+    return _blend(placed(), padded.shape[:2], (tile_y, tile_x), weight)[:height, :width]
 
 
 def run_windows(function, tiles: np.ndarray, max_pixels: int) -> np.ndarray:
@@ -79,36 +121,114 @@ def run_windows(function, tiles: np.ndarray, max_pixels: int) -> np.ndarray:
     ])
 
 
+# The 8 flips and rotations of a square (the dihedral group), each with its inverse:
+# `--tta` denoises every one and averages them back in the image's own orientation.
+def _dihedral(k: int, flip: bool):
+    def forward(x):
+        return np.rot90(x[:, ::-1] if flip else x, k)
+
+    def inverse(y):
+        y = np.rot90(y, -k)
+        return y[:, ::-1] if flip else y
+
+    return forward, inverse
+
+
+DIHEDRAL = [_dihedral(k, flip) for flip in (False, True) for k in range(4)]
+
+
+def denoise_image(model, pixels: np.ndarray, *, level: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                  overlap: int = DEFAULT_OVERLAP, tta: bool = False) -> np.ndarray:
+    """One image (h, w, model channels) on [0, 1], denoised whole (or by windows).
+
+    `level` is the noise std on [0, 1] for a model that takes one. With `tta` the
+    result is the mean of the 8 flips and rotations, each denoised and turned back.
+    """
+    if model.takes_noise_level:
+        function = lambda batch: model.denoise(batch, np.full(len(batch), level, np.float32))  # noqa: E731
+    else:
+        function = model.denoise
+    transforms = DIHEDRAL if tta else DIHEDRAL[:1]
+    total = None
+    for forward, inverse in transforms:
+        result = inverse(apply_whole(function, np.ascontiguousarray(forward(pixels)), model.size_multiple, max_pixels, overlap))
+        total = result if total is None else total + result
+    return total / len(transforms) if len(transforms) > 1 else total
+
+
+def _load_for(model, path: Path, warn) -> tuple[np.ndarray, int]:
+    """The image at `path` in the model's channels, and its own channels (1 or 3).
+
+    A gray image given to a colour model is denoised as gray in all three channels (as
+    the built-in colour models were trained to) and comes back gray; a colour image given
+    to a gray model can only come back gray, and `warn` says so.
+    """
+    image = image_io.open_image(path)
+    own = image_io.image_channels(image)
+    if own == 3 and model.channels == 1:
+        warn(f"{path} is in colour and this model denoises gray images only: its output is gray "
+             "(use a colour model, such as -m photo, to keep the colour)")
+    return image_io.to_array(image, model.channels), own
+
+
+def noise_level_for(model, pixels: np.ndarray, sigma) -> tuple[float | None, bool]:
+    """(the noise std to give the model, whether it was estimated): `sigma` is `auto`
+    (estimated from `pixels`), a std on [0, 1], or None for a model without a level input."""
+    if not model.takes_noise_level:
+        return None, False
+    from dae_cli.noise_level import AUTO, estimate_sigma
+
+    if sigma is None or sigma == AUTO:
+        return estimate_sigma(pixels), True
+    return float(sigma), False
+
+
 def denoise_files(model, paths: list[Path], outputs: list[Path], *, overwrite: bool = False,
-                  max_pixels: int = DEFAULT_MAX_PIXELS, overlap: int = DEFAULT_OVERLAP, log: OutcomeLog) -> None:
-    """Denoises each image whole (or by windows beyond `max_pixels`), one image at a time."""
-    channels, multiple = model.image_shape[-1], model.size_multiple
+                  max_pixels: int = DEFAULT_MAX_PIXELS, overlap: int = DEFAULT_OVERLAP, sigma=None,
+                  tta: bool = False, log: OutcomeLog, warn=lambda message: None, detail=lambda message: None) -> None:
+    """Denoises each image whole (or by windows beyond `max_pixels`), one image at a time.
+
+    `sigma` is the noise level for a model that takes one (`auto`, the default, or a
+    std on [0, 1]); the level each image was given is in its outcome and told to `detail`.
+    """
     for path, output in zip(paths, outputs):
         try:
             if output.exists() and not overwrite:
                 raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
-            pixels = image_io.load_image(path, channels)
+            pixels, own_channels = _load_for(model, path, warn)
         except DaeError as error:
             log.add(Outcome(str(path), error=str(error)))
             continue
-        plan = plan_whole(pixels, multiple, max_pixels, overlap)
-        result = plan.assemble(run_windows(model.denoise, plan.tiles, max_pixels))
-        log.add(_write_png(str(path), np.clip(result, 0.0, 1.0), output, overwrite))
+        source = pixels[..., :1] if own_channels == 1 else pixels
+        level, estimated = noise_level_for(model, source, sigma)
+        if level is not None:
+            detail(f"{path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
+        result = denoise_image(model, pixels, level=level, max_pixels=max_pixels, overlap=overlap, tta=tta)
+        if own_channels == 1 and result.shape[-1] == 3:
+            result = result.mean(axis=-1, keepdims=True)  # gray in, gray out
+        outcome = _write_png(str(path), np.clip(result, 0.0, 1.0), output, overwrite)
+        outcome.sigma, outcome.sigma_estimated = level, estimated
+        log.add(outcome)
 
 
-def encode_files(model, paths: list[Path], *, log: OutcomeLog) -> list[tuple[str, np.ndarray, tuple[int, int]]]:
+def encode_files(model, paths: list[Path], *, sigma=None, log: OutcomeLog, warn=lambda message: None,
+                 detail=lambda message: None) -> list[tuple[str, np.ndarray, tuple[int, int]]]:
     """The latent feature map of each image, with the image's own (height, width)."""
-    channels, multiple = model.image_shape[-1], model.size_multiple
+    multiple = model.size_multiple
     encoded = []
     for path in paths:
         try:
-            pixels = image_io.load_image(path, channels)
+            pixels, own_channels = _load_for(model, path, warn)
         except DaeError as error:
             log.add(Outcome(str(path), error=str(error)))
             continue
-        latent = np.asarray(model.encode(pad_to_multiple(pixels, multiple)[None].astype(np.float32)))[0]
+        level, estimated = noise_level_for(model, pixels[..., :1] if own_channels == 1 else pixels, sigma)
+        if level is not None:
+            detail(f"{path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
+        padded = pad_to_multiple(pixels, multiple)[None].astype(np.float32)
+        latent = np.asarray(model.encode(padded, None if level is None else np.array([level], np.float32)))[0]
         encoded.append((str(path), latent, pixels.shape[:2]))
-        log.add(Outcome(str(path)))
+        log.add(Outcome(str(path), sigma=level, sigma_estimated=estimated))
     return encoded
 
 

@@ -14,6 +14,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "dae_cli" / "data" / "mnist_sample.npz"
+# Tests train in float32 unless they are about bfloat16: `--precision auto` picks mixed
+# bfloat16 on CPUs with AVX512-BF16 or AMX, and a figure must not depend on the CPU.
+FLOAT32 = ("--precision", "float32")
 
 
 def cli_env(**extra) -> dict:
@@ -85,7 +88,7 @@ def save_gray(pixels: np.ndarray, path: Path) -> Path:
 def trained_model(tmp_path_factory) -> Path:
     """A model trained through the CLI on the shipped MNIST sample (a few seconds)."""
     out = tmp_path_factory.mktemp("model") / "dae-model"
-    result = run_dae("train", "--dataset", "mnist-sample", "--epochs", "3", "--limit", "3000", "--out", out)
+    result = run_dae("train", "--dataset", "mnist-sample", "--epochs", "3", "--limit", "3000", *FLOAT32, "--out", out)
     assert result.returncode == 0, result.stderr
     return out
 

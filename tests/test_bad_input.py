@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import assert_clean_error, cli_env, json_lines, run_dae, save_gray
+from conftest import FLOAT32, assert_clean_error, cli_env, json_lines, run_dae, save_gray
 
 OK, FAILURE, USAGE, PARTIAL = 0, 1, 2, 3
 
@@ -255,7 +255,7 @@ def odd_sized_folder(tmp_path):
     ],
 )
 def test_bad_training_flags_are_usage_errors(tmp_path, args, fragment):
-    result = run_dae("train", "--dataset", "mnist-sample", "--out", tmp_path / "m", *args)
+    result = run_dae("train", "--dataset", "mnist-sample", *FLOAT32, "--out", tmp_path / "m", *args)
     assert_clean_error(result, USAGE, fragment)
     assert not (tmp_path / "m").exists()
 
@@ -269,7 +269,7 @@ def test_bad_config_files_are_usage_errors(tmp_path):
 
 
 def test_image_size_not_divisible_by_the_strides(tmp_path, odd_sized_folder):
-    result = run_dae("train", "--data", odd_sized_folder, "--out", tmp_path / "m", "--epochs", "1")
+    result = run_dae("train", "--data", odd_sized_folder, "--out", tmp_path / "m", "--epochs", "1", *FLOAT32)
     assert_clean_error(result, USAGE, "image size 30x30 is not divisible by 4")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import cli_env, json_lines, run_dae, save_gray
+from conftest import FLOAT32, cli_env, json_lines, run_dae, save_gray
 
 
 def read_png(path) -> np.ndarray:
@@ -132,7 +132,7 @@ def test_info_shows_the_manifest(trained_model):
 def test_train_with_defaults_then_denoise_with_no_flags_then_resume(tmp_path, mnist_test_images):
     _, noisy = mnist_test_images
     save_gray(noisy[0], tmp_path / "noisy.png")
-    first = run_dae("train", "--dataset", "mnist-sample", "--epochs", "1", "--limit", "500", cwd=tmp_path)
+    first = run_dae("train", "--dataset", "mnist-sample", "--epochs", "1", "--limit", "500", *FLOAT32, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "epoch 1/1" in first.stderr and "dae-model" in first.stdout
     assert (tmp_path / "dae-model" / "dae.json").exists()
@@ -141,7 +141,7 @@ def test_train_with_defaults_then_denoise_with_no_flags_then_resume(tmp_path, mn
     assert denoised.returncode == 0, denoised.stderr
     assert denoised.stdout.strip() == "noisy.denoised.png"
 
-    refused = run_dae("train", "--dataset", "mnist-sample", "--epochs", "1", "--limit", "500", cwd=tmp_path)
+    refused = run_dae("train", "--dataset", "mnist-sample", "--epochs", "1", "--limit", "500", *FLOAT32, cwd=tmp_path)
     assert refused.returncode == 2 and "--overwrite" in refused.stderr
 
     resumed = run_dae("--json", "train", "--resume", "--epochs", "2", cwd=tmp_path)

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, assert_clean_error, cli_env, json_lines, run_dae, save_gray
+from conftest import FLOAT32, ROOT, assert_clean_error, cli_env, json_lines, run_dae, save_gray
 from dae_cli import artifacts
 
-TINY = ["--dataset", "mnist-sample", "--limit", "128", "--epochs", "1", "--batch-size", "32"]
+TINY_ANY_PRECISION = ["--dataset", "mnist-sample", "--limit", "128", "--epochs", "1", "--batch-size", "32"]
+TINY = [*TINY_ANY_PRECISION, *FLOAT32]
 
 
 def default_sigint() -> None:
@@ -291,7 +292,7 @@ def test_the_last_epoch_is_checkpointed_before_finishing_can_fail(tmp_path, monk
     from dae_cli.config import Config
 
     out = tmp_path / "m"
-    overrides = dict(dataset="mnist-sample", limit=128, epochs=2, batch_size=32)
+    overrides = dict(dataset="mnist-sample", limit=128, epochs=2, batch_size=32, precision="float32")
 
     def broken(*args, **kwargs):
         raise RuntimeError("metrics failed")
@@ -326,7 +327,7 @@ def test_a_model_that_appears_at_out_while_training_is_not_replaced(tmp_path):
             (out / "dae.json").write_text('{"format_version": 1}')
 
     with pytest.raises(DaeError, match=r"appeared while training.*the new model is kept at .*m\.new"):
-        training.train(None, dict(dataset="mnist-sample", limit=128, epochs=1, batch_size=32), out,
+        training.train(None, dict(dataset="mnist-sample", limit=128, epochs=1, batch_size=32, precision="float32"), out,
                        strategy="one", callbacks=[SomeoneElse()])
     assert (out / "dae.json").read_text() == '{"format_version": 1}'
     kept = tmp_path / "m.new"
@@ -348,7 +349,7 @@ def test_a_failed_final_rename_keeps_the_new_model_and_says_where(tmp_path, monk
 
     monkeypatch.setattr(training, "commit_directory", failing)
     with pytest.raises(DaeError, match=r"Input/output error; the new model is kept at .*m\.new"):
-        training.train(None, dict(dataset="mnist-sample", limit=128, epochs=1, batch_size=32), tmp_path / "m", strategy="one")
+        training.train(None, dict(dataset="mnist-sample", limit=128, epochs=1, batch_size=32, precision="float32"), tmp_path / "m", strategy="one")
     artifacts.verify_files(tmp_path / "m.new", artifacts.read_manifest(tmp_path / "m.new"), ("encoder", "decoder"))
 
 
@@ -359,7 +360,8 @@ def test_env_model_channels_3_scale_lr_precision_auto_and_quiet(tmp_path):
     from dae_cli.training import precision_policy
 
     env = cli_env(DAE_MODEL=str(tmp_path / "env-model"), DAE_CPU_DEVICES="2")
-    result = run_dae("train", *TINY, "-q", "--channels", "3", "--strategy", "mirrored", "--scale-lr",
+    # `--precision auto` (the default) on purpose: the layers get what auto picks on this CPU.
+    result = run_dae("train", *TINY_ANY_PRECISION, "-q", "--channels", "3", "--strategy", "mirrored", "--scale-lr",
                      "--lr-schedule", "constant", "--learning-rate", "0.001", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # -q: no progress, no information

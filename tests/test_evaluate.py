@@ -74,7 +74,7 @@ def test_in_process_matches_the_cli_and_streams_in_blocks(trained_model, seeded_
     from dae_cli.noise import NoiseSpec
 
     images = load_training_data(config).x_val
-    noisy, clean = evaluation.noisy_set(images, NoiseSpec.from_config(config), 3)
+    noisy, clean, _ = evaluation.noisy_set(images, NoiseSpec.from_config(config), 3)
     first = next(evaluation.noisy_blocks(images, NoiseSpec.from_config(config), 3))
     np.testing.assert_array_equal(noisy[: len(first[0])], first[0])
     assert noisy.shape == clean.shape == (300, 28, 28, 1)

@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import assert_clean_error, cli_env, run_dae, save_gray
+from conftest import FLOAT32, assert_clean_error, cli_env, run_dae, save_gray
 from dae_cli import artifacts
 
-TRAIN_SMALL = ["train", "--dataset", "mnist-sample", "--limit", "600", "--batch-size", "32"]
+TRAIN_SMALL = ["train", "--dataset", "mnist-sample", "--limit", "600", "--batch-size", "32", *FLOAT32]
 
 
-def start_dae(*args, **kwargs) -> subprocess.Popen:
+def start_dae(*args, env=None, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "dae_cli", *map(str, args)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), **kwargs,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or cli_env(), **kwargs,
     )
 
 
@@ -97,10 +97,30 @@ def staging_dirs(folder):
     return [p for p in folder.iterdir() if p.name.startswith(".dae-tmp-") and p.is_dir()]
 
 
-def test_kill_9_while_train_writes_never_leaves_a_broken_model(model_copy):
+def slow_commits_env(tmp_path) -> dict:
+    """An environment in which each directory commit waits 0.5 s with its staging folder
+    written, so a kill lands mid-write however fast the machine is."""
+    site = tmp_path / "slow-site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import time\n"
+        "from dae_cli import files\n"
+        "original = files.commit_directory\n"
+        "def slow(*args, **kwargs):\n"
+        "    time.sleep(0.5)\n"
+        "    return original(*args, **kwargs)\n"
+        "files.commit_directory = slow\n"
+    )
+    env = cli_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
+    return env
+
+
+def test_kill_9_while_train_writes_never_leaves_a_broken_model(model_copy, tmp_path):
     landed = 0
+    env = slow_commits_env(tmp_path)
     for attempt in range(4):
-        process = start_dae(*TRAIN_SMALL, "--epochs", "2", "--out", model_copy, "--overwrite")
+        process = start_dae(*TRAIN_SMALL, "--epochs", "2", "--out", model_copy, "--overwrite", env=env)
         # A staging folder exists only while a checkpoint or the model is being written.
         if not kill_during(process, lambda: bool(staging_dirs(model_copy.parent))):
             continue

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import cli_env, json_lines, run_dae, save_gray
+from conftest import FLOAT32, cli_env, json_lines, run_dae, save_gray
 from dae_cli import artifacts
 
 
@@ -58,7 +58,7 @@ def test_each_noise_model_through_the_cli(tmp_path, flags, check):
 def test_training_records_its_noise_model(tmp_path):
     out = tmp_path / "m"
     result = run_dae("train", "--dataset", "mnist-sample", "--limit", "300", "--epochs", "1", "--noise", "mask",
-                     "--noise-amount", "0.4", "--out", out)
+                     "--noise-amount", "0.4", *FLOAT32, "--out", out)
     assert result.returncode == 0, result.stderr
     config = artifacts.read_manifest(out)["config"]
     assert (config["noise"], config["noise_amount"]) == ("mask", 0.4)
@@ -123,7 +123,7 @@ def photo_folder(tmp_path):
 def test_patch_training_on_larger_images_then_tiled_denoising(photo_folder, tmp_path):
     out = tmp_path / "model"
     result = run_dae("train", "--data", photo_folder, "--patch-size", "32", "--epochs", "3", "--batch-size", "32",
-                     "--out", out)
+                     *FLOAT32, "--out", out)
     assert result.returncode == 0, result.stderr
     assert "smaller than --patch-size 32" in result.stderr
     manifest = artifacts.read_manifest(out)

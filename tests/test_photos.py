@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, assert_clean_error, run_dae
+from conftest import FLOAT32, ROOT, assert_clean_error, run_dae
 from dae_cli.config import Config
 
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
@@ -135,7 +135,7 @@ def test_noise_std_takes_the_0_255_scale(tmp_path):
     ],
 )
 def test_bad_photo_flags_are_usage_errors(tmp_path, flags, fragment):
-    result = run_dae("train", "--dataset", "mnist-sample", "--out", tmp_path / "m", *flags)
+    result = run_dae("train", "--dataset", "mnist-sample", *FLOAT32, "--out", tmp_path / "m", *flags)
     assert_clean_error(result, 2, fragment)
     assert not (tmp_path / "m").exists()
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from conftest import cli_env, save_gray
+from conftest import FLOAT32, cli_env, save_gray
 
 from dae_cli import artifacts, evaluation, image_io, inference
 from dae_cli.errors import DaeError
@@ -211,7 +211,7 @@ def test_training_under_a_live_progress_bar(tmp_path):
     reader.start()
     process = subprocess.run(
         [sys.executable, "-m", "dae_cli", "train", "--dataset", "mnist-sample", "--limit", "600",
-         "--epochs", "2", "--out", str(tmp_path / "m")],
+         "--epochs", "2", *FLOAT32, "--out", str(tmp_path / "m")],
         stdout=subprocess.PIPE, stderr=slave, env=env, timeout=300,
     )
     os.close(slave)

@@ -16,7 +16,7 @@ from dae_cli.errors import UsageError
 from conftest import cli_env
 
 # The options of `train` that are not settings of the model (where to write, how to run).
-TRAIN_ONLY = {"config", "out", "resume", "overwrite", "strategy", "tensorboard", "json_output", "quiet", "debug"}
+TRAIN_ONLY = {"config", "out", "resume", "overwrite", "strategy", "tensorboard", "json_output", "quiet", "verbose", "debug"}
 
 
 def options(command: str) -> dict:

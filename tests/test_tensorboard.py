@@ -6,7 +6,7 @@ from collections import defaultdict
 import numpy as np
 from PIL import Image
 
-from conftest import assert_clean_error, cli_env, run_dae
+from conftest import FLOAT32, assert_clean_error, cli_env, run_dae
 from dae_cli import artifacts
 
 
@@ -27,7 +27,7 @@ def read_events(log_dir):
 
 def test_tensorboard_logs_loss_quality_and_samples_per_epoch(tmp_path):
     out, logs = tmp_path / "model", tmp_path / "tb"
-    result = run_dae("train", "--dataset", "mnist-sample", "--limit", "300", "--epochs", "2", "--out", out,
+    result = run_dae("train", "--dataset", "mnist-sample", "--limit", "300", "--epochs", "2", *FLOAT32, "--out", out,
                      "--tensorboard", logs)
     assert result.returncode == 0, result.stderr
     events = read_events(logs)
