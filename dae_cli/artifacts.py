@@ -267,10 +267,15 @@ def _signature_dim(saved_model, output: bool) -> int | None:
         return None
 
 
-def write_inference_copy(source: Path, target: Path) -> dict[str, Any]:
+def write_inference_copy(source: Path, target: Path, float32: bool = False) -> dict[str, Any]:
     """Copies a model directory without its optimizer state and without `samples.png`
     (it shows validation images), with the manifest's hashes made anew: what `dae`
-    ships as a built-in model. `autoencoder.keras` keeps the weights, for `dae export`."""
+    ships as a built-in model. `autoencoder.keras` keeps the weights, for `dae export`.
+
+    With `float32`, a model trained in mixed precision is copied with every layer in
+    float32 (the same float32 weights), so it computes alike on every CPU, fast on
+    those without native bfloat16; the manifest records `inference_precision`.
+    """
     import shutil
 
     from dae_cli.backend import keras
@@ -282,8 +287,18 @@ def write_inference_copy(source: Path, target: Path) -> dict[str, Any]:
     verify_files(source, manifest, (ENCODER, DECODER, KERAS_MODEL))
     trained = load_keras_model(source / KERAS_MODEL)
     with staging_directory(target) as staging:
-        for part in (ENCODER, DECODER):
-            shutil.copytree(source / part, staging / part)
+        if float32:
+            from dae_cli.model import compose, split_autoencoder
+            from dae_cli.onnx_export import float32_copy
+
+            encoder, decoder = (float32_copy(part) for part in split_autoencoder(trained))
+            encoder.export(str(staging / ENCODER), verbose=False)
+            decoder.export(str(staging / DECODER), verbose=False)
+            trained = compose(encoder, decoder, encoder.inputs[0].shape[1:])
+            manifest = {**manifest, "inference_precision": "float32"}
+        else:
+            for part in (ENCODER, DECODER):
+                shutil.copytree(source / part, staging / part)
         shutil.copy2(source / HISTORY, staging / HISTORY)
         # The same layers in a model that was never compiled: saved without optimizer state.
         keras.Model(trained.inputs, trained.outputs, name=trained.name).save(staging / KERAS_MODEL)

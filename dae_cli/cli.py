@@ -372,23 +372,26 @@ def info(
 def evaluate(
     model: Optional[Path] = MODEL_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
+    sigma: Optional[str] = SIGMA_OPTION,
     no_verify: bool = NO_VERIFY_OPTION,
     settings: dict = None,
 ) -> None:
     """Score a model on held-out images: PSNR and SSIM before and after denoising, and images/s."""
     from dae_cli import artifacts, evaluation
 
+    level = _parse_sigma(sigma)
     directory = _model_dir(model)
     overrides = {key: value for key, value in settings.items() if key != "seed"}
     # Checked against the manifest first: a bad combination fails before TensorFlow loads.
     evaluation.evaluation_config(artifacts.read_manifest(directory), overrides)
     loaded = artifacts.load_model(directory, verify=not no_verify)
+    _check_sigma(level, loaded)
     config = evaluation.evaluation_config(loaded.manifest, overrides)
     seed = settings["seed"]
     if seed is None:
         seed = int(loaded.manifest["config"].get("seed", 0))
     with State.output.progress("evaluate") as progress:
-        report = evaluation.evaluate(loaded, config, seed=seed, batch_size=batch_size, progress=progress)
+        report = evaluation.evaluate(loaded, config, seed=seed, batch_size=batch_size, progress=progress, sigma=level)
     from dae_cli.output import format_spread as spread
 
     State.output.table(

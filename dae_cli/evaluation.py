@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -81,13 +82,18 @@ def noisy_fingerprint(clean_uint8: np.ndarray, spec, seed: int) -> str:
     return digest.hexdigest()
 
 
-def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256, progress=None) -> dict[str, Any]:
+def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256, progress=None, sigma=None) -> dict[str, Any]:
     """Scores `model` (a `LoadedModel`) on the evaluation split `config` names.
 
     `seed` seeds the noise only; a folder's split keeps the model's own seed, so the
     images scored are the ones its training held out. `progress` (an `output.Progress`)
-    counts the images denoised.
+    counts the images denoised. A fully convolutional model is scored on whole
+    photographs instead (`evaluate_photographs`), given `sigma` if it takes a level.
     """
+    if model.architecture == "conv":
+        return evaluate_photographs(model, config, seed=seed, sigma=sigma, progress=progress)
+    if sigma is not None:
+        raise UsageError("--sigma is for models that take the noise level as an input; this model does not")
     from dae_cli import data
     from dae_cli.metrics import psnr, ssim, summarize
     from dae_cli.noise import NoiseSpec
@@ -134,5 +140,74 @@ def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256, pro
         "noise": {key: getattr(config, key) for key in NOISE_KEYS},
         **report,
         "images_per_second": len(images) / model_seconds if model_seconds > 0 else None,
+        "model_seconds": model_seconds,
+    }
+
+
+def evaluation_folder(model, config: Config) -> Path:
+    """The folder of clean photographs a conv model is scored on: `--data`, else the
+    folder it was validated on in training."""
+    for folder in (config.data, config.val_data):
+        if folder and Path(folder).is_dir():
+            return Path(folder)
+    raise UsageError(
+        "a fully convolutional model is scored on a folder of clean photographs of any sizes: "
+        "pass --data DIR"
+    )
+
+
+def evaluate_photographs(model, config: Config, *, seed: int, sigma=None, max_pixels: int | None = None,
+                         progress=None) -> dict[str, Any]:
+    """Scores a conv model on every image of a folder, whole and at its own size.
+
+    Each image gets what `dae noise --seed SEED` gives it (image i of the sorted folder
+    the stateless seed (seed, i), in its own channels, saved as 8 bits), is denoised as
+    `dae denoise --sigma SIGMA` does it, and is scored as the 8-bit file it writes, so
+    the figures are those of `dae noise`, `dae denoise` and scoring the files.
+    """
+    from dae_cli import image_io, whole_images
+    from dae_cli.backend import tf
+    from dae_cli.metrics import psnr, ssim, summarize
+    from dae_cli.noise import NoiseSpec, add_noise
+
+    folder = evaluation_folder(model, config)
+    paths = image_io.expand_inputs([str(folder)])
+    if config.limit is not None:
+        paths = paths[: config.limit]
+    spec = NoiseSpec.from_config(config)
+    max_pixels = max_pixels or whole_images.DEFAULT_MAX_PIXELS
+    if progress is not None:
+        progress.start(len(paths))
+    scores: dict[str, list[float]] = {key: [] for key in ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")}
+    levels, model_seconds, pixels_done = [], 0.0, 0
+    for index, path in enumerate(paths):
+        image = image_io.open_image(path)
+        own = min(image_io.image_channels(image), model.channels)  # a gray model scores the luma
+        clean = image_io.to_uint8(image_io.to_array(image, own)).astype(np.float32) / 255
+        noisy = add_noise(clean, tf.constant([seed, index], tf.int64), spec).numpy()
+        noisy = image_io.to_uint8(noisy).astype(np.float32) / 255  # as the noisy file holds it
+        started = time.perf_counter()
+        model_pixels = np.repeat(noisy, model.channels, axis=-1) if own < model.channels else noisy
+        denoised, level, _ = whole_images.denoise_as_own(model, model_pixels, own, sigma, max_pixels=max_pixels)
+        model_seconds += time.perf_counter() - started
+        denoised = image_io.to_uint8(denoised).astype(np.float32) / 255  # as the written file holds it
+        pixels_done += clean.shape[0] * clean.shape[1]
+        levels.append(level)
+        for name, other in (("noisy", noisy), ("denoised", denoised)):
+            scores[f"psnr_{name}"].append(float(psnr(clean[None], other[None])[0]))
+            scores[f"ssim_{name}"].append(float(ssim(clean[None], other[None])[0]))
+        if progress is not None:
+            progress.advance()
+    report = {key: summarize(np.array(values)) for key, values in scores.items()}
+    return {
+        "data_source": f"folder {folder}",
+        "images": len(paths),
+        "seed": seed,
+        "noise": {key: getattr(config, key) for key in NOISE_KEYS},
+        "sigma": None if not model.takes_noise_level else ("given" if sigma not in (None, "auto") else "auto"),
+        "sigma_per_image": None if not model.takes_noise_level else [round(level * 255, 3) for level in levels],
+        **report,
+        "images_per_second": len(paths) / model_seconds if model_seconds > 0 else None,
+        "megapixels_per_second": pixels_done / 1e6 / model_seconds if model_seconds > 0 else None,
         "model_seconds": model_seconds,
     }

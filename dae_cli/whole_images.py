@@ -183,6 +183,16 @@ def noise_level_for(model, pixels: np.ndarray, sigma) -> tuple[float | None, boo
     return float(sigma), False
 
 
+def denoise_as_own(model, pixels: np.ndarray, own_channels: int, sigma, **options) -> tuple[np.ndarray, float | None, bool]:
+    """(denoised image in its own channels, clipped to [0, 1]; the level given; whether it
+    was estimated) for `pixels` in the model's channels, as `dae denoise` writes it."""
+    level, estimated = noise_level_for(model, pixels[..., :1] if own_channels == 1 else pixels, sigma)
+    result = denoise_image(model, pixels, level=level, **options)
+    if own_channels == 1 and result.shape[-1] == 3:
+        result = result.mean(axis=-1, keepdims=True)  # gray in, gray out
+    return np.clip(result, 0.0, 1.0), level, estimated
+
+
 def denoise_files(model, paths: list[Path], outputs: list[Path], *, overwrite: bool = False,
                   max_pixels: int = DEFAULT_MAX_PIXELS, overlap: int = DEFAULT_OVERLAP, sigma=None,
                   tta: bool = False, log: OutcomeLog, warn=lambda message: None, detail=lambda message: None) -> None:
@@ -199,14 +209,12 @@ def denoise_files(model, paths: list[Path], outputs: list[Path], *, overwrite: b
         except DaeError as error:
             log.add(Outcome(str(path), error=str(error)))
             continue
-        source = pixels[..., :1] if own_channels == 1 else pixels
-        level, estimated = noise_level_for(model, source, sigma)
+        result, level, estimated = denoise_as_own(
+            model, pixels, own_channels, sigma, max_pixels=max_pixels, overlap=overlap, tta=tta
+        )
         if level is not None:
             detail(f"{path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
-        result = denoise_image(model, pixels, level=level, max_pixels=max_pixels, overlap=overlap, tta=tta)
-        if own_channels == 1 and result.shape[-1] == 3:
-            result = result.mean(axis=-1, keepdims=True)  # gray in, gray out
-        outcome = _write_png(str(path), np.clip(result, 0.0, 1.0), output, overwrite)
+        outcome = _write_png(str(path), result, output, overwrite)
         outcome.sigma, outcome.sigma_estimated = level, estimated
         log.add(outcome)
 

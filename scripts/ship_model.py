@@ -1,11 +1,13 @@
 """Copies a trained model directory into the package as a built-in model.
 
     python scripts/ship_model.py /work/photo-gray-run photo-gray
+    python scripts/ship_model.py /work/train/photo photo --float32   # trained in mixed bfloat16
 
 The copy (`dae_cli/models/NAME/`) keeps the encoder and decoder SavedModels, the
 weights in `autoencoder.keras` without optimizer state, `history.csv` and the manifest
 with its hashes made anew; it leaves out `samples.png`, which shows validation images
-whose licence keeps them out of the package.
+whose licence keeps them out of the package. `--float32` rebuilds a model trained in
+mixed precision with float32 layers (the same weights), so it computes alike on every CPU.
 """
 
 import sys
@@ -16,8 +18,8 @@ from dae_cli import artifacts, builtins  # noqa: E402
 
 if __name__ == "__main__":
     source, name = Path(sys.argv[1]), sys.argv[2]
-    if name not in builtins.BUILTIN_MODELS:
-        sys.exit(f"{name} is not in builtins.BUILTIN_MODELS")
-    manifest = artifacts.write_inference_copy(source, builtins.builtin_path(name))
+    if name not in builtins.SHIPPED_MODELS:
+        sys.exit(f"{name} is not in builtins.SHIPPED_MODELS")
+    manifest = artifacts.write_inference_copy(source, builtins.builtin_path(name), float32="--float32" in sys.argv[3:])
     total = sum(path.stat().st_size for path in builtins.builtin_path(name).rglob("*") if path.is_file())
     print(f"{builtins.builtin_path(name)}: {len(manifest['files'])} files, {total / 1e6:.2f} MB")

@@ -1,8 +1,8 @@
 """The fully convolutional architecture for photographs: any size, feature-map latents,
 whole and tiled denoising, blind noise, colour, and the example's pooling alternatives.
 
-The training tests read a few photographs from `../shared/data/photos` (kept out of the
-repository by their licence), as CI does.
+The training tests use the public-domain photographs shipped in `tests/data` (see its
+README), so they run on a fresh clone with nothing beside it.
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ from PIL import Image
 from conftest import FLOAT32, ROOT, assert_clean_error, run_dae
 from dae_cli.config import Config
 
-PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+SHIPPED = ROOT / "tests" / "data"
 SIGMA = 25 / 255
+
+
+def shipped(name: str, mode: str = "L") -> np.ndarray:
+    """A photograph of tests/data, float64 on [0, 1]: gray (h, w) or RGB (h, w, 3)."""
+    return np.asarray(Image.open(SHIPPED / f"{name}.png").convert(mode), np.float64) / 255
 
 
 def conv_config(**changes) -> Config:
@@ -142,16 +147,16 @@ def test_bad_photo_flags_are_usage_errors(tmp_path, flags, fragment):
 
 @pytest.fixture(scope="session")
 def photo_model(tmp_path_factory):
-    """A small conv model trained briefly on 24 train400 photographs."""
-    if not PHOTOS.is_dir():
-        pytest.fail(f"the photographs are missing: {PHOTOS} (see ../shared/data/README.md)")
+    """A small conv model trained briefly on gray crops of three shipped photographs."""
     root = tmp_path_factory.mktemp("photo")
     train, val = root / "train", root / "val"
     train.mkdir(), val.mkdir()
-    for path in sorted((PHOTOS / "train400").glob("*.png"))[:24]:
-        (train / path.name).write_bytes(path.read_bytes())
-    for path in sorted((PHOTOS / "train400").glob("*.png"))[-3:]:
-        (val / path.name).write_bytes(path.read_bytes())
+    for name in ("astronaut", "chelsea", "coins"):
+        image = np.rint(shipped(name) * 255).astype(np.uint8)
+        height, width = image.shape[0] // 2, image.shape[1] // 2
+        for i, (y, x) in enumerate([(0, 0), (0, width), (height, 0), (height, width)]):
+            folder = val if (name, i) == ("chelsea", 3) else train
+            Image.fromarray(image[y : y + height, x : x + width]).save(folder / f"{name}-{i}.png")
     out = root / "model"
     result = run_dae(
         "train", "--arch", "conv", "--filters", "16,32,32", "--blocks-per-level", "1", "--loss", "mae",
@@ -169,7 +174,7 @@ def test_short_photo_training_beats_the_noisy_input(photo_model, tmp_path):
     metrics = manifest["metrics"]
     assert metrics["psnr_denoised"]["mean"] > metrics["psnr_noisy"]["mean"] + 1.0
     # and on a photograph it never saw, of an odd size, whole
-    clean = read_png(sorted((PHOTOS / "set12").glob("*.png"))[0])[:171, :203]
+    clean = shipped("camera")[:171, :203]  # not a training image
     noisy = noisy_png(clean, tmp_path / "odd.png")
     result = run_dae("denoise", noisy, "-m", photo_model, "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
@@ -179,7 +184,7 @@ def test_short_photo_training_beats_the_noisy_input(photo_model, tmp_path):
 
 
 def test_tiled_equals_whole_within_a_tenth_of_a_db(photo_model, tmp_path):
-    clean = read_png(sorted((PHOTOS / "set12").glob("*.png"))[-1])  # 512x512
+    clean = shipped("camera")  # 512x512
     noisy = noisy_png(clean, tmp_path / "big.png")
     whole = run_dae("denoise", noisy, "-m", photo_model, "-o", tmp_path / "whole.png")
     tiled = run_dae("denoise", noisy, "-m", photo_model, "-o", tmp_path / "tiled.png", "--max-megapixels", "0.04")
@@ -190,7 +195,7 @@ def test_tiled_equals_whole_within_a_tenth_of_a_db(photo_model, tmp_path):
 
 
 def test_encode_then_decode_equals_denoise_for_feature_maps(photo_model, tmp_path):
-    clean = read_png(sorted((PHOTOS / "set12").glob("*.png"))[1])
+    clean = shipped("camera")
     inputs = tmp_path / "in"
     inputs.mkdir()
     noisy_png(clean[:97, :130], inputs / "a.png", 1)
@@ -314,7 +319,7 @@ def test_built_in_photo_model_verifies_says_how_it_was_trained_and_denoises(tmp_
     manifest = json.loads(info.stdout)["manifest"]
     assert manifest["architecture"] == "conv" and manifest["config"]["noise_std"] == pytest.approx(25 / 255)
     assert "train400" in manifest["data_source"]
-    clean = read_png(sorted((PHOTOS / "set12").glob("*.png"))[4])[:200, :200]
+    clean = shipped("camera")[:200, :200]
     noisy = noisy_png(clean, tmp_path / "photo.png")
     result = run_dae("denoise", noisy, "-m", "photo-gray")
     assert result.returncode == 0, result.stderr
