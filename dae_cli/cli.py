@@ -34,7 +34,7 @@ EXIT_CODES_HELP = (
     "130 interrupted (Ctrl-C or SIGTERM); 141 stdout closed by its reader (say | head)."
 )
 DEFAULT_MODEL = "dae-model"
-MODEL_HELP = "Model directory or built-in model (mnist, photo-gray); default: $DAE_MODEL, else ./dae-model."
+MODEL_HELP = "Model directory or built-in model (photo, photo-gray, mnist); default: $DAE_MODEL, else ./dae-model."
 
 # Options that several commands share, declared once.
 MODEL_OPTION = typer.Option(None, "--model", "-m", help=MODEL_HELP, autocompletion=complete_model)
@@ -201,7 +201,7 @@ def denoise(
         else:
             inference.denoise_files(
                 loaded, paths, outputs, size_mode=size_mode, overlap=overlap, overwrite=overwrite,
-                batch_size=batch_size, log=log,
+                batch_size=batch_size, log=log, warn=State.output.warn,
             )
     _batch_exit(log)
 
@@ -333,6 +333,17 @@ def decode(
     _batch_exit(log)
 
 
+def _noise_text(config: dict) -> str:
+    """The training noise as `dae info` shows it: Gaussian levels on the 0-255 scale."""
+    kind = str(config.get("noise", "?"))
+    if kind not in ("gaussian", "speckle"):
+        return kind
+    if config.get("noise_std_range"):
+        low, high = config["noise_std_range"]
+        return f"{kind}, std {low * 255:g} to {high * 255:g} (0-255 scale), one per image"
+    return f"{kind}, mean {config.get('noise_mean', 0) * 255:g}, std {config.get('noise_std', 0) * 255:g} (0-255 scale)"
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def info(
     model: Optional[Path] = typer.Argument(None, help=MODEL_HELP, autocompletion=complete_model),
@@ -355,7 +366,10 @@ def info(
          else f"feature map of {manifest['latent_dim']} channels at 1/{manifest.get('size_multiple', 1)} of the image size"),
         ("layer filters", ",".join(map(str, config.get("layer_filters", [])))),
         ("data", str(manifest.get("data_source", "?"))),
-        ("noise", str(config.get("noise", "?"))),
+        ("noise", _noise_text(config)),
+        ("noise level input", "yes: --sigma auto (estimated) or --sigma LEVEL" if manifest.get("noise_level_input") else "no"),
+        ("precision", str(config.get("precision", "?")) + (f", shipped as {manifest['inference_precision']}"
+                                                            if manifest.get("inference_precision") else "")),
         ("epochs", str(manifest.get("epochs_done", "?"))),
         ("training time", f"{manifest.get('training_seconds', 0):.1f}s"),
     ]

@@ -149,8 +149,11 @@ def denoise_files(
     overwrite: bool = False,
     batch_size: int = 256,
     log: OutcomeLog,
+    warn: Callable[[str], None] = lambda message: None,
 ) -> None:
     """Denoises every image in `paths` into `outputs`; outcomes are reported in input order.
+
+    A colour image given to a gray model comes back gray, and `warn` says so.
 
     The work is split into stages that run at the same time:
     1. read and decode: PNGs that decode the same in TensorFlow as in Pillow (8-bit, the
@@ -189,21 +192,21 @@ def denoise_files(
                 next_job = index + 1
                 if others:  # they come first, to keep the input order
                     writer.submit(items)
-                    for done in _pillow_chunk(model, [jobs[i] for i in others], size_mode, overlap, overwrite, batch_size):
+                    for done in _pillow_chunk(model, [jobs[i] for i in others], size_mode, overlap, overwrite, batch_size, warn):
                         writer.submit(done)
                     items, others = [], []
                 path, output = jobs[index]
                 items.append((str(path), pixels, output))
             writer.submit(items)
         others.extend(range(next_job, len(jobs)))
-        for done in _pillow_chunk(model, [jobs[i] for i in others], size_mode, overlap, overwrite, batch_size):
+        for done in _pillow_chunk(model, [jobs[i] for i in others], size_mode, overlap, overwrite, batch_size, warn):
             writer.submit(done)
         writer.finish()
     finally:
         writer.close()
 
 
-def _pillow_chunk(model, chunk, size_mode, overlap, overwrite, batch_size) -> Iterator[list]:
+def _pillow_chunk(model, chunk, size_mode, overlap, overwrite, batch_size, warn=lambda message: None) -> Iterator[list]:
     """The Pillow path for a list of (path, output): decode, plan and model.
 
     Yields lists, in input order, of an `Outcome` for each input that failed and
@@ -219,7 +222,10 @@ def _pillow_chunk(model, chunk, size_mode, overlap, overwrite, batch_size) -> It
         try:
             if output.exists() and not overwrite:
                 raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
-            pixels = image_io.load_image(path, channels)
+            image = image_io.open_image(path)
+            if channels == 1 and image_io.image_channels(image) == 3:
+                warn(f"{path} is in colour and this model denoises gray images only: its output is gray")
+            pixels = image_io.to_array(image, channels)
             plan = plan_image(pixels, (height, width), size_mode, overlap, path)
             plans.append((len(items), plan))
             items.append((str(path), None, output))

@@ -41,8 +41,8 @@ def read_png(path) -> np.ndarray:
     return np.asarray(Image.open(path), np.float64) / 255
 
 
-def noisy_png(clean: np.ndarray, path: Path, seed: int = 0) -> Path:
-    noisy = np.clip(clean + np.random.default_rng(seed).normal(0, SIGMA, clean.shape), 0, 1)
+def noisy_png(clean: np.ndarray, path: Path, seed: int = 0, sigma: float = SIGMA) -> Path:
+    noisy = np.clip(clean + np.random.default_rng(seed).normal(0, sigma, clean.shape), 0, 1)
     Image.fromarray(np.rint(noisy * 255).astype(np.uint8)).save(path)
     return path
 
@@ -313,18 +313,29 @@ def test_a_conv_model_resumes_and_trains_further(photo_model, tmp_path):
     assert json.loads((copy / "dae.json").read_text())["epochs_done"] == 5
 
 
-def test_built_in_photo_model_verifies_says_how_it_was_trained_and_denoises(tmp_path):
-    info = run_dae("--json", "info", "photo-gray")
+@pytest.mark.parametrize("name", ["photo", "photo-gray"])
+def test_built_in_photo_model_verifies_says_how_it_was_trained_and_keeps_colour_and_gray(tmp_path, name):
+    info = run_dae("--json", "info", name)
     assert info.returncode == 0, info.stderr
     manifest = json.loads(info.stdout)["manifest"]
-    assert manifest["architecture"] == "conv" and manifest["config"]["noise_std"] == pytest.approx(25 / 255)
-    assert "train400" in manifest["data_source"]
-    clean = shipped("camera")[:200, :200]
-    noisy = noisy_png(clean, tmp_path / "photo.png")
-    result = run_dae("denoise", noisy, "-m", "photo-gray")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(tmp_path / "photo.denoised.png")
-    assert psnr(clean, read_png(tmp_path / "photo.denoised.png")) > psnr(clean, read_png(noisy)) + 6
+    assert manifest["architecture"] == "conv" and manifest["noise_level_input"] is True
+    assert manifest["image_shape"] == [None, None, 3] and manifest["inference_precision"] == "float32"
+    low, high = manifest["config"]["noise_std_range"]
+    assert low == 0 and high * 255 >= 50  # every level from 0 to 50
+    assert "photos-color/train" in manifest["data_source"]
+    text = run_dae("info", name).stdout
+    assert "std 0 to 55 (0-255 scale), one per image" in text and "noise level input" in text
+    for kind, clean in (("colour", shipped("astronaut", "RGB")[:200, :200]), ("gray", shipped("camera")[:200, :200])):
+        for sigma in (15, 40):
+            noisy = noisy_png(clean, tmp_path / f"{kind}-{sigma}.png", sigma=sigma / 255)
+            result = run_dae("--json", "denoise", noisy, "-m", name)  # no flag: the level is estimated
+            assert result.returncode == 0, result.stderr
+            record = json.loads(result.stdout)
+            assert record["sigma_estimated"] and record["sigma"] == pytest.approx(sigma, rel=0.15)
+            denoised = Image.open(record["output"])
+            assert denoised.mode == ("RGB" if kind == "colour" else "L")  # never a gray result for colour
+            gain = psnr(clean, read_png(record["output"])) - psnr(clean, read_png(noisy))
+            assert gain > (6 if sigma == 40 else 4), (kind, sigma, gain)
 
 
 def test_built_in_mnist_model_denoises_digits(tmp_path, mnist_test_images):
@@ -345,7 +356,7 @@ def test_an_existing_path_wins_over_a_built_in_name_and_unknown_names_list_them(
     image = tmp_path / "x.png"
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(image)
     for unknown in (run_dae("info", "nosuch", cwd=tmp_path), run_dae("denoise", image, "-m", "nosuch", cwd=tmp_path)):
-        assert_clean_error(unknown, 1, "built-in models: mnist, photo-gray")
+        assert_clean_error(unknown, 1, "built-in models: mnist, photo, photo-gray")
 
 
 def test_a_changed_built_in_model_is_refused(tmp_path):
@@ -353,8 +364,8 @@ def test_a_changed_built_in_model_is_refused(tmp_path):
 
     from dae_cli.builtins import builtin_path
 
-    copy = tmp_path / "photo-gray"
-    shutil.copytree(builtin_path("photo-gray"), copy)
+    copy = tmp_path / "photo"
+    shutil.copytree(builtin_path("photo"), copy)
     with open(copy / "decoder" / "saved_model.pb", "ab") as handle:
         handle.write(b"\0")
     image = tmp_path / "a.png"
