@@ -169,7 +169,7 @@ def denoise(
     tile: bool = typer.Option(True, "--tile/--no-tile", help="Denoise other-sized images by overlapping tiles (default); --no-tile makes them an error."),
     overlap: Optional[int] = OVERLAP_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
-    max_megapixels: float = typer.Option(2.0, "--max-megapixels", min=0.01, help="conv models: images up to this size go through whole, larger ones by overlapping windows of it."),
+    max_megapixels: float = typer.Option(1.0, "--max-megapixels", min=0.01, help="conv models: images up to this size go through whole, larger ones by overlapping windows of it."),
     sigma: Optional[str] = SIGMA_OPTION,
     tta: bool = typer.Option(False, "--tta", help="conv models: average the 8 flips and rotations (8x the time)."),
     fail_fast: bool = FAIL_FAST_OPTION,

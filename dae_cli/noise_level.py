@@ -65,7 +65,7 @@ def estimate_sigma(pixels: np.ndarray) -> float:
     clipped pixel (measured on public-domain photographs: within 8% at sigma 50, where
     the first estimate is up to 15% low).
     """
-    pixels = np.asarray(pixels, np.float64)
+    pixels = np.asarray(pixels)  # not copied: only the sampled patches become float64
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     first = _pca_sigma(pixels, PATCH)
@@ -81,7 +81,7 @@ def _pca_sigma(pixels: np.ndarray, patch: int) -> float:
         return 0.0
     stride = max(1, math.ceil(math.sqrt((height - patch + 1) * (width - patch + 1) / MAX_PATCHES)))
     windows = np.lib.stride_tricks.sliding_window_view(pixels, (patch, patch), axis=(0, 1))[::stride, ::stride]
-    patches = windows.reshape(-1, channels * patch * patch)
+    patches = windows.reshape(-1, channels * patch * patch).astype(np.float64)
     # A clipped pixel has lost part of its noise: patches with one would pull the
     # estimate down, so they are left out while enough remain.
     unclipped = (patches.min(axis=1) > CLIPPED) & (patches.max(axis=1) < 1 - CLIPPED)

@@ -32,7 +32,7 @@ from dae_cli.files import OutputExistsError
 from dae_cli.inference import Outcome, OutcomeLog, _write_png
 from dae_cli.tiling import Plan, flat_top, window_starts
 
-DEFAULT_MAX_PIXELS = 4_000_000  # about 2 GB of activations for the built-in photo model
+DEFAULT_MAX_PIXELS = 1_000_000  # the default --max-megapixels: a 24-megapixel photo in 2.4 GB (BENCHMARKS.md)
 DEFAULT_OVERLAP = 64  # more than the built-in model's reach across a window's edge
 
 
@@ -213,6 +213,7 @@ def denoise_files(model, paths: list[Path], outputs: list[Path], *, overwrite: b
         result, level, estimated = denoise_as_own(
             model, pixels, own_channels, sigma, max_pixels=max_pixels, overlap=overlap, tta=tta
         )
+        pixels = None  # the input's memory goes before the output is encoded
         if level is not None:
             detail(f"{path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
         outcome = _write_png(str(path), result, output, overwrite)
