@@ -30,7 +30,7 @@ from dae_cli import image_io
 from dae_cli.errors import DaeError, UsageError
 from dae_cli.files import OutputExistsError
 from dae_cli.inference import Outcome, OutcomeLog, _write_png
-from dae_cli.tiling import Plan, flat_top, window_starts
+from dae_cli.tiling import flat_top, window_starts
 
 DEFAULT_MAX_PIXELS = 1_000_000  # the default --max-megapixels: a 24-megapixel photo in 2.4 GB (BENCHMARKS.md)
 DEFAULT_OVERLAP = 64  # more than the built-in model's reach across a window's edge
@@ -62,21 +62,6 @@ def _window_layout(pixels: np.ndarray, multiple: int, max_pixels: int, overlap: 
     corners = [(y, x) for y in ys for x in xs]  # all multiples of `multiple`, as the sizes are
     weight = np.outer(flat_top(tile_y, overlap), flat_top(tile_x, overlap))[..., None].astype(np.float32)
     return padded, tile_y, tile_x, corners, weight
-
-
-def plan_whole(pixels: np.ndarray, multiple: int, max_pixels: int, overlap: int = DEFAULT_OVERLAP) -> Plan:
-    """The whole image in one window when it fits `max_pixels`, else overlapping windows,
-    all held at once (`apply_whole` streams them instead)."""
-    height, width = pixels.shape[:2]
-    padded, tile_y, tile_x, corners, weight = _window_layout(pixels, multiple, max_pixels, overlap)
-    if weight is None:
-        return Plan(padded[None], lambda outputs: outputs[0][:height, :width])
-    tiles = np.stack([padded[y : y + tile_y, x : x + tile_x] for y, x in corners])
-
-    def assemble(outputs: np.ndarray) -> np.ndarray:
-        return _blend(zip(corners, outputs), padded.shape[:2], (tile_y, tile_x), weight)[:height, :width]
-
-    return Plan(tiles, assemble, corners)
 
 
 def _blend(placed, size, tile, weight) -> np.ndarray:
@@ -111,14 +96,6 @@ def apply_whole(function, pixels: np.ndarray, multiple: int, max_pixels: int, ov
             yield from zip(group, np.asarray(function(batch)))
 
     return _blend(placed(), padded.shape[:2], (tile_y, tile_x), weight)[:height, :width]
-
-
-def run_windows(function, tiles: np.ndarray, max_pixels: int) -> np.ndarray:
-    """`function` over `tiles` (same-sized windows), as many per call as fit `max_pixels`."""
-    per_call = max(1, max_pixels // (tiles.shape[1] * tiles.shape[2]))
-    return np.concatenate([
-        np.asarray(function(tiles[i : i + per_call].astype(np.float32))) for i in range(0, len(tiles), per_call)
-    ])
 
 
 # The 8 flips and rotations of a square (the dihedral group), each with its inverse:

@@ -67,40 +67,46 @@ def test_conv_model_takes_any_multiple_and_its_latent_is_one_feature_map(channel
 
 
 def test_padding_reflects_to_the_multiple_and_crops_back():
-    from dae_cli.whole_images import pad_to_multiple, plan_whole
+    from dae_cli.whole_images import apply_whole, pad_to_multiple
 
     pixels = np.random.default_rng(0).random((37, 53, 3), dtype=np.float32)
     padded = pad_to_multiple(pixels, 8)
     assert padded.shape == (40, 56, 3)
     np.testing.assert_array_equal(padded[37, :53], pixels[35])  # reflection, not zeros
-    plan = plan_whole(pixels, 8, max_pixels=10_000)
-    assert plan.tiles.shape == (1, 40, 56, 3)
-    np.testing.assert_array_equal(plan.assemble(plan.tiles), pixels)
+    shapes = []
+
+    def identity(batch):
+        shapes.append(batch.shape)
+        return batch
+
+    np.testing.assert_array_equal(apply_whole(identity, pixels, 8, max_pixels=10_000), pixels)
+    assert shapes == [(1, 40, 56, 3)]  # whole, padded, in one call
 
 
-def test_tiles_blend_a_model_that_is_not_the_identity_without_seams():
+def test_windows_blend_a_model_that_is_not_the_identity_without_seams():
     """Windows of a local (3x3 mean) filter, blended, equal the filter on the whole image."""
-    from dae_cli.whole_images import plan_whole, run_windows
+    from dae_cli.whole_images import apply_whole
 
     rng = np.random.default_rng(1)
     pixels = rng.random((300, 410, 1)).astype(np.float32)
+    calls = []
 
     def box_filter(batch):
+        calls.append(batch.shape)
         padded = np.pad(batch, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
         return sum(padded[:, dy : dy + batch.shape[1], dx : dx + batch.shape[2]] for dy in range(3) for dx in range(3)) / 9
 
     whole = box_filter(pixels[None])[0]
-    plan = plan_whole(pixels, 4, max_pixels=100 * 100, overlap=16)
-    assert len(plan.tiles) > 9 and plan.tiles.shape[1:3] == (100, 100)
-    tiled = plan.assemble(run_windows(box_filter, plan.tiles, 100 * 100))
+    calls.clear()
+    tiled = apply_whole(box_filter, pixels, 4, max_pixels=100 * 100, overlap=16)
+    assert len(calls) > 9 and all(shape[1:3] == (100, 100) for shape in calls)  # one window a call
     assert tiled.shape == pixels.shape
     # A window's edge pixels (padded there, not the image's neighbours) are faded out
     # under its neighbour's. Only the far border differs, where `dae` pads by reflection.
     inner = np.abs(tiled - whole)[:-4, :-4]
     assert np.median(inner) < 1e-6 and inner.max() < 0.02
     assert psnr(whole[:-4, :-4], tiled[:-4, :-4]) > 55
-    unblended = plan_whole(pixels, 4, max_pixels=100 * 100, overlap=0)
-    seams = unblended.assemble(run_windows(box_filter, unblended.tiles, 100 * 100))
+    seams = apply_whole(box_filter, pixels, 4, max_pixels=100 * 100, overlap=0)
     assert psnr(whole[:-4, :-4], seams[:-4, :-4]) < 40  # what the blending removes
 
 
