@@ -414,6 +414,7 @@ def evaluate(
             ("model", str(directory)),
             ("data", f"{report['data_source']}, {report['images']} images"),
             ("noise", f"{report['noise']['noise']}, seed {report['seed']}"),
+            *([("sigma", _sigma_text(report))] if report.get("sigma") else []),
             ("PSNR noisy", spread(report["psnr_noisy"], 2, " dB")),
             ("PSNR denoised", spread(report["psnr_denoised"], 2, " dB")),
             ("SSIM noisy", spread(report["ssim_noisy"], 3)),
@@ -422,6 +423,16 @@ def evaluate(
         ],
         {"model": str(directory), **report},
     )
+
+
+def _sigma_text(report: dict) -> str:
+    """The noise level the model was given, as `dae evaluate` shows it."""
+    levels = report["sigma_per_image"]
+    if not levels:
+        return "none: no images"
+    if report["sigma"] != "auto":
+        return f"{levels[0]:.1f} (given, 0-255 scale)"
+    return f"estimated per image, {min(levels):.1f} to {max(levels):.1f} (0-255 scale)"
 
 
 @app.command("noise", epilog=EXIT_CODES_HELP)
