@@ -79,6 +79,28 @@ def mnist_test_images() -> tuple[np.ndarray, np.ndarray]:
     return clean, noisy
 
 
+SHIPPED = ROOT / "tests" / "data"  # public-domain photographs (see its README)
+
+
+def shipped(name: str, mode: str = "L") -> np.ndarray:
+    """A photograph of tests/data, float64 on [0, 1]: gray (h, w) or RGB (h, w, 3)."""
+    return np.asarray(Image.open(SHIPPED / f"{name}.png").convert(mode), np.float64) / 255
+
+
+def photo_folders(root: Path, names: tuple[str, ...], mode: str, validation: tuple[str, int] = ("chelsea", 3)):
+    """Training and validation folders under `root` of the quarters of shipped photographs
+    (quarter `validation[1]` of `validation[0]` validates); returns (train, val)."""
+    train, val = root / "train", root / "val"
+    train.mkdir(), val.mkdir()
+    for name in names:
+        image = np.asarray(Image.open(SHIPPED / f"{name}.png").convert(mode))
+        height, width = image.shape[0] // 2, image.shape[1] // 2
+        for i, (y, x) in enumerate([(0, 0), (0, width), (height, 0), (height, width)]):
+            folder = val if (name, i) == validation else train
+            Image.fromarray(image[y : y + height, x : x + width]).save(folder / f"{name}-{i}.png")
+    return train, val
+
+
 def save_gray(pixels: np.ndarray, path: Path) -> Path:
     Image.fromarray(np.rint(pixels[..., 0] * 255).astype(np.uint8)).save(path)
     return path

@@ -14,14 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FLOAT32, ROOT, assert_clean_error, json_lines, run_dae
-
-SHIPPED = ROOT / "tests" / "data"
-
-
-def shipped(name: str, mode: str) -> np.ndarray:
-    return np.asarray(Image.open(SHIPPED / f"{name}.png").convert(mode), np.float64) / 255
-
+from conftest import FLOAT32, SHIPPED, assert_clean_error, json_lines, photo_folders, run_dae, shipped
 
 def psnr(clean: np.ndarray, other: np.ndarray) -> float:
     return float(10 * np.log10(1 / np.mean((np.asarray(clean, np.float64) - other) ** 2)))
@@ -65,14 +58,7 @@ def level_model(tmp_path_factory):
     """A small colour conv model that takes the level, trained over sigma 0-50 on crops of
     two shipped photographs, a third of them made gray."""
     root = tmp_path_factory.mktemp("level")
-    train, val = root / "train", root / "val"
-    train.mkdir(), val.mkdir()
-    for name in ("chelsea", "coins"):
-        image = np.asarray(Image.open(SHIPPED / f"{name}.png").convert("RGB"))
-        height, width = image.shape[0] // 2, image.shape[1] // 2
-        for i, (y, x) in enumerate([(0, 0), (0, width), (height, 0), (height, width)]):
-            folder = val if (name, i) == ("chelsea", 3) else train
-            Image.fromarray(image[y : y + height, x : x + width]).save(folder / f"{name}-{i}.png")
+    train, val = photo_folders(root, ("chelsea", "coins"), "RGB")
     out = root / "model"
     result = run_dae(
         "train", "--arch", "conv", "--filters", "16,32", "--blocks-per-level", "1", "--loss", "mae",

@@ -16,16 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FLOAT32, ROOT, assert_clean_error, run_dae
+from conftest import FLOAT32, assert_clean_error, photo_folders, run_dae, shipped
 from dae_cli.config import Config
 
-SHIPPED = ROOT / "tests" / "data"
 SIGMA = 25 / 255
-
-
-def shipped(name: str, mode: str = "L") -> np.ndarray:
-    """A photograph of tests/data, float64 on [0, 1]: gray (h, w) or RGB (h, w, 3)."""
-    return np.asarray(Image.open(SHIPPED / f"{name}.png").convert(mode), np.float64) / 255
 
 
 def conv_config(**changes) -> Config:
@@ -155,14 +149,7 @@ def test_bad_photo_flags_are_usage_errors(tmp_path, flags, fragment):
 def photo_model(tmp_path_factory):
     """A small conv model trained briefly on gray crops of three shipped photographs."""
     root = tmp_path_factory.mktemp("photo")
-    train, val = root / "train", root / "val"
-    train.mkdir(), val.mkdir()
-    for name in ("astronaut", "chelsea", "coins"):
-        image = np.rint(shipped(name) * 255).astype(np.uint8)
-        height, width = image.shape[0] // 2, image.shape[1] // 2
-        for i, (y, x) in enumerate([(0, 0), (0, width), (height, 0), (height, width)]):
-            folder = val if (name, i) == ("chelsea", 3) else train
-            Image.fromarray(image[y : y + height, x : x + width]).save(folder / f"{name}-{i}.png")
+    train, val = photo_folders(root, ("astronaut", "chelsea", "coins"), "L")
     out = root / "model"
     result = run_dae(
         "train", "--arch", "conv", "--filters", "16,32,32", "--blocks-per-level", "1", "--loss", "mae",
