@@ -134,6 +134,19 @@ def image_channels(image: Image.Image) -> int:
     return 1 if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]) else 3
 
 
+def load_for_model(path: str | Path, channels: int, warn=lambda message: None) -> tuple[np.ndarray, int]:
+    """The image at `path` in a model's `channels`, and its own channels (1 or 3).
+
+    A colour image given to a gray model can only come back gray: `warn` says so.
+    """
+    image = open_image(path)
+    own = image_channels(image)
+    if own == 3 and channels == 1:
+        warn(f"{path} is in colour and this model denoises gray images only: its output is gray "
+             "(use a colour model, such as -m photo, to keep the colour)")
+    return to_array(image, channels), own
+
+
 def load_image(path: str | Path, channels: int) -> np.ndarray:
     """Reads `path` as float32 (height, width, channels) in [0, 1]."""
     return to_array(open_image(path), channels)

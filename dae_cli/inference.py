@@ -222,10 +222,7 @@ def _pillow_chunk(model, chunk, size_mode, overlap, overwrite, batch_size, warn=
         try:
             if output.exists() and not overwrite:
                 raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
-            image = image_io.open_image(path)
-            if channels == 1 and image_io.image_channels(image) == 3:
-                warn(f"{path} is in colour and this model denoises gray images only: its output is gray")
-            pixels = image_io.to_array(image, channels)
+            pixels, _ = image_io.load_for_model(path, channels, warn)
             plan = plan_image(pixels, (height, width), size_mode, overlap, path)
             plans.append((len(items), plan))
             items.append((str(path), None, output))

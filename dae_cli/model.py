@@ -97,7 +97,7 @@ def build_model(config, image_shape):
                                  upsampling=config.upsampling, **shared)
     channels = image_shape[-1]
     conv = dict(blocks=config.blocks_per_level, skips=config.skips, residual=config.residual, **shared)
-    level = bool(getattr(config, "noise_level_input", False))
+    level = bool(config.noise_level_input)
     encoder = build_conv_encoder(channels, downsampling=config.downsampling, noise_level_input=level, **conv)
     decoder = build_conv_decoder(channels, upsampling=config.upsampling, **conv)
     return compose(encoder, decoder, (None, None, channels + level)), encoder, decoder

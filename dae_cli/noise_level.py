@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from dae_cli.config import parse_std
 from dae_cli.errors import UsageError
 
 AUTO = "auto"
@@ -43,17 +44,16 @@ def parse_sigma(text: str) -> str | float:
     text = text.strip()
     if text.lower() == AUTO:
         return AUTO
-    numerator, slash, denominator = text.partition("/")
     try:
-        value = float(numerator) / (float(denominator) if slash else 1.0)
-    except (ValueError, ZeroDivisionError):
+        value = parse_std(text, "--sigma")  # the fraction syntax of --noise-std
+    except UsageError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
         raise UsageError(
             f"--sigma must be auto or a noise level like 15 (0-255 scale), 15/255 or 0.06, got {text!r}"
         )
     # A plain number above 1 cannot be a std on [0, 1]: it is on the 0-255 scale.
-    return value / 255.0 if not slash and value > 1 else value
+    return value / 255.0 if "/" not in text and value > 1 else value
 
 
 def estimate_sigma(pixels: np.ndarray) -> float:

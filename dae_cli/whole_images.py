@@ -133,37 +133,28 @@ def denoise_image(model, pixels: np.ndarray, *, level: float | None = None, max_
     return total / len(transforms) if len(transforms) > 1 else total
 
 
-def _load_for(model, path: Path, warn) -> tuple[np.ndarray, int]:
-    """The image at `path` in the model's channels, and its own channels (1 or 3).
-
-    A gray image given to a colour model is denoised as gray in all three channels (as
-    the built-in colour models were trained to) and comes back gray; a colour image given
-    to a gray model can only come back gray, and `warn` says so.
-    """
-    image = image_io.open_image(path)
-    own = image_io.image_channels(image)
-    if own == 3 and model.channels == 1:
-        warn(f"{path} is in colour and this model denoises gray images only: its output is gray "
-             "(use a colour model, such as -m photo, to keep the colour)")
-    return image_io.to_array(image, model.channels), own
-
-
-def noise_level_for(model, pixels: np.ndarray, sigma) -> tuple[float | None, bool]:
-    """(the noise std to give the model, whether it was estimated): `sigma` is `auto`
-    (estimated from `pixels`), a std on [0, 1], or None for a model without a level input."""
+def noise_level_for(model, pixels: np.ndarray, own_channels: int, sigma) -> tuple[float | None, bool]:
+    """(the noise std to give the model, whether it was estimated) for `pixels` in the
+    model's channels: `sigma` is `auto` (estimated from the image in its own channels),
+    a std on [0, 1], or None for a model without a level input."""
     if not model.takes_noise_level:
         return None, False
     from dae_cli.noise_level import AUTO, estimate_sigma
 
     if sigma is None or sigma == AUTO:
-        return estimate_sigma(pixels), True
+        return estimate_sigma(pixels[..., :own_channels]), True
     return float(sigma), False
+
+
+def _tell_level(detail, path: Path, level: float | None, estimated: bool) -> None:
+    if level is not None:
+        detail(f"{path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
 
 
 def denoise_as_own(model, pixels: np.ndarray, own_channels: int, sigma, **options) -> tuple[np.ndarray, float | None, bool]:
     """(denoised image in its own channels, clipped to [0, 1]; the level given; whether it
     was estimated) for `pixels` in the model's channels, as `dae denoise` writes it."""
-    level, estimated = noise_level_for(model, pixels[..., :1] if own_channels == 1 else pixels, sigma)
+    level, estimated = noise_level_for(model, pixels, own_channels, sigma)
     result = denoise_image(model, pixels, level=level, **options)
     if own_channels == 1 and result.shape[-1] == 3:
         result = result.mean(axis=-1, keepdims=True)  # gray in, gray out
@@ -183,7 +174,7 @@ def denoise_files(model, paths: list[Path], outputs: list[Path], *, overwrite: b
         try:
             if output.exists() and not overwrite:
                 raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
-            pixels, own_channels = _load_for(model, path, warn)
+            pixels, own_channels = image_io.load_for_model(path, model.channels, warn)
         except DaeError as error:
             log.add(Outcome(str(path), error=str(error)))
             continue
@@ -191,8 +182,7 @@ def denoise_files(model, paths: list[Path], outputs: list[Path], *, overwrite: b
             model, pixels, own_channels, sigma, max_pixels=max_pixels, overlap=overlap, tta=tta
         )
         pixels = None  # the input's memory goes before the output is encoded
-        if level is not None:
-            detail(f"{path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
+        _tell_level(detail, path, level, estimated)
         outcome = _write_png(str(path), result, output, overwrite)
         outcome.sigma, outcome.sigma_estimated = level, estimated
         log.add(outcome)
@@ -205,13 +195,12 @@ def encode_files(model, paths: list[Path], *, sigma=None, log: OutcomeLog, warn=
     encoded = []
     for path in paths:
         try:
-            pixels, own_channels = _load_for(model, path, warn)
+            pixels, own_channels = image_io.load_for_model(path, model.channels, warn)
         except DaeError as error:
             log.add(Outcome(str(path), error=str(error)))
             continue
-        level, estimated = noise_level_for(model, pixels[..., :1] if own_channels == 1 else pixels, sigma)
-        if level is not None:
-            detail(f"{path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
+        level, estimated = noise_level_for(model, pixels, own_channels, sigma)
+        _tell_level(detail, path, level, estimated)
         padded = pad_to_multiple(pixels, multiple)[None].astype(np.float32)
         latent = np.asarray(model.encode(padded, None if level is None else np.array([level], np.float32)))[0]
         encoded.append((str(path), latent, pixels.shape[:2]))
