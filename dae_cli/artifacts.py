@@ -310,7 +310,7 @@ def write_inference_copy(source: Path, target: Path, float32: bool = False) -> d
 
 def load_keras_model(path: Path):
     """`autoencoder.keras` with `safe_mode=True`: no arbitrary Python code is run."""
-    from dae_cli import model  # noqa: F401 - registers the conv model's own layers
+    from dae_cli import model, neighbor2neighbor  # noqa: F401 - register dae's own layers and loss
     from dae_cli.backend import keras
 
     try:

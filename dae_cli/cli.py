@@ -132,6 +132,8 @@ def train(
 def _quality_rows(metrics: dict) -> list:
     from dae_cli.output import format_summary
 
+    if "psnr_denoised" not in metrics:
+        return [("PSNR, SSIM", "none: trained without clean images (self-supervised)")]
     return [
         ("PSNR noisy -> denoised", f"{format_summary(metrics['psnr_noisy'], 2)} -> {format_summary(metrics['psnr_denoised'], 2, ' dB')}"),
         ("SSIM noisy -> denoised", f"{format_summary(metrics['ssim_noisy'], 3)} -> {format_summary(metrics['ssim_denoised'], 3)}"),

@@ -32,7 +32,11 @@ else:  # pragma: no cover - Python 3.10
 from dae_cli.errors import UsageError
 
 DATASETS = ("mnist", "mnist-sample")
-NOISE_TYPES = ("gaussian", "salt-pepper", "speckle", "poisson", "mask")
+NOISE_TYPES = ("gaussian", "salt-pepper", "speckle", "poisson", "mask", "poisson-gaussian", "camera")
+# Noises whose level a `noise_level_input` model can be given: the std, or the measured
+# RMS noise of white Poisson-Gaussian noise. Not `camera`: its noise is correlated and
+# JPEG-compressed, which the estimate of `--sigma auto` cannot read (BENCHMARKS.md).
+LEVEL_NOISES = ("gaussian", "speckle", "poisson-gaussian")
 ARCHITECTURES = ("dense", "conv")  # dense: the reference design; conv: fully convolutional
 DOWNSAMPLINGS = ("strided", "maxpool")
 UPSAMPLINGS = ("transpose", "upsample")
@@ -88,6 +92,22 @@ def parse_std_range(text: str) -> list:
     if len(parts) != 2:
         raise UsageError(f"--noise-std-range must be LOW,HIGH like 0,0.2 or 0/255,50/255, got {text!r}")
     return [parse_std(part, "--noise-std-range") for part in parts]
+
+
+def parse_range(flag: str, kind: type = float) -> Callable[[str], list]:
+    """A parser of `LOW,HIGH` flags (numbers of `kind`)."""
+
+    def parse(text: str) -> list:
+        parts = text.split(",")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            return [kind(part.strip()) for part in parts]
+        except ValueError:
+            example = "90,100" if kind is int else "0.0001,0.01"
+            raise UsageError(f"{flag} must be LOW,HIGH like {example}, got {text!r}") from None
+
+    return parse
 
 
 def parse_filters(text: str) -> list:
@@ -155,6 +175,20 @@ class Config:
         None, panel="Data", describe="a path string", default_text="a split of --data",
         help="A folder of validation images (any sizes), instead of a split of --data.",
     )
+    # Real pairs from disk: noisy inputs under --data, their targets (clean, or a second
+    # noisy shot of the same scene for Noise2Noise) under --targets at the same relative
+    # path; no noise is added.
+    targets: str | None = setting(
+        None, panel="Data", describe="a path string", metavar="DIR", default_text="none: noise is added",
+        help="A folder of targets matched to --data's images by relative path (clean, or a second noisy shot); "
+        "trains on these pairs, adding no noise.",
+    )
+    # Self-supervised: the images of --data are noisy and no clean ones exist
+    # (dae_cli.neighbor2neighbor); no noise is added.
+    self_supervised: bool = setting(
+        False, panel="Data",
+        help="Train from the noisy images of --data alone (Neighbor2Neighbor): no clean images, no noise added.",
+    )
     # Model: `dense` is the reference example's encoder/decoder design (a Dense latent
     # vector); `conv` is fully convolutional (the latent is a feature map), any size.
     architecture: str = setting(
@@ -211,6 +245,13 @@ class Config:
         help="auto: mixed_bfloat16 where the CPU has AVX512-BF16 or AMX and no GPU is visible, else float32.",
     )
     jit_compile: bool = setting(False, panel="Training", help="Compile training steps with XLA.")
+    # Fine-tuning: a built-in model (or one of the user's) as the starting point, for
+    # their own noise or data; weights whose shapes differ (say the first convolution,
+    # when one model takes the noise level and the other does not) start fresh.
+    init_from: str | None = setting(
+        None, panel="Training", describe="a model directory or built-in name", metavar="MODEL", default_text="none",
+        help="Start from this model's weights (a directory or built-in name, e.g. photo); same layers needed.",
+    )
     # With several replicas the global batch is batch_size x replicas; this scales the
     # learning rate by the replica count to match (the linear scaling rule).
     scale_learning_rate: bool = setting(
@@ -235,6 +276,29 @@ class Config:
     )
     noise_peak: float = setting(
         30.0, panel="Noise", low=0, low_open=True, commands=_NOISE, help="Poisson peak photon count."
+    )
+    # Camera noise (poisson-gaussian, camera; dae_cli.noise): variance a x + b^2 per pixel,
+    # a and b drawn per image, so one model learns the range of a camera's ISO settings.
+    noise_shot_range: list[float] = setting(
+        default_factory=lambda: [0.0001, 0.012], panel="Noise", low=0, low_open=True,
+        parse=parse_range("--noise-shot-range"), metavar="LOW,HIGH", commands=_NOISE,
+        describe="a list of two numbers",
+        help="poisson-gaussian, camera: shot noise gain a (variance a*x), drawn log-uniformly per image.",
+    )
+    noise_read_range: list[float] = setting(
+        default_factory=lambda: [0.0, 0.03], panel="Noise", low=0,
+        parse=parse_range("--noise-read-range"), metavar="LOW,HIGH", commands=_NOISE,
+        describe="a list of two numbers",
+        help="poisson-gaussian, camera: read noise std b on [0, 1], drawn uniformly per image.",
+    )
+    noise_channel_spread: float = setting(
+        0.0, panel="Noise", low=0, high=1, high_open=True, commands=_NOISE,
+        help="poisson-gaussian, camera: each channel's noise std times a factor from [1-s, 1+s], per image.",
+    )
+    noise_jpeg_range: list[int] | None = setting(
+        None, panel="Noise", low=1, high=100, parse=parse_range("--noise-jpeg-range", int), metavar="LOW,HIGH",
+        commands=_NOISE, describe="a list of two integers", default_text="no JPEG",
+        help="camera: JPEG-compress each image at a quality drawn from LOW,HIGH.",
     )
 
     @classmethod
@@ -317,18 +381,39 @@ class Config:
             not self.noise_level_input or self.architecture == "conv",
             "noise_level_input needs architecture = \"conv\"",
         )
+        for key in ("noise_shot_range", "noise_read_range", "noise_jpeg_range"):
+            pair = getattr(self, key)
+            if pair is not None:
+                require(len(pair) == 2 and pair[0] <= pair[1], f"{key} must be two numbers low,high with low <= high, got {pair}")
         require(
-            not self.noise_level_input or self.noise in ("gaussian", "speckle"),
-            "noise_level_input needs a noise with a std (gaussian or speckle)",
+            not self.noise_level_input or self.noise in LEVEL_NOISES,
+            f"noise_level_input needs a noise with a level ({', '.join(LEVEL_NOISES)})",
         )
         require(
             not self.gray_fraction or (self.patch_size is not None and self.channels == 3),
             "gray_fraction needs channels = 3 and patch_size",
         )
+        if self.targets is not None or self.self_supervised:
+            self._check_noisy_data(require)
         if self.patch_size is not None:
             check_divisible((self.patch_size, self.patch_size), self.size_multiple, problems)
         if problems:
             raise UsageError("invalid config: " + "; ".join(problems))
+
+    def _check_noisy_data(self, require) -> None:
+        """What training on noisy data (pairs from disk, or self-supervised) needs."""
+        flag = "self_supervised" if self.self_supervised else "targets"
+        require(not (self.self_supervised and self.targets), "self_supervised and targets exclude each other")
+        require(self.data is not None, f"{flag} needs data, a folder of the noisy images")
+        require(self.val_data is None, f"{flag} validates on a split of data; val_data cannot be used with it")
+        require(not self.gray_fraction, f"gray_fraction cannot be used with {flag}: the images' own noise is kept")
+        if self.self_supervised:
+            require(self.architecture == "conv" and self.patch_size is not None,
+                    "self_supervised needs architecture = \"conv\" and patch_size (it trains on half-size crops)")
+            require(not self.noise_level_input, "self_supervised trains a blind model: noise_level_input must be off")
+            if self.patch_size is not None:
+                require(self.patch_size % (2 * self.size_multiple) == 0,
+                        f"self_supervised needs patch_size divisible by {2 * self.size_multiple} (half-size crops)")
 
     @property
     def size_multiple(self) -> int:

@@ -40,10 +40,14 @@ class TrainingData:
     x_val: np.ndarray
     source: str
     patch_size: int | None = None
+    # clean: noise is added in the pipeline; pairs: each array holds the noisy input and
+    # its target stacked on the channel axis; noisy: noisy images alone (self-supervised)
+    kind: str = "clean"
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(d) for d in self.x_val.shape[1:])
+        height, width, channels = (int(d) for d in self.x_val.shape[1:])
+        return (height, width, channels // 2 if self.kind == "pairs" else channels)
 
     @property
     def samples_per_epoch(self) -> int:
@@ -137,8 +141,18 @@ def load_image_list(folder: Path, channels: int | None, warn: Callable[[str], No
     return [image_io.to_uint8(image_io.to_array(i, channels)) for i in opened]
 
 
+def image_files(folder: Path, flag: str = "--data", warn: Callable[[str], None] = lambda message: None) -> list[Path]:
+    """The image files under `folder`, sorted, less dae's own outputs (`warn` is told how many)."""
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {folder}: no such directory")
+    try:
+        return image_io.expand_inputs([str(folder)], note=warn)
+    except UsageError as error:
+        raise UsageError(f"{flag} {error}") from None
+
+
 def _open_folder(folder: Path, warn: Callable[[str], None]) -> list:
-    paths = image_io.expand_inputs([str(folder)], note=warn)
+    paths = image_files(folder, warn=warn)
     opened, failures = [], []
     for path in paths:
         try:
@@ -167,7 +181,12 @@ def load_image_folder(folder: Path, channels: int | None, warn: Callable[[str], 
 
 
 def load_training_data(config, warn: Callable[[str], None] = lambda message: None) -> TrainingData:
-    """The clean images `config` names, split into training and validation sets."""
+    """The images `config` names, split into training and validation sets: clean ones,
+    noisy/target pairs (`targets`), or noisy ones alone (`self_supervised`)."""
+    if config.targets:
+        return load_pair_data(config, warn)
+    if config.self_supervised:
+        return dataclasses.replace(load_patch_data(config, warn), kind="noisy")
     if config.patch_size:
         return load_patch_data(config, warn)
     if config.data:
@@ -245,6 +264,13 @@ def load_patch_data(config, warn: Callable[[str], None]) -> TrainingData:
         train_images, val_images = list(whole.x_train), list(whole.x_val)
         source = f"{whole.source} (patches of {patch})"
 
+    return _patch_data(train_images, val_images, source, config, warn)
+
+
+def _patch_data(train_images: list, val_images: list, source: str, config, warn) -> TrainingData:
+    """Training images for random crops, and validation crops drawn once with the seed."""
+    patch = config.patch_size
+
     def large_enough(images):
         kept = [image for image in images if image.shape[0] >= patch and image.shape[1] >= patch]
         if len(kept) < len(images):
@@ -267,8 +293,64 @@ def load_patch_data(config, warn: Callable[[str], None]) -> TrainingData:
     return TrainingData(train_images, np.stack(crops), source, patch_size=patch)
 
 
+def match_pairs(inputs: Path, targets: Path, warn: Callable[[str], None] = lambda message: None) -> list[tuple[Path, Path]]:
+    """(input, target) files of two folders, matched by relative path.
+
+    The extension may differ (`noisy/a.jpg` with `clean/a.png`). A file of either folder
+    without its match, or two files one match could mean, is a usage error naming them.
+    """
+    sides = {}
+    for flag, folder in (("--data", inputs), ("--targets", targets)):
+        files = image_files(folder, flag, warn)
+        keyed = collections.defaultdict(list)
+        for path in files:
+            keyed[path.relative_to(folder).with_suffix("").as_posix()].append(path)
+        clashes = [paths for paths in keyed.values() if len(paths) > 1]
+        if clashes:
+            raise UsageError(f"{flag} {folder}: {' and '.join(map(str, clashes[0]))} would match the same file")
+        sides[flag] = {key: paths[0] for key, paths in keyed.items()}
+    unmatched = [
+        f"{path} has no match in {other}"
+        for flag, other in (("--data", targets), ("--targets", inputs))
+        for key, path in sorted(sides[flag].items())
+        if key not in sides["--targets" if flag == "--data" else "--data"]
+    ]
+    if unmatched:
+        more = f" (and {len(unmatched) - 3} more)" if len(unmatched) > 3 else ""
+        raise UsageError(f"unmatched files: {'; '.join(unmatched[:3])}{more}")
+    return [(sides["--data"][key], sides["--targets"][key]) for key in sorted(sides["--data"])]
+
+
+def load_pair_data(config, warn: Callable[[str], None]) -> TrainingData:
+    """Noisy images and their targets, matched by relative path, each pair stacked on the
+    channel axis (input channels first), so that crops and flips take both alike."""
+    pairs = match_pairs(Path(config.data), Path(config.targets), warn)
+    opened = [(image_io.open_image(a), image_io.open_image(b)) for a, b in pairs]
+    channels = config.channels or (3 if any(image_io.image_channels(i) == 3 for pair in opened for i in pair) else 1)
+    stacked = []
+    for (input_path, target_path), (noisy, target) in zip(pairs, opened):
+        if noisy.size != target.size:
+            raise UsageError(
+                f"{input_path} is {noisy.width}x{noisy.height} but its target {target_path} is "
+                f"{target.width}x{target.height}"
+            )
+        stacked.append(np.concatenate([image_io.to_uint8(image_io.to_array(i, channels)) for i in (noisy, target)], -1))
+    source = f"pairs {config.data} -> {config.targets}"
+    train_images, val_images = split(stacked, config.val_split, config.seed)
+    if config.patch_size:
+        data = _patch_data(train_images, val_images, f"{source} (patches of {config.patch_size})", config, warn)
+        return dataclasses.replace(data, kind="pairs")
+    sizes = {image.shape for image in stacked}
+    if len(sizes) > 1:
+        raise UsageError(f"pairs of {len(sizes)} different sizes: give --patch-size to train on crops")
+    x_train, x_val = np.stack(train_images), np.stack(val_images)
+    if config.limit is not None:
+        x_train, x_val = x_train[: config.limit], x_val[: config.limit]
+    return TrainingData(x_train, x_val, source, kind="pairs")
+
+
 def training_dataset(x_train, batch_size: int, noise, seed: int, patch_size: int | None = None,
-                     noise_level_input: bool = False, gray_fraction: float = 0.0):
+                     noise_level_input: bool = False, gray_fraction: float = 0.0, kind: str = "clean"):
     """An endless `tf.data` stream of (noisy, clean) float batches.
 
     The clean images are reshuffled every epoch, and each batch gets fresh noise from a
@@ -276,11 +358,17 @@ def training_dataset(x_train, batch_size: int, noise, seed: int, patch_size: int
     the same noise twice (the reference example adds one noise draw to the set, once).
     With `noise_level_input` the noisy batch carries each image's noise std as a last
     channel (`noise.with_level_map`); `gray_fraction` of RGB crops are made gray first.
+
+    `kind` is `TrainingData.kind`: for `pairs` the images are split into (input, target)
+    and no noise is added; for `noisy` each batch becomes a Neighbor2Neighbor pair
+    (`dae_cli.neighbor2neighbor.neighbor_pair`).
     """
     from dae_cli.backend import tf
     from dae_cli.noise import add_noise, noise_levels, with_level_map
 
     def to_pair(clean_uint8, noise_seed):
+        if kind != "clean":
+            return noisy_pair(clean_uint8, noise_seed)
         clean = tf.cast(clean_uint8, tf.float32) / 255.0
         pick = None
         if gray_fraction:
@@ -289,8 +377,19 @@ def training_dataset(x_train, batch_size: int, noise, seed: int, patch_size: int
         if pick is not None:  # a gray photograph's noise is the same in its three copies
             noisy = tf.where(pick, tf.broadcast_to(noisy[..., :1], tf.shape(noisy)), noisy)
         if noise_level_input:
-            noisy = with_level_map(noisy, noise_levels(clean, noise_seed, noise))
+            noisy = with_level_map(noisy, noise_levels(clean, noise_seed, noise, noisy))
         return noisy, clean
+
+    def noisy_pair(images_uint8, pair_seed):
+        images = tf.cast(images_uint8, tf.float32) / 255.0
+        if kind == "noisy":
+            from dae_cli.neighbor2neighbor import neighbor_pair
+
+            return neighbor_pair(images, pair_seed)
+        noisy, target = split_pair(images)
+        if noise_level_input:  # the pair's own RMS difference
+            noisy = with_level_map(noisy, tf.sqrt(tf.reduce_mean(tf.square(noisy - target), axis=[1, 2, 3])))
+        return noisy, target
 
     autotune = tf.data.AUTOTUNE
     if patch_size is None:
@@ -302,6 +401,39 @@ def training_dataset(x_train, batch_size: int, noise, seed: int, patch_size: int
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     pairs = tf.data.Dataset.zip(batches, seeds).map(to_pair, num_parallel_calls=autotune)
     return pairs.prefetch(autotune)
+
+
+def split_pair(stacked):
+    """(input, target) of images stacked on the channel axis, input channels first."""
+    channels = stacked.shape[-1] // 2
+    return stacked[..., :channels], stacked[..., channels:]
+
+
+def validation_set(data: TrainingData, noise, seed: int, noise_level_input: bool):
+    """(model inputs, targets, noisy images, levels or None) to validate on, float32.
+
+    Clean data gets the seeded noise `dae evaluate` gives it; pairs are split; noisy
+    data (self-supervised) becomes one seeded Neighbor2Neighbor pair per crop, whose
+    target is the second sub-image (there is nothing clean to compare with).
+    """
+    from dae_cli import evaluation
+    from dae_cli.noise import with_level_map
+
+    if data.kind == "clean":
+        noisy, clean, levels = evaluation.noisy_set(data.x_val, noise, seed)
+    elif data.kind == "pairs":
+        noisy, clean = (part.astype(np.float32) / 255.0 for part in split_pair(data.x_val))
+        levels = np.sqrt(np.mean(np.square(noisy - clean), axis=(1, 2, 3)))
+    else:
+        from dae_cli.backend import tf
+        from dae_cli.neighbor2neighbor import neighbor_pair, second_image
+
+        images = data.x_val.astype(np.float32) / 255.0
+        inputs, packed = neighbor_pair(tf.constant(images), tf.constant([seed, 0x2B2], tf.int64))
+        inputs = inputs.numpy()
+        return inputs, second_image(packed, images.shape[-1]).numpy(), inputs, None
+    inputs = with_level_map(noisy, levels) if noise_level_input else noisy
+    return inputs, clean, noisy, levels
 
 
 def gray_some(clean, seed, fraction: float):

@@ -32,7 +32,10 @@ from dae_cli.errors import UsageError
 
 NOISE_BLOCK = 1000
 NOISE_SALT = 0x5EED
-NOISE_KEYS = ("noise", "noise_mean", "noise_std", "noise_std_range", "noise_amount", "noise_peak")
+NOISE_KEYS = (
+    "noise", "noise_mean", "noise_std", "noise_std_range", "noise_amount", "noise_peak",
+    "noise_shot_range", "noise_read_range", "noise_channel_spread", "noise_jpeg_range",
+)
 
 
 def evaluation_config(manifest: dict[str, Any], overrides: dict[str, Any]) -> Config:
@@ -43,6 +46,8 @@ def evaluation_config(manifest: dict[str, Any], overrides: dict[str, Any]) -> Co
         saved["data"] = None  # --dataset replaces a --data the model was trained on
     if "noise_std" in given and "noise_std_range" not in given:
         saved["noise_std_range"] = None  # one given std replaces a blind model's range
+    # Scoring adds noise to clean images, whatever the model was trained on.
+    saved.update(targets=None, self_supervised=False)
     config = Config.from_dict({**saved, **given}, source="flags")
     config.channels = int(manifest["image_shape"][-1])
     config.validate()
@@ -58,7 +63,8 @@ def noisy_blocks(clean_uint8: np.ndarray, spec, seed: int) -> Iterator[tuple[np.
     for block, start in enumerate(range(0, len(clean_uint8), NOISE_BLOCK)):
         clean = clean_uint8[start : start + NOISE_BLOCK].astype(np.float32) / 255.0
         noise_seed = tf.constant([seed, NOISE_SALT + block], tf.int64)
-        yield add_noise(clean, noise_seed, spec).numpy(), clean, noise_levels(clean, noise_seed, spec).numpy()
+        noisy = add_noise(clean, noise_seed, spec)
+        yield noisy.numpy(), clean, noise_levels(clean, noise_seed, spec, noisy).numpy()
 
 
 def noisy_set(clean_uint8: np.ndarray, spec, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

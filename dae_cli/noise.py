@@ -3,6 +3,22 @@
 Every function takes float images in [0, 1] and a stateless seed (two int32/int64s), so
 the same seed gives the same noise on any run, inside a `tf.data` pipeline or out of it.
 
+Besides the simple models (Gaussian, salt-and-pepper, speckle, Poisson, mask) there are
+two of a real camera's noise, each image with parameters of its own:
+- `poisson-gaussian`: signal-dependent, variance `a * x + b**2` (shot noise `a` drawn
+  log-uniformly from `shot_range`, read noise std `b` uniformly from `read_range`), each
+  channel's std scaled by a factor from [1 - channel_spread, 1 + channel_spread].
+- `camera`: the same noise where a camera makes it, on the raw sensor data, then
+  processed as a camera does (after Brooks et al., "Unprocessing Images for Learned Raw
+  Denoising", CVPR 2019, and CBDNet): the image is taken back to linear light (inverse
+  tone curve and gamma, inverse white balance), the noise is drawn on the Bayer (RGGB)
+  sites and interpolated to the other channels as bilinear demosaicing does (so it is
+  correlated across neighbouring pixels and channels), then white balance, gamma and
+  tone curve are applied again, and, with `jpeg_range`, JPEG at a random quality.
+For `poisson-gaussian` the level a `noise_level_input` model is given is each image's
+RMS noise (`noise_levels`), which `dae denoise --sigma auto` estimates. `camera` noise
+trains blind models only: the estimate cannot read correlated, JPEG-compressed noise.
+
 Example:
     >>> spec = NoiseSpec("gaussian", mean=0.5, std=0.5)
     >>> noisy = add_noise(clean, tf.constant([0, 1]), spec)   # doctest: +SKIP
@@ -28,6 +44,12 @@ class NoiseSpec:
     peak: float = 30.0
     # Blind noise: each image's std drawn uniformly from this range (gaussian, speckle)
     std_range: tuple[float, float] | None = None
+    # Camera noise (poisson-gaussian, camera): shot gain a (log-uniform), read std b
+    # (uniform), per-channel spread of the std, and the JPEG quality range (camera; None: no JPEG)
+    shot_range: tuple[float, float] = (0.0001, 0.012)
+    read_range: tuple[float, float] = (0.0, 0.03)
+    channel_spread: float = 0.0
+    jpeg_range: tuple[int, int] | None = None
 
     @classmethod
     def from_config(cls, config) -> "NoiseSpec":
@@ -38,7 +60,17 @@ class NoiseSpec:
             amount=config.noise_amount,
             peak=config.noise_peak,
             std_range=tuple(config.noise_std_range) if config.noise_std_range else None,
+            shot_range=tuple(config.noise_shot_range),
+            read_range=tuple(config.noise_read_range),
+            channel_spread=config.noise_channel_spread,
+            jpeg_range=tuple(config.noise_jpeg_range) if config.noise_jpeg_range else None,
         )
+
+    @property
+    def level_is_measured(self) -> bool:
+        """Whether a model's level input is the image's measured RMS noise (camera noises),
+        rather than the std the noise was drawn with."""
+        return self.kind in CAMERA_NOISES
 
     def std_per_image(self, shape, seed):
         """The std for each image of a batch of `shape` (a scalar unless blind)."""
@@ -50,8 +82,19 @@ class NoiseSpec:
         return tf.random.stateless_uniform(per_image, seed + 7, minval=low, maxval=high)
 
 
-def noise_levels(images, seed, spec: NoiseSpec):
-    """The std that `add_noise(images, seed, spec)` gives each image: shape (n,) for a batch."""
+CAMERA_NOISES = ("poisson-gaussian", "camera")
+
+
+def noise_levels(images, seed, spec: NoiseSpec, noisy=None):
+    """The std that `add_noise(images, seed, spec)` gives each image: shape (n,) for a batch.
+
+    For the camera noises, whose std varies over the image, it is each image's RMS noise,
+    measured on `noisy` (which must then be given).
+    """
+    if spec.level_is_measured:
+        error = tf.convert_to_tensor(noisy, tf.float32) - tf.convert_to_tensor(images, tf.float32)
+        axes = [-3, -2, -1]
+        return tf.reshape(tf.sqrt(tf.reduce_mean(tf.square(error), axis=axes)), [-1])
     shape = tf.shape(images)
     levels = spec.std_per_image(shape, seed)
     return tf.reshape(tf.broadcast_to(tf.cast(levels, tf.float32), tf.concat([shape[:1], [1, 1, 1]], 0)), [-1])
@@ -91,6 +134,106 @@ def add_noise(images, seed, spec: NoiseSpec):
     elif spec.kind == "mask":
         draw = tf.random.stateless_uniform(shape, seed)
         noisy = tf.where(draw < spec.amount, 0.0, images)
+    elif spec.kind in CAMERA_NOISES:
+        batch = images if images.shape.rank == 4 else images[None]
+        noisy = (poisson_gaussian if spec.kind == "poisson-gaussian" else camera_noise)(batch, seed, spec)
+        noisy = noisy if images.shape.rank == 4 else noisy[0]
     else:
         raise ValueError(f"unknown noise {spec.kind!r}")
     return tf.clip_by_value(noisy, 0.0, 1.0)
+
+
+def _per_image(batch, seed, low: float, high: float, log: bool = False, channels: int = 1):
+    """One value per image (and channel) of `batch`, shape (n, 1, 1, channels), uniform on
+    [low, high], or log-uniform with `log`."""
+    shape = tf.stack([tf.shape(batch)[0], 1, 1, channels])
+    if log:
+        draw = tf.random.stateless_uniform(shape, seed, minval=np.log(low), maxval=np.log(high))
+        return tf.exp(draw)
+    return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high)
+
+
+def _signal_dependent_std(linear, seed, spec: NoiseSpec, channels: int):
+    """The std of Poisson-Gaussian noise on `linear` (n, h, w, c): sqrt(a x + b^2), times
+    a per-channel factor; a, b and the factors drawn per image from the seed."""
+    shot = _per_image(linear, seed + 21, *spec.shot_range, log=True)
+    read = _per_image(linear, seed + 22, *spec.read_range)
+    spread = spec.channel_spread
+    factor = _per_image(linear, seed + 23, 1 - spread, 1 + spread, channels=channels) if spread else 1.0
+    return tf.sqrt(shot * tf.maximum(linear, 0.0) + tf.square(read)) * factor
+
+
+def poisson_gaussian(batch, seed, spec: NoiseSpec):
+    """(n, h, w, c) images with signal-dependent noise of variance a x + b^2 (not clipped)."""
+    std = _signal_dependent_std(batch, seed, spec, channels=batch.shape[-1] or 1)
+    return batch + tf.random.stateless_normal(tf.shape(batch), seed) * std
+
+
+# The tone curve and gamma a camera applies, and their inverses (Brooks et al. 2019).
+def _tone_curve(x):
+    return 3.0 * tf.square(x) - 2.0 * x * tf.square(x)
+
+
+def _inverse_tone_curve(y):
+    y = tf.clip_by_value(y, 0.0, 1.0)
+    return 0.5 - tf.sin(tf.asin(1.0 - 2.0 * y) / 3.0)
+
+
+GAMMA = 2.2
+
+
+def _bayer_masks(height, width):
+    """(h, w, 3) 0/1 masks of the RGGB sites: R at even rows and columns, B at odd ones."""
+    rows = tf.range(height)[:, None] % 2
+    cols = tf.range(width)[None, :] % 2
+    red = tf.cast((rows == 0) & (cols == 0), tf.float32)
+    blue = tf.cast((rows == 1) & (cols == 1), tf.float32)
+    return tf.stack([red, 1.0 - red - blue, blue], axis=-1)
+
+
+def _bilinear_demosaic(mosaic_planes):
+    """Bilinear demosaicing of (n, h, w, 3) planes, each zero away from its Bayer sites."""
+    red_blue = tf.constant([[1, 2, 1], [2, 4, 2], [1, 2, 1]], tf.float32) / 4.0
+    green = tf.constant([[0, 1, 0], [1, 4, 1], [0, 1, 0]], tf.float32) / 4.0
+    kernel = tf.stack([red_blue, green, red_blue], axis=-1)[..., None]  # (3, 3, 3, 1)
+    # Reflection keeps the Bayer phase at the border (pixel -1 mirrors pixel 1).
+    padded = tf.pad(mosaic_planes, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+    return tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
+
+
+def camera_noise(batch, seed, spec: NoiseSpec):
+    """(n, h, w, c) sRGB-like images with a camera's noise: see the module's docstring.
+
+    Gray images (c = 1) are taken as from a monochrome sensor: no mosaic, no white balance.
+    """
+    channels = batch.shape[-1] or 1
+    linear = tf.pow(tf.maximum(_inverse_tone_curve(batch), 1e-8), GAMMA)
+    if channels == 3:
+        red_gain = _per_image(batch, seed + 31, 1.9, 2.4)
+        blue_gain = _per_image(batch, seed + 32, 1.5, 1.9)
+        gains = tf.concat([red_gain, tf.ones_like(red_gain), blue_gain], axis=-1)
+        linear = linear / gains
+    std = _signal_dependent_std(linear, seed, spec, channels)
+    noise = tf.random.stateless_normal(tf.shape(batch), seed) * std
+    if channels == 3:
+        masks = _bayer_masks(tf.shape(batch)[1], tf.shape(batch)[2])
+        noise = _bilinear_demosaic(noise * masks)  # drawn at the sites, interpolated between
+        linear = (linear + noise) * gains
+    else:
+        linear = linear + noise
+    noisy = _tone_curve(tf.pow(tf.clip_by_value(linear, 1e-8, 1.0), 1.0 / GAMMA))
+    if spec.jpeg_range is not None:
+        noisy = _jpeg(noisy, seed + 41, spec.jpeg_range)
+    return noisy
+
+
+def _jpeg(batch, seed, quality_range):
+    """Each image of `batch` through JPEG at a quality drawn from `quality_range`."""
+    low, high = quality_range
+    qualities = tf.random.stateless_uniform(tf.shape(batch)[:1], seed, minval=low, maxval=high + 1, dtype=tf.int32)
+
+    def one(args):
+        image, quality = args
+        return tf.image.adjust_jpeg_quality(tf.clip_by_value(image, 0.0, 1.0), quality)
+
+    return tf.map_fn(one, (batch, qualities), fn_output_signature=tf.float32)

@@ -192,23 +192,21 @@ def prepare(
                 optimizer = _optimizer(config, (config.epochs - initial_epoch) * steps_per_epoch, replicas)
         else:
             autoencoder = _build_model(config, image_shape)
+            if config.init_from:
+                initialize_from(autoencoder, config.init_from, reporter.message)
             optimizer = _optimizer(config, config.epochs * steps_per_epoch, replicas)
         autoencoder.compile(
-            optimizer=optimizer, loss=config.loss, jit_compile=config.jit_compile, steps_per_execution=step_group
+            optimizer=optimizer, loss=_loss(config, autoencoder, image_shape[-1]), jit_compile=config.jit_compile,
+            steps_per_execution=step_group,
         )
 
     noise = NoiseSpec.from_config(config)
     train_stream = data.training_dataset(
         training_data.x_train, global_batch, noise, config.seed, patch_size=training_data.patch_size,
-        noise_level_input=config.noise_level_input, gray_fraction=config.gray_fraction,
+        noise_level_input=config.noise_level_input, gray_fraction=config.gray_fraction, kind=training_data.kind,
     )
-    # The same seeded noisy images `dae evaluate` scores (it defaults to this seed).
-    val_noisy, val_clean, val_levels = evaluation.noisy_set(training_data.x_val, noise, config.seed)
-    val_inputs = val_noisy
-    if config.noise_level_input:
-        from dae_cli.noise import with_level_map
-
-        val_inputs = with_level_map(val_noisy, val_levels)
+    # For clean data, the same seeded noisy images `dae evaluate` scores (it defaults to this seed).
+    val_inputs, val_clean, val_noisy, _ = data.validation_set(training_data, noise, config.seed, config.noise_level_input)
 
     previous_seconds = resume_state["training_seconds"] if resume_state else 0.0
     # Only the chief of a multi-worker run writes under `out`; the others keep their
@@ -236,12 +234,53 @@ def prepare(
     )
 
 
+def _loss(config: Config, autoencoder, channels: int):
+    """The configured loss; self-supervised, Neighbor2Neighbor's over it (which runs the model)."""
+    if not config.self_supervised:
+        return config.loss
+    from dae_cli.neighbor2neighbor import Neighbor2NeighborLoss
+
+    loss = Neighbor2NeighborLoss(channels=channels, squared=config.loss == "mse")
+    loss.model = autoencoder
+    return loss
+
+
 def _build_model(config: Config, image_shape: tuple[int, int, int]):
     """The untrained autoencoder `config` describes (the one place a model is built)."""
     from dae_cli.model import build_model
 
     autoencoder, _, _ = build_model(config, image_shape)
     return autoencoder
+
+
+def initialize_from(autoencoder, model: str, tell=lambda message: None) -> None:
+    """Copies the weights of `model` (a directory or built-in name) into `autoencoder`.
+
+    Both are built by `dae_cli.model` from their configs, so their weights come in the
+    same order; one whose shape differs (the first convolution of a model that takes the
+    noise level, given to one that does not) keeps its fresh initial value, and `tell`
+    says how many. Models of other layers are refused.
+    """
+    from dae_cli.builtins import resolve_model
+
+    directory = resolve_model(model)
+    if not (directory / artifacts.KERAS_MODEL).exists():
+        raise UsageError(f"--init-from {model}: no model with {artifacts.KERAS_MODEL} there")
+    source = artifacts.load_keras_model(directory / artifacts.KERAS_MODEL).weights
+    target = autoencoder.weights
+    if len(source) != len(target):
+        raise UsageError(
+            f"--init-from {model}: its layers differ from this config's ({len(source)} weights against "
+            f"{len(target)}); give the same layer_filters, blocks_per_level and skips"
+        )
+    fresh = 0
+    for mine, theirs in zip(target, source):
+        if tuple(mine.shape) == tuple(theirs.shape):
+            mine.assign(np.asarray(theirs).astype(mine.dtype))
+        else:
+            fresh += 1
+    tell(f"initialized from {directory}: {len(target) - fresh} of {len(target)} weights copied"
+         + (f", {fresh} of other shapes start fresh" if fresh else ""))
 
 
 def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
@@ -259,6 +298,10 @@ def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
     # Under multi-worker, Keras validates as before and `finish` predicts again: a
     # predict inside a multi-worker fit is not tested here.
     validation = None if run.strategy == "multi-worker" else (run.val_inputs, run.val_clean, run.global_batch)
+    if config.self_supervised:
+        from dae_cli.neighbor2neighbor import gamma_schedule
+
+        callbacks = [gamma_schedule(run.autoencoder.loss, config.epochs), *callbacks]
     recorder = _epoch_recorder(
         run.history, reporter, run.checkpoint, config, run.image_shape, run.training_data.source, run.previous_seconds,
         validation=validation, live=getattr(reporter, "live", False),
@@ -324,12 +367,15 @@ def finish(run: TrainingRun) -> TrainResult:
     from dae_cli.noise import NoiseSpec
 
     val_noisy, val_clean = run.val_noisy, run.val_clean
+    kind = run.training_data.kind
     fingerprint = evaluation.noisy_fingerprint(run.training_data.x_val, NoiseSpec.from_config(config), config.seed)
+    cached = _cached_noisy_metrics(out, fingerprint) if kind == "clean" else None
     metrics = {
         "val_loss": float(np.mean((denoised - val_clean) ** 2)),
         # The same figures as `dae evaluate`; the noisy input's only once per noisy set.
-        **quality_report(val_clean, val_noisy, denoised, _cached_noisy_metrics(out, fingerprint)),
-        "noisy_fingerprint": fingerprint,
+        # Self-supervised there is nothing clean to score against: no PSNR or SSIM.
+        **(quality_report(val_clean, val_noisy, denoised, cached) if kind != "noisy" else {}),
+        "noisy_fingerprint": fingerprint if kind == "clean" else None,
         "images_per_second": len(val_noisy) / predict_seconds if predict_seconds > 0 else None,
     }
     manifest = {
