@@ -338,6 +338,15 @@ def decode(
 def _noise_text(config: dict) -> str:
     """The training noise as `dae info` shows it: Gaussian levels on the 0-255 scale."""
     kind = str(config.get("noise", "?"))
+    if config.get("self_supervised"):
+        return "none added: trained on the noisy images themselves (self-supervised)"
+    if config.get("targets"):
+        return f"none added: trained on noisy/target pairs (targets {config['targets']})"
+    if kind in ("poisson-gaussian", "camera"):
+        jpeg = config.get("noise_jpeg_range")
+        return (f"{kind}, shot gain {config['noise_shot_range'][0]:g} to {config['noise_shot_range'][1]:g}, "
+                f"read std {config['noise_read_range'][0] * 255:g} to {config['noise_read_range'][1] * 255:g} "
+                "(0-255 scale)" + (f", JPEG quality {jpeg[0]} to {jpeg[1]}" if jpeg else ""))
     if kind not in ("gaussian", "speckle"):
         return kind
     if config.get("noise_std_range"):

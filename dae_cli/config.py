@@ -21,8 +21,9 @@ import dataclasses
 import math
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -306,7 +307,7 @@ class Config:
         return [field.name for field in dataclasses.fields(cls)]
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "Config":
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> Config:
         """Builds a config from `values`, rejecting unknown keys and wrong types."""
         unknown = sorted(set(values) - set(cls.keys()))
         if unknown:
@@ -320,7 +321,7 @@ class Config:
         return config
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> "Config":
+    def from_toml(cls, path: str | Path) -> Config:
         return cls.from_dict(cls.read_toml(path), source=str(path))
 
     @classmethod
@@ -343,7 +344,7 @@ class Config:
     @classmethod
     def resolve(
         cls, config_file: str | Path | None, overrides: dict[str, Any]
-    ) -> "Config":
+    ) -> Config:
         """Defaults, then the file, then the flags that were given; validated."""
         config = cls.from_toml(config_file) if config_file else cls()
         given = {key: value for key, value in overrides.items() if value is not None}

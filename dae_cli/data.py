@@ -17,9 +17,9 @@ import collections
 import dataclasses
 import math
 import os
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -52,7 +52,7 @@ class NoiseSpec:
     jpeg_range: tuple[int, int] | None = None
 
     @classmethod
-    def from_config(cls, config) -> "NoiseSpec":
+    def from_config(cls, config) -> NoiseSpec:
         return cls(
             kind=config.noise,
             mean=config.noise_mean,

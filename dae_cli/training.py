@@ -19,8 +19,8 @@ import contextlib
 import dataclasses
 import json
 import math
-import signal
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +31,13 @@ import numpy as np
 from dae_cli import artifacts, data, evaluation, image_io
 from dae_cli.config import STRATEGIES, Config
 from dae_cli.errors import DaeError, TrainingInterrupted, UsageError
-from dae_cli.files import check_writable_directory, commit_directory, keep_aside, remove_stale_staging, staging_directory
+from dae_cli.files import (
+    check_writable_directory,
+    commit_directory,
+    keep_aside,
+    remove_stale_staging,
+    staging_directory,
+)
 
 ARCHITECTURE_KEYS = (
     "architecture", "latent_dim", "layer_filters", "kernel_size", "batch_norm",
@@ -309,7 +315,7 @@ def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
     reporter.start(config.epochs, run.steps_per_epoch, run.initial_epoch)
     fixes = _multi_worker_fixes(run.autoencoder) if run.strategy == "multi-worker" else contextlib.nullcontext()
     # Ctrl-C stops fit after the steps under way: no per-step check is needed.
-    stop = lambda: setattr(run.autoencoder, "stop_training", True)  # noqa: E731
+    stop = lambda: setattr(run.autoencoder, "stop_training", True)
     with _interrupt_flag(stop) as interrupted, run.distribution.scope(), fixes:
         recorder.interrupted = interrupted
         try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import FLOAT32, SHIPPED, assert_clean_error, run_dae, shipped
 from PIL import Image
 
-from conftest import FLOAT32, SHIPPED, assert_clean_error, run_dae, shipped
 from dae_cli.noise import NoiseSpec, add_noise, noise_levels
 
 SMALL_CONV = ("--arch", "conv", "--filters", "16,32", "--blocks-per-level", "1", "--batch-size", "8", *FLOAT32)
@@ -160,7 +160,7 @@ def test_unmatched_files_are_an_error_that_names_them(pair_folders, tmp_path):
     empty.mkdir()
     result = run_dae("train", "--data", noisy, "--targets", empty, *SMALL_CONV, "--patch-size", "32",
                      "--out", tmp_path / "m")
-    assert_clean_error(result, 2, f"--targets no images")
+    assert_clean_error(result, 2, "--targets no images")
     assert not (tmp_path / "m").exists()
 
 
@@ -248,3 +248,37 @@ def test_init_from_a_model_of_other_layers_is_refused(tmp_path):
     result = run_dae("train", "--arch", "conv", "--filters", "8", "--data", SHIPPED, "--patch-size", "32",
                      "--init-from", "photo", "--out", tmp_path / "m")
     assert_clean_error(result, 2, "--init-from photo: its layers differ")
+
+
+# --- the built-in model for camera noise ---------------------------------------------------
+
+
+def test_built_in_photo_real_verifies_keeps_colour_and_gray_and_beats_photo_on_camera_noise(tmp_path):
+    import json
+
+    from dae_cli.metrics import psnr
+
+    info = run_dae("--json", "info", "photo-real")
+    assert info.returncode == 0, info.stderr
+    manifest = json.loads(info.stdout)["manifest"]
+    assert manifest["config"]["noise"] == "camera" and manifest["noise_level_input"] is False
+    assert manifest["image_shape"] == [None, None, 3] and "photos-color/train" in manifest["data_source"]
+    spec = NoiseSpec("camera", shot_range=(0.004, 0.004), read_range=(0.004, 0.004), jpeg_range=(90, 90))
+    for kind, mode, name in (("colour", "RGB", "astronaut"), ("gray", "L", "camera")):
+        clean = shipped(name, mode).astype(np.float32)[:192, :192]
+        pixels = clean if mode == "RGB" else clean[..., None]
+        noisy = add_noise(pixels, np.array([7, 7]), spec).numpy()
+        noisy = np.rint(noisy * 255).astype(np.uint8)
+        path = tmp_path / f"{kind}.png"
+        Image.fromarray(noisy if mode == "RGB" else noisy[..., 0]).save(path)
+        scores = {}
+        for model in ("photo-real", "photo"):
+            out = tmp_path / f"{kind}-{model}.png"
+            result = run_dae("denoise", path, "-m", model, "-o", out)  # no flag
+            assert result.returncode == 0, result.stderr
+            denoised = Image.open(out)
+            assert denoised.mode == mode  # a colour photo never comes back gray
+            scores[model] = psnr(clean[None], (np.asarray(denoised, np.float32) / 255)[None])[0]
+        noisy_score = psnr(clean[None], (noisy.astype(np.float32) / 255).reshape(clean.shape)[None])[0]
+        assert scores["photo-real"] > noisy_score + 3, (kind, noisy_score, scores)
+        assert scores["photo-real"] > scores["photo"], (kind, scores)
