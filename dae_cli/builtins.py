@@ -3,7 +3,9 @@
 `mnist` is the reference design trained on MNIST as the Keras example does
 (`configs/mnist.toml`); `photo` is the fully convolutional model for photographs, colour
 and gray, of any Gaussian noise level from 0 to 50 (`configs/photo.toml`), which takes
-the level as an input (`dae denoise --sigma auto`, the default, estimates it). Each is a
+the level as an input (`dae denoise --sigma auto`, the default, estimates it);
+`photo-real` is the same shape trained for a camera's noise (`configs/photo-real.toml`:
+signal-dependent, demosaiced, JPEG-compressed), blind, so it needs no level. Each is a
 model directory without its optimizer state, checked against its manifest's sha256 like
 any other. `photo-gray` is another name for `photo`: one model denoises gray
 photographs as gray (BENCHMARKS.md measures it on Set12).
@@ -21,7 +23,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-SHIPPED_MODELS = ("mnist", "photo")  # folders under dae_cli/models
+SHIPPED_MODELS = ("mnist", "photo", "photo-real")  # folders under dae_cli/models
 ALIASES = {"photo-gray": "photo"}
 BUILTIN_MODELS = (*SHIPPED_MODELS, *ALIASES)  # the names -m takes
 

@@ -34,7 +34,7 @@ EXIT_CODES_HELP = (
     "130 interrupted (Ctrl-C or SIGTERM); 141 stdout closed by its reader (say | head)."
 )
 DEFAULT_MODEL = "dae-model"
-MODEL_HELP = "Model directory or built-in model (photo, photo-gray, mnist); default: $DAE_MODEL, else ./dae-model."
+MODEL_HELP = "Model directory or built-in model (photo, photo-real, photo-gray, mnist); default: $DAE_MODEL, else ./dae-model."
 
 # Options that several commands share, declared once.
 MODEL_OPTION = typer.Option(None, "--model", "-m", help=MODEL_HELP, autocompletion=complete_model)

@@ -259,33 +259,47 @@ def _build_model(config: Config, image_shape: tuple[int, int, int]):
     return autoencoder
 
 
+# The level a blind model started from a level model inherits (see `initialize_from`):
+# about what the built-in `photo` needs for the camera noise of `photo-real`'s training.
+FOLD_LEVEL = 15 / 255
+
+
 def initialize_from(autoencoder, model: str, tell=lambda message: None) -> None:
     """Copies the weights of `model` (a directory or built-in name) into `autoencoder`.
 
     Both are built by `dae_cli.model` from their configs, so their weights come in the
-    same order; one whose shape differs (the first convolution of a model that takes the
-    noise level, given to one that does not) keeps its fresh initial value, and `tell`
-    says how many. Models of other layers are refused.
+    same order. A blind model started from one that takes the noise level gets the
+    level channel's weights folded into the first convolution's bias at `FOLD_LEVEL`,
+    so it starts as that model given that level (a first convolution started fresh
+    instead left training stuck at the identity: BENCHMARKS.md, "Issue 16"). Any other
+    weight whose shape differs keeps its fresh initial value, and `tell` says how many.
+    Models of other layers are refused.
     """
     from dae_cli.builtins import resolve_model
 
     directory = resolve_model(model)
     if not (directory / artifacts.KERAS_MODEL).exists():
         raise UsageError(f"--init-from {model}: no model with {artifacts.KERAS_MODEL} there")
-    source = artifacts.load_keras_model(directory / artifacts.KERAS_MODEL).weights
+    source = [np.asarray(weight) for weight in artifacts.load_keras_model(directory / artifacts.KERAS_MODEL).weights]
     target = autoencoder.weights
     if len(source) != len(target):
         raise UsageError(
             f"--init-from {model}: its layers differ from this config's ({len(source)} weights against "
             f"{len(target)}); give the same layer_filters, blocks_per_level and skips"
         )
+    kernel, bias = source[0], source[1]
+    folded = kernel.ndim == 4 and kernel.shape[2] == target[0].shape[2] + 1
+    if folded:  # the level channel is the last input channel
+        source[0] = kernel[:, :, :-1, :]
+        source[1] = bias + FOLD_LEVEL * kernel[:, :, -1, :].sum(axis=(0, 1))
     fresh = 0
     for mine, theirs in zip(target, source):
-        if tuple(mine.shape) == tuple(theirs.shape):
-            mine.assign(np.asarray(theirs).astype(mine.dtype))
+        if tuple(mine.shape) == theirs.shape:
+            mine.assign(theirs.astype(mine.dtype))
         else:
             fresh += 1
     tell(f"initialized from {directory}: {len(target) - fresh} of {len(target)} weights copied"
+         + (f", its noise level input folded in at sigma {FOLD_LEVEL * 255:g}" if folded else "")
          + (f", {fresh} of other shapes start fresh" if fresh else ""))
 
 

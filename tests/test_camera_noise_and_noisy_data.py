@@ -227,21 +227,28 @@ def test_self_supervised_loss_is_zero_for_a_perfect_pair_and_picks_neighbours():
 
 
 def test_init_from_starts_from_another_models_weights(tmp_path):
-    """A built-in model as the start: the first convolution (it took the level channel)
-    starts fresh, every other weight is the built-in's."""
+    """A blind model started from the built-in `photo`, which takes the noise level: it
+    starts as `photo` given the level FOLD_LEVEL (the level channel's weights folded into
+    the first convolution's bias), every other weight the built-in's."""
     from dae_cli import artifacts
     from dae_cli.builtins import builtin_path
+    from dae_cli.training import FOLD_LEVEL
 
     result = run_dae("train", "--config", "configs/photo-real.toml", "--data", SHIPPED, "--limit", "2",
                      "--epochs", "1", "--learning-rate", "1e-9", "--lr-schedule", "constant", "--out", tmp_path / "m",
                      cwd=SHIPPED.parents[1])
     assert result.returncode == 0, result.stderr
-    assert "19 of 20 weights copied" in result.stderr
-    mine = artifacts.load_keras_model(tmp_path / "m" / "autoencoder.keras").get_weights()
-    theirs = artifacts.load_keras_model(builtin_path("photo") / "autoencoder.keras").get_weights()
-    assert mine[0].shape != theirs[0].shape
-    for a, b in zip(mine[1:], theirs[1:]):
+    assert "20 of 20 weights copied, its noise level input folded in at sigma 15" in result.stderr
+    mine = artifacts.load_keras_model(tmp_path / "m" / "autoencoder.keras")
+    theirs = artifacts.load_keras_model(builtin_path("photo") / "autoencoder.keras")
+    for a, b in zip(mine.get_weights()[2:], theirs.get_weights()[2:]):
         np.testing.assert_allclose(a, b, atol=1e-5)
+    # Away from the border (where zero padding meets the level map), the same output.
+    pixels = shipped("astronaut", "RGB").astype(np.float32)[None, :128, :128]
+    level_map = np.full(pixels.shape[:3] + (1,), FOLD_LEVEL, np.float32)
+    blind = mine.predict(pixels, verbose=0)[0, 32:-32, 32:-32]
+    given = theirs.predict(np.concatenate([pixels, level_map], -1), verbose=0)[0, 32:-32, 32:-32]
+    np.testing.assert_allclose(blind, given, atol=1e-3)
 
 
 def test_init_from_a_model_of_other_layers_is_refused(tmp_path):

@@ -349,7 +349,7 @@ def test_an_existing_path_wins_over_a_built_in_name_and_unknown_names_list_them(
     image = tmp_path / "x.png"
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(image)
     for unknown in (run_dae("info", "nosuch", cwd=tmp_path), run_dae("denoise", image, "-m", "nosuch", cwd=tmp_path)):
-        assert_clean_error(unknown, 1, "built-in models: mnist, photo, photo-gray")
+        assert_clean_error(unknown, 1, "built-in models: mnist, photo, photo-real, photo-gray")
 
 
 def test_a_changed_built_in_model_is_refused(tmp_path):
