@@ -108,9 +108,12 @@ def open_image(path: str | Path) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 source_format = image.format
+                tiff_exif = _tiff_exif(image) if source_format == "TIFF" else None
                 image = ImageOps.exif_transpose(image)
                 image.load()
                 image.format = source_format  # a transposed copy has none of its own
+                if tiff_exif and "exif" not in image.info:
+                    image.info["exif"] = tiff_exif  # a copy loses a TIFF's tags: keep its EXIF
                 return image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(
@@ -319,12 +322,20 @@ def image_meta(image: Image.Image) -> ImageMeta:
     )
 
 
+def _tiff_exif(image: Image.Image) -> bytes | None:
+    """A TIFF's EXIF as bytes, without the tags that describe the TIFF's own layout."""
+    try:
+        exif = image.getexif()
+        for tag in _TIFF_LAYOUT_TAGS & set(exif):
+            del exif[tag]
+        return exif.tobytes() if len(exif) else None
+    except Exception:  # unreadable EXIF is dropped, as Pillow drops it when it reads the pixels
+        return None
+
+
 def _exif_bytes(image: Image.Image) -> bytes | None:
     try:
         exif = image.getexif()
-        if image.format == "TIFF":
-            for tag in _TIFF_LAYOUT_TAGS & set(exif):
-                del exif[tag]
         if not len(exif):
             return None
         if _ORIENTATION in exif:

@@ -43,7 +43,7 @@ def expected_output(loaded, gray_uint8: np.ndarray) -> np.ndarray:
 
 
 def run(loaded, paths, out, fail_fast=False, **options):
-    outputs = inference.output_paths(paths, out, ".denoised.png")
+    outputs = inference.output_paths(paths, out, "denoised")
     log = inference.OutcomeLog(lambda outcome: None, fail_fast)
     inference.denoise_files(loaded, paths, outputs, log=log, **options)
     return log, outputs
@@ -249,6 +249,6 @@ def test_large_images_are_handed_on_as_their_windows_fill_a_batch_not_per_256_fi
     handed_on = list(inference._pillow_chunk(model, jobs, "tile", None, False, 8))
     assert [len(items) for items in handed_on] == [1] * 6
     assert max(model.calls) <= 8
-    for (label, pixels, output), (path, _) in zip((items[0] for items in handed_on), jobs):
+    for (label, pixels, output, meta), (path, _) in zip((items[0] for items in handed_on), jobs):
         expected = np.asarray(Image.open(path), np.float32)[..., None] / 255 * 0.5
         np.testing.assert_allclose(pixels, expected, atol=1e-5)
