@@ -287,12 +287,12 @@ def test_a_jpeg_keeps_its_profile_and_exif_and_format(photo_run):
     folder, records = photo_run
     for name in ("camera.jpg", "camera.webp"):
         out = Image.open(records[name]["output"])
-        assert out.format == Image.open(folder / name).format == records[name]["format"]
-        assert records[name]["output"].endswith(name.replace(".", ".denoised."))
         assert out.info.get("icc_profile") == srgb_profile(), name
         exif = out.getexif()
         assert exif.get(MAKE) == "dae test camera" and exif.get(ORIENTATION, 1) == 1, name
         assert out.size == (SIZE[0], SIZE[1])  # upright: the pixels were turned, the tag reset
+        assert out.format == Image.open(folder / name).format == records[name]["format"]
+        assert records[name]["output"].endswith(name.replace(".", ".denoised."))
 
 
 def test_a_folder_of_mixed_formats_gives_each_output_its_own(photo_run):

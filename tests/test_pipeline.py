@@ -69,6 +69,30 @@ def test_every_way_a_gray_digit_can_be_stored_denoises_to_the_same_pixels(loaded
         np.testing.assert_array_equal(np.asarray(Image.open(output)), expected, err_msg=output.name)
 
 
+def test_plain_pngs_with_a_profile_or_exif_keep_them(loaded, digit, tmp_path):
+    """tf.data would decode them alike but not keep their metadata: Pillow reads them."""
+    from PIL import ImageCms
+
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[16:20] = b"GRAY"  # copied as bytes: the header is what is checked
+    exif = Image.Exif()
+    exif[0x010F] = "scanner"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(digit).save(folder / "icc.png", icc_profile=bytes(profile))
+    Image.fromarray(digit).save(folder / "exif.png", exif=exif.tobytes())
+    Image.fromarray(digit).save(folder / "plain.png")
+    paths = sorted(folder.iterdir())
+    log, outputs = run(loaded, paths, tmp_path / "out")
+    assert [(o.format, o.bit_depth) for o in log.outcomes] == [("PNG", 8)] * 3
+    written = {output.name: Image.open(output) for output in outputs}
+    assert written["icc.denoised.png"].info.get("icc_profile") == bytes(profile)
+    assert written["exif.denoised.png"].getexif().get(0x010F) == "scanner"
+    expected = expected_output(loaded, digit)
+    for output in outputs:
+        np.testing.assert_array_equal(np.asarray(Image.open(output)), expected, err_msg=output.name)
+
+
 def test_outcomes_come_in_input_order_whichever_path_each_input_takes(loaded, digit, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
