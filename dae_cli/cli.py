@@ -291,6 +291,8 @@ def encode(
             _report_outcome(outcome, None)
         elif out is None:
             record = {"source": outcome.input, "latent": outcome.latent.tolist()}
+            if outcome.kind:
+                record["image"] = outcome.kind  # what decode needs to write the same kind of file
             output.record(record, json.dumps(record))  # JSON lines are the data, --json or not
 
     _check_overlap(overlap, loaded)
@@ -300,7 +302,8 @@ def encode(
         inference.encode_files(loaded, paths, size_mode=size_mode, overlap=overlap, batch_size=batch_size, log=log)
     good = [o for o in log.outcomes if o.ok]
     if out is not None and good:
-        latents.write_latents(out, [o.input for o in good], np.stack([o.latent for o in good]), overwrite=overwrite)
+        latents.write_latents(out, [o.input for o in good], np.stack([o.latent for o in good]), overwrite=overwrite,
+                              kinds=[o.kind for o in good])
         output.record({"output": str(out), "count": len(good)}, str(out))
     _batch_exit(log)
 

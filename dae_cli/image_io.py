@@ -345,6 +345,22 @@ def _exif_bytes(image: Image.Image) -> bytes | None:
         return None
 
 
+def source_kind(meta: ImageMeta) -> dict:
+    """What `decode` needs to know of a source image to write the same kind of file:
+    recorded by `encode` beside each latent."""
+    return {"format": meta.format, "bit_depth": meta.bit_depth, "channels": meta.channels, "mode": meta.mode}
+
+
+def meta_of_kind(kind: dict | None) -> ImageMeta | None:
+    """The `ImageMeta` a decoded image is written with (no alpha, profile nor EXIF: a
+    latent holds none of them), or None where no kind was recorded (older files, CSV)."""
+    if not isinstance(kind, dict):
+        return None
+    bit_depth = kind.get("bit_depth") if kind.get("bit_depth") in (8, 16, 32) else 8
+    channels = kind.get("channels") if kind.get("channels") in (1, 3) else 3
+    return ImageMeta(format=kind.get("format"), bit_depth=bit_depth, channels=channels)
+
+
 def format_of(path: str | Path) -> str:
     """The format an output named `path` is written in (PNG for any other extension)."""
     return WRITABLE.get(Path(path).suffix.lower(), "PNG")

@@ -31,6 +31,7 @@ class Outcome:
     output: str | None = None
     error: str | None = None
     latent: np.ndarray | None = None  # float32, as the encoder gave it
+    kind: dict | None = None  # what `encode`'s source was (`image_io.source_kind`), for decode
     # The noise level the model was given (std on [0, 1]), for models that take one,
     # and whether it was estimated from the image (`--sigma auto`).
     sigma: float | None = None
@@ -401,18 +402,19 @@ def encode_files(
         ready = []
         for path in chunk:
             try:
-                pixels = image_io.load_image(path, channels)
+                pixels, meta = image_io.read_for_model(path, channels)
                 plan = plan_image(pixels, (height, width), size_mode, overlap, path)
                 tiled = len(plan.tiles) > 1 or plan.tiles.shape[1:3] != pixels.shape[:2]
+                kind = image_io.source_kind(meta)
                 for k, ((y, x), tile) in enumerate(zip(plan.corners, plan.tiles)):
                     source = f"{path}#{y},{x}" if tiled and size_mode == "tile" else str(path)
-                    ready.append((source, tile, k == len(plan.tiles) - 1))
+                    ready.append((source, tile, k == len(plan.tiles) - 1, kind))
             except DaeError as error:
                 report(Outcome(str(path), error=str(error)))
         if ready:
-            latents = _run_batched(model.encode, np.stack([tile for _, tile, _ in ready]).astype(np.float32), batch_size)
-            for (source, _, last_tile), latent in zip(ready, latents):
-                report(Outcome(source, latent=latent), finishes_input=last_tile)
+            latents = _run_batched(model.encode, np.stack([tile for _, tile, _, _ in ready]).astype(np.float32), batch_size)
+            for (source, _, last_tile, kind), latent in zip(ready, latents):
+                report(Outcome(source, latent=latent, kind=kind), finishes_input=last_tile)
 
 
 def decode_latents(
@@ -426,7 +428,8 @@ def decode_latents(
     options: image_io.OutputOptions = image_io.OutputOptions(),
 ) -> None:
     """One image per latent vector, named after its source image when it is known, in
-    its source's format (or `options.format`)."""
+    its source's format (or `options.format`) and, where `encode` recorded it, its
+    source's channels and bit depth."""
     from dae_cli.latents import check_vector
 
     report = log.add
@@ -446,7 +449,10 @@ def decode_latents(
             continue
         images = _run_batched(model.decode, np.stack([vector for _, _, vector in ready]), batch_size)
         for (item, target, _), image in zip(ready, images):
-            report(_write_image(item.label, image, target, None, overwrite, options))
+            meta = image_io.meta_of_kind(item.kind)
+            if meta is not None and meta.channels == 1 and image.shape[-1] == 3:
+                image = image.mean(axis=-1, keepdims=True)  # gray in, gray out
+            report(_write_image(item.label, image, target, meta, overwrite, options))
 
 
 def decode_targets(items: list, out_dir: Path, format: str | None = None) -> list[Path]:

@@ -4,7 +4,7 @@
   `encode` was given it, and `dae:image_sizes`, a JSON object {path: [height, width]}
   of the images' own sizes, so that `decode` crops its output to them, and
   `dae:image_kinds`, a JSON object {path: {"format", "bit_depth", "channels", "mode"}}
-  of what each source was, so that `decode` writes the same kind of file (files
+  of what each source was (`image_io.source_kind`), so that `decode` writes the same kind of file (files
   written before it was recorded decode as 8-bit images of the model's channels).
 - `.npy`: the array of one image; with no size beside it, `decode` gives the image at
   the padded size the latent covers (the image's own size when that is a multiple of
@@ -40,24 +40,7 @@ class MapItem:
     source: str | None
     array: np.ndarray
     size: tuple[int, int] | None = None  # the image's own (height, width)
-    kind: dict | None = None  # what the source was (`source_kind`), when recorded
-
-
-def source_kind(meta) -> dict:
-    """What `decode` needs of a source image (an `image_io.ImageMeta`) to write its kind."""
-    return {"format": meta.format, "bit_depth": meta.bit_depth, "channels": meta.channels, "mode": meta.mode}
-
-
-def meta_of(kind: dict | None):
-    """The `image_io.ImageMeta` a decoded image is written with (no alpha nor metadata:
-    a latent holds neither), or None for a map without a recorded kind."""
-    from dae_cli.image_io import ImageMeta
-
-    if not isinstance(kind, dict):
-        return None
-    bit_depth = kind.get("bit_depth") if kind.get("bit_depth") in (8, 16, 32) else 8
-    channels = kind.get("channels") if kind.get("channels") in (1, 3) else 3
-    return ImageMeta(format=kind.get("format"), bit_depth=bit_depth, channels=channels)
+    kind: dict | None = None  # what the source was (`image_io.source_kind`), when recorded
 
 
 def write_maps(path: Path, encoded: list[tuple], overwrite: bool = False) -> None:

@@ -194,8 +194,7 @@ def denoise_files(model, paths: list[Path], outputs: list[Path], *, overwrite: b
 def encode_files(model, paths: list[Path], *, sigma=None, log: OutcomeLog, warn=lambda message: None,
                  detail=lambda message: None) -> list[tuple[str, np.ndarray, tuple[int, int], dict]]:
     """The latent feature map of each image, with the image's own (height, width) and
-    what `decode` needs to write the same kind of file (`latent_maps.source_kind`)."""
-    from dae_cli.latent_maps import source_kind
+    what `decode` needs to write the same kind of file (`image_io.source_kind`)."""
 
     multiple = model.size_multiple
     encoded = []
@@ -209,7 +208,7 @@ def encode_files(model, paths: list[Path], *, sigma=None, log: OutcomeLog, warn=
         _tell_level(detail, path, level, estimated)
         padded = pad_to_multiple(pixels, multiple)[None].astype(np.float32)
         latent = np.asarray(model.encode(padded, None if level is None else np.array([level], np.float32)))[0]
-        encoded.append((str(path), latent, pixels.shape[:2], source_kind(meta)))
+        encoded.append((str(path), latent, pixels.shape[:2], image_io.source_kind(meta)))
         log.add(Outcome(str(path), sigma=level, sigma_estimated=estimated))
     return encoded
 
@@ -219,7 +218,6 @@ def decode_maps(model, maps: list, out_dir: Path, *, overwrite: bool = False, lo
     """One image per latent feature map, cropped to its recorded image size, of the kind
     its source was (format, gray or colour, bit depth) when `encode` recorded it."""
     from dae_cli.inference import output_paths
-    from dae_cli.latent_maps import meta_of
 
     named = [m for m in maps if m.source]
     paths = output_paths([Path(m.source) for m in named], out_dir, "decoded", options.format, directory_only=True) if named else []
@@ -241,7 +239,7 @@ def decode_maps(model, maps: list, out_dir: Path, *, overwrite: bool = False, lo
         image = np.asarray(model.decode(item.array[None].astype(np.float32)))[0]
         if item.size is not None:
             image = image[: item.size[0], : item.size[1]]
-        meta = meta_of(item.kind)
+        meta = image_io.meta_of_kind(item.kind)
         if meta is not None and meta.channels == 1 and image.shape[-1] == 3:
             image = image.mean(axis=-1, keepdims=True)  # gray in, gray out, as denoise gives it
         log.add(_write_image(item.label, np.clip(image, 0.0, 1.0), target, meta, overwrite, options))

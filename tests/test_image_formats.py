@@ -349,4 +349,31 @@ def test_old_latent_files_without_kinds_decode_as_before(tmp_path):
     latent = np.zeros((3, 4, 8), np.float32)
     np.savez(tmp_path / "old.npz", **{"a.png": latent, latent_maps.SIZES_KEY: np.asarray('{"a.png": [10, 14]}')})
     [item] = latent_maps.read_maps(str(tmp_path / "old.npz"))
-    assert item.kind is None and latent_maps.meta_of(item.kind) is None and item.size == (10, 14)
+    assert item.kind is None and image_io.meta_of_kind(item.kind) is None and item.size == (10, 14)
+
+
+def test_dense_latents_carry_the_source_kind_to_decode(trained_model, tmp_path):
+    digit = (np.random.default_rng(3).integers(0, 65536, (28, 28))).astype(np.uint16)
+    Image.fromarray(digit).save(tmp_path / "scan.tif")
+    encoded = run_dae("encode", tmp_path / "scan.tif", "-m", trained_model)
+    assert encoded.returncode == 0, encoded.stderr
+    [record] = json_lines(encoded.stdout)
+    assert record["image"] == {"format": "TIFF", "bit_depth": 16, "channels": 1, "mode": "I;16"}
+    decoded = run_dae("--json", "decode", "-", "-m", trained_model, "-o", tmp_path / "dec", input=encoded.stdout)
+    assert decoded.returncode == 0, decoded.stderr
+    [written] = json_lines(decoded.stdout)
+    assert written["output"] == str(tmp_path / "dec" / "scan.decoded.tif")
+    assert (written["format"], written["bit_depth"]) == ("TIFF", 16)
+    assert Image.open(written["output"]).mode == "I;16"
+
+
+def test_vector_files_keep_the_source_kind(tmp_path):
+    from dae_cli import latents
+
+    kind = {"format": "PNG", "bit_depth": 16, "channels": 1, "mode": "I;16"}
+    for name in ("z.npz", "z.json", "z.csv"):
+        latents.write_latents(tmp_path / name, ["a.png", "b.png"], np.zeros((2, 4)), kinds=[kind, None])
+        items = latents.read_latents(str(tmp_path / name))
+        assert [item.kind for item in items] == ([kind, None] if name != "z.csv" else [None, None]), name
+    np.savez(tmp_path / "old.npz", latents=np.zeros((1, 4)), sources=np.asarray(["a.png"]))
+    assert [item.kind for item in latents.read_latents(str(tmp_path / "old.npz"))] == [None]
