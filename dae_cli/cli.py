@@ -61,7 +61,7 @@ FORMAT_OPTION = typer.Option(
 )
 QUALITY_OPTION = typer.Option(
     95, "--quality", min=1, max=100, rich_help_panel=OUTPUT_PANEL,
-    help="JPEG and WebP quality: 95, visually lossless at a fraction of PNG's size, adds no visible artefacts.",
+    help="JPEG and WebP quality; the default is visually lossless at a fraction of PNG's size, so no artefacts show.",
 )
 BIT_DEPTH_OPTION = typer.Option(
     None, "--bit-depth", rich_help_panel=OUTPUT_PANEL,

@@ -314,8 +314,10 @@ def image_meta(image: Image.Image) -> ImageMeta:
     mode = image.mode
     bit_depth = 16 if mode in _SIXTEEN_BIT_MODES else 32 if mode == "F" else 8
     alpha = None
-    if mode in ("LA", "La", "RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in image.info):
-        alpha = np.asarray(image.convert("RGBA" if mode.startswith(("P", "RGB")) else "LA").getchannel("A"))
+    if mode in ("LA", "RGBA"):
+        alpha = np.asarray(image.getchannel("A"))
+    elif mode in ("La", "RGBa", "PA") or (mode == "P" and "transparency" in image.info):
+        alpha = np.asarray(image.convert("RGBA" if mode != "La" else "LA").getchannel("A"))
     return ImageMeta(
         format=image.format, bit_depth=bit_depth, channels=image_channels(image), alpha=alpha,
         icc_profile=image.info.get("icc_profile") or None, exif=_exif_bytes(image),
@@ -433,8 +435,10 @@ def _samples(pixels: np.ndarray, depth: int, alpha: np.ndarray | None) -> np.nda
     if pixels.dtype == np.uint8:
         pixels = pixels.astype(np.float32) / 255.0 if depth > 8 else pixels
     if depth == 16:
-        scaled = np.multiply(pixels[..., 0], 65535.0, dtype=np.float64)
-        return np.clip(np.rint(scaled), 0, 65535).astype(np.uint16)
+        # float32 is exact enough: v / 65535 * 65535 is within 0.01 of v, so rint gives v back.
+        scaled = np.multiply(pixels[..., 0], 65535.0, dtype=np.float32)
+        np.rint(scaled, out=scaled)
+        return np.clip(scaled, 0, 65535, out=scaled).astype(np.uint16)
     if depth == 32:
         return np.multiply(pixels[..., 0], 255.0, dtype=np.float32)  # Pillow's 0-255 float scale
     samples = pixels if pixels.dtype == np.uint8 else to_uint8(pixels)

@@ -153,6 +153,9 @@ def test_bit_depth_and_strip_metadata_options(tmp_path):
     pixels, meta = image_io.read_for_model(sixteen, 1)
     shallow = read_back(image_io.encode_image(pixels, meta, "PNG", image_io.OutputOptions(bit_depth=8))[0])
     assert shallow.mode == "L"
+    colour, meta = image_io.read_for_model(save(tmp_path / "colour.png", "RGB"), 3)
+    data, written = image_io.encode_image(colour, meta, "PNG", image_io.OutputOptions(bit_depth=16))
+    assert read_back(data).mode == "RGB" and written.bit_depth == 8 and "gray only" in written.notes[0]
 
 
 def test_a_bmp_keeps_neither_profile_nor_exif_nor_alpha_and_says_so(tmp_path):
@@ -319,6 +322,14 @@ def test_o_file_with_an_image_extension_writes_that_file_in_that_format(tmp_path
     reference = io.BytesIO()
     Image.open(tmp_path / "clean.jpg").save(reference, "JPEG", quality=95)
     assert Image.open(tmp_path / "clean.jpg").quantization == Image.open(reference).quantization
+
+
+def test_strip_metadata_drops_profile_and_exif(tmp_path):
+    source = save(tmp_path / "camera.jpg", "RGB", orientation=None)
+    result = run_dae("noise", source, "-o", tmp_path / "bare.jpg", "--noise-std", "0.01", "--strip-metadata")
+    assert result.returncode == 0, result.stderr
+    bare = Image.open(tmp_path / "bare.jpg")
+    assert bare.format == "JPEG" and bare.info.get("icc_profile") is None and MAKE not in bare.getexif()
 
 
 def test_unwritable_extensions_and_depths_are_usage_errors_that_create_nothing(tmp_path):
