@@ -388,3 +388,11 @@ def test_vector_files_keep_the_source_kind(tmp_path):
         assert [item.kind for item in items] == ([kind, None] if name != "z.csv" else [None, None]), name
     np.savez(tmp_path / "old.npz", latents=np.zeros((1, 4)), sources=np.asarray(["a.png"]))
     assert [item.kind for item in latents.read_latents(str(tmp_path / "old.npz"))] == [None]
+
+
+def test_the_cli_offers_the_formats_and_quality_image_io_writes():
+    from dae_cli import cli
+
+    assert tuple(member.value for member in cli.ImageFormat) == image_io.FORMAT_CHOICES
+    assert {choice.upper() for choice in image_io.FORMAT_CHOICES} == set(image_io.FORMAT_EXTENSIONS)
+    assert cli.QUALITY_OPTION.default == image_io.DEFAULT_QUALITY == image_io.OutputOptions().quality
