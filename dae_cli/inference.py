@@ -180,8 +180,8 @@ def denoise_files(
 
     The work is split into stages that run at the same time:
     1. read and decode: PNGs that decode the same in TensorFlow as in Pillow (8-bit, the
-       model's channels and size, no EXIF nor ICC profile) are read and decoded by `tf.data` on all
-       cores, outside Python's GIL (`_plain_png_batches`); any other input, and any
+       model's channels and size, no EXIF nor ICC profile) are read and decoded by
+       `tf.data` on all cores, outside Python's GIL (`_plain_png_batches`); any other input, and any
        that fails there, goes through Pillow (`image_io.load_image`), which also words
        the error of a bad one;
     2. batches of same-shape arrays (a Pillow-read image of another size becomes its
@@ -331,8 +331,9 @@ def _plain_png_batches(paths: list[str], shape: tuple[int, int, int], batch_size
 
     Only PNGs whose header says 8-bit gray (one-channel model) or RGB (three) of exactly
     `shape`, and that carry no EXIF nor ICC profile, are decoded here: for those
-    TensorFlow's decoder gives the very pixels Pillow does, and there is nothing to keep. Any other file, and one that fails to read or
-    decode, is left out without a word; the caller sends it down the Pillow path.
+    TensorFlow's decoder gives the very pixels Pillow does, and there is nothing to
+    keep. Any other file, and one that fails to read or decode, is left out without a
+    word; the caller sends it down the Pillow path.
     """
     from dae_cli.backend import tf
 
