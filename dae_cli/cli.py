@@ -50,6 +50,27 @@ SIGMA_OPTION = typer.Option(
     "15 on the 0-255 scale, 15/255 or 0.06. Lower keeps more texture.",
 )
 Strategy = choice_enum("Strategy", STRATEGIES)
+# How images are written (`image_io.OutputOptions`): kept here as plain values so that
+# --help does not import numpy and Pillow.
+ImageFormat = choice_enum("ImageFormat", ("png", "jpeg", "tiff", "webp", "bmp"))
+BitDepth = choice_enum("BitDepth", ("8", "16"))
+OUTPUT_PANEL = "Output files"
+FORMAT_OPTION = typer.Option(
+    None, "--format", rich_help_panel=OUTPUT_PANEL,
+    help="Write every output in this format (default: each input's own; another one's outputs are PNG).",
+)
+QUALITY_OPTION = typer.Option(
+    95, "--quality", min=1, max=100, rich_help_panel=OUTPUT_PANEL,
+    help="JPEG and WebP quality; the default is visually lossless at a fraction of PNG's size, so no artefacts show.",
+)
+BIT_DEPTH_OPTION = typer.Option(
+    None, "--bit-depth", rich_help_panel=OUTPUT_PANEL,
+    help="Bits per channel of the outputs (default: the input's; 16 for PNG and TIFF only, gray images only).",
+)
+STRIP_METADATA_OPTION = typer.Option(
+    False, "--strip-metadata", rich_help_panel=OUTPUT_PANEL,
+    help="Do not copy the input's ICC colour profile and EXIF to its output.",
+)
 
 app = typer.Typer(
     name="dae",
@@ -151,7 +172,28 @@ def _report_outcome(outcome, text: Optional[str]) -> None:
 def _outcome_log(fail_fast: bool, on_outcome=None, progress=None):
     from dae_cli.inference import OutcomeLog
 
-    return OutcomeLog(on_outcome or (lambda o: _report_outcome(o, o.output)), fail_fast, progress)
+    report = on_outcome or (lambda o: _report_outcome(o, o.output))
+    warned: set = set()
+
+    def tell(outcome) -> None:
+        for note in outcome.notes:  # what an output could not keep: once per run
+            if note not in warned:
+                warned.add(note)
+                State.output.warn(note)
+        report(outcome)
+
+    return OutcomeLog(tell, fail_fast, progress)
+
+
+def _output_options(format, bit_depth, quality: int, strip_metadata: bool = False):
+    """`image_io.OutputOptions` of the parsed `--format`, `--bit-depth`, `--quality`, `--strip-metadata`."""
+    from dae_cli.image_io import OutputOptions
+
+    return OutputOptions(
+        format=format.value.upper() if format is not None else None,
+        bit_depth=int(bit_depth.value) if bit_depth is not None else None,
+        quality=quality, strip_metadata=strip_metadata,
+    )
 
 
 def _batch_exit(log) -> None:
@@ -165,8 +207,12 @@ def _batch_exit(log) -> None:
 def denoise(
     inputs: List[str] = INPUTS_ARGUMENT,
     model: Optional[Path] = MODEL_OPTION,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory, or a .png file for one input (default: beside each input)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory, or a file (.png, .jpg, .tif, .webp, .bmp) for one input (default: beside each input)."),
     overwrite: bool = OVERWRITE_OPTION,
+    format: Optional[ImageFormat] = FORMAT_OPTION,
+    quality: int = QUALITY_OPTION,
+    bit_depth: Optional[BitDepth] = BIT_DEPTH_OPTION,
+    strip_metadata: bool = STRIP_METADATA_OPTION,
     resize: bool = typer.Option(False, "--resize", help="Resize other-sized images to the model's size and back."),
     tile: bool = typer.Option(True, "--tile/--no-tile", help="Denoise other-sized images by overlapping tiles (default); --no-tile makes them an error."),
     overlap: Optional[int] = OVERLAP_OPTION,
@@ -181,8 +227,10 @@ def denoise(
     from dae_cli import artifacts, image_io, inference
 
     level = _parse_sigma(sigma)
+    options = _output_options(format, bit_depth, quality, strip_metadata)
     paths = image_io.expand_inputs(inputs, note=State.output.info)
-    outputs = inference.output_paths(paths, out, ".denoised.png")
+    outputs = inference.output_paths(paths, out, "denoised", options.format)
+    image_io.check_output_options(outputs, options)
     loaded = artifacts.load_model(_model_dir(model), verify=not no_verify)
     _check_sigma(level, loaded)
     size_mode = "resize" if resize else "tile" if tile else "error"
@@ -198,12 +246,12 @@ def denoise(
             whole_images.denoise_files(
                 loaded, paths, outputs, overwrite=overwrite, max_pixels=int(max_megapixels * 1e6),
                 overlap=whole_images.DEFAULT_OVERLAP if overlap is None else overlap, sigma=level, tta=tta,
-                log=log, warn=State.output.warn, detail=State.output.detail,
+                log=log, warn=State.output.warn, detail=State.output.detail, options=options,
             )
         else:
             inference.denoise_files(
                 loaded, paths, outputs, size_mode=size_mode, overlap=overlap, overwrite=overwrite,
-                batch_size=batch_size, log=log, warn=State.output.warn,
+                batch_size=batch_size, log=log, warn=State.output.warn, options=options,
             )
     _batch_exit(log)
 
@@ -245,6 +293,8 @@ def encode(
             _report_outcome(outcome, None)
         elif out is None:
             record = {"source": outcome.input, "latent": outcome.latent.tolist()}
+            if outcome.kind:
+                record["image"] = outcome.kind  # what decode needs to write the same kind of file
             output.record(record, json.dumps(record))  # JSON lines are the data, --json or not
 
     _check_overlap(overlap, loaded)
@@ -254,7 +304,8 @@ def encode(
         inference.encode_files(loaded, paths, size_mode=size_mode, overlap=overlap, batch_size=batch_size, log=log)
     good = [o for o in log.outcomes if o.ok]
     if out is not None and good:
-        latents.write_latents(out, [o.input for o in good], np.stack([o.latent for o in good]), overwrite=overwrite)
+        latents.write_latents(out, [o.input for o in good], np.stack([o.latent for o in good]), overwrite=overwrite,
+                              kinds=[o.kind for o in good])
         output.record({"output": str(out), "count": len(good)}, str(out))
     _batch_exit(log)
 
@@ -305,9 +356,18 @@ def _check_overlap(overlap: Optional[int], loaded) -> None:
 @app.command(epilog=EXIT_CODES_HELP)
 def decode(
     latents_file: str = typer.Argument(..., metavar="LATENTS", help="A file written by 'dae encode', or - for JSON lines on stdin."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for the PNGs."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the images."),
     model: Optional[Path] = MODEL_OPTION,
     overwrite: bool = OVERWRITE_OPTION,
+    format: Optional[ImageFormat] = typer.Option(
+        None, "--format", rich_help_panel=OUTPUT_PANEL,
+        help="Write every image in this format (default: its source's, as named in the latents; else PNG).",
+    ),
+    quality: int = QUALITY_OPTION,
+    bit_depth: Optional[BitDepth] = typer.Option(
+        None, "--bit-depth", rich_help_panel=OUTPUT_PANEL,
+        help="Bits per channel (default: the source's, as encode recorded it for a conv model; else 8).",
+    ),
     batch_size: int = BATCH_SIZE_OPTION,
     fail_fast: bool = FAIL_FAST_OPTION,
     no_verify: bool = NO_VERIFY_OPTION,
@@ -316,7 +376,10 @@ def decode(
     from dae_cli import artifacts, inference, latents
 
     if out.exists() and not out.is_dir():
-        raise UsageError(f"-o {out} is a file; decode writes a directory of PNGs")
+        raise UsageError(f"-o {out} is a file; decode writes a directory of images")
+    options = _output_options(format, bit_depth, quality)
+    if options.bit_depth == 16 and options.format in ("JPEG", "WEBP", "BMP"):
+        raise UsageError(f"--bit-depth 16: {options.format} holds 8 bits per channel; use --format png or tiff")
     directory = _model_dir(model)
     if artifacts.read_manifest(directory).get("architecture") == "conv":
         from dae_cli import latent_maps, whole_images
@@ -325,13 +388,13 @@ def decode(
         loaded = artifacts.load_model(directory, parts=(artifacts.DECODER,), verify=not no_verify)
         with State.output.progress("decode", len(maps), unit="latents") as progress:
             log = _outcome_log(fail_fast, progress=progress)
-            whole_images.decode_maps(loaded, maps, out, overwrite=overwrite, log=log)
+            whole_images.decode_maps(loaded, maps, out, overwrite=overwrite, log=log, options=options)
         return _batch_exit(log)
     items = latents.read_latents(latents_file)
     loaded = artifacts.load_model(directory, parts=(artifacts.DECODER,), verify=not no_verify)
     with State.output.progress("decode", len(items), unit="latents") as progress:
         log = _outcome_log(fail_fast, progress=progress)
-        inference.decode_latents(loaded, items, out, overwrite=overwrite, batch_size=batch_size, log=log)
+        inference.decode_latents(loaded, items, out, overwrite=overwrite, batch_size=batch_size, log=log, options=options)
     _batch_exit(log)
 
 
@@ -450,22 +513,29 @@ def _sigma_text(report: dict) -> str:
 @with_settings("noise")
 def noise_command(
     inputs: List[str] = typer.Argument(..., help="Clean image files, directories (recursive) or globs."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory, or a .png file for one input (default: beside each input)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory, or a file (.png, .jpg, .tif, .webp, .bmp) for one input (default: beside each input)."),
     overwrite: bool = OVERWRITE_OPTION,
+    format: Optional[ImageFormat] = FORMAT_OPTION,
+    quality: int = QUALITY_OPTION,
+    bit_depth: Optional[BitDepth] = BIT_DEPTH_OPTION,
+    strip_metadata: bool = STRIP_METADATA_OPTION,
     fail_fast: bool = FAIL_FAST_OPTION,
     settings: dict = None,
 ) -> None:
-    """Add noise to clean images (seeded), to make demos and test sets; writes <stem>.noisy.png."""
+    """Add noise to clean images (seeded), to make demos and test sets; writes <stem>.noisy.<ext>."""
     from dae_cli import image_io, inference
     from dae_cli.config import Config
     from dae_cli.noise import NoiseSpec
 
     config = Config.resolve(None, settings)
+    options = _output_options(format, bit_depth, quality, strip_metadata)
     paths = image_io.expand_inputs(inputs, note=State.output.info)
-    outputs = inference.output_paths(paths, out, ".noisy.png")
+    outputs = inference.output_paths(paths, out, "noisy", options.format)
+    image_io.check_output_options(outputs, options)
     with State.output.progress("noise", len(paths)) as progress:
         log = _outcome_log(fail_fast, progress=progress)
-        inference.noise_files(paths, outputs, NoiseSpec.from_config(config), config.seed, overwrite=overwrite, log=log)
+        inference.noise_files(paths, outputs, NoiseSpec.from_config(config), config.seed, overwrite=overwrite, log=log,
+                              options=options)
     _batch_exit(log)
 
 

@@ -2,20 +2,29 @@
 
 Images load as float32 arrays of shape (height, width, channels) in [0, 1]. Whatever
 the file's mode, it is converted to the channels asked for: EXIF rotation is applied,
-palette and CMYK images become RGB, alpha is dropped (not composited), 16-bit images
-are scaled from [0, 65535], and RGB becomes grayscale with Pillow's ITU-R 601-2 luma
+palette and CMYK images become RGB, alpha is split off (not composited), 16-bit images
+are scaled from [0, 65535] (exactly: float32 holds every 16-bit value), float images
+from Pillow's 0-255 scale, and RGB becomes grayscale with Pillow's ITU-R 601-2 luma
 when one channel is wanted. Images over Pillow's decompression-bomb limit are refused
 before their pixels are decoded.
 
+What a written image needs from its source travels beside the pixels as an
+`ImageMeta` (`read_for_model`): the format, bit depth, own channels, the alpha plane,
+the ICC profile and EXIF. `encode_image` turns pixels and that back into a file of a
+given format, keeping what the format can hold.
+
 Example:
-    >>> pixels = load_image("digit.png", channels=1)   # doctest: +SKIP
-    >>> pixels.shape, pixels.dtype
-    ((28, 28, 1), dtype('float32'))
+    >>> pixels, meta = read_for_model("scan.tif", channels=1)   # doctest: +SKIP
+    >>> data, written = encode_image(denoise(pixels), meta, "TIFF")  # doctest: +SKIP
+    >>> written.bit_depth                                         # doctest: +SKIP
+    16
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
+import io
 import os
 import struct
 import warnings
@@ -28,10 +37,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from dae_cli.errors import InputError, UsageError
 from dae_cli.files import write_bytes_atomic
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-# What `dae` itself writes: skipped when a directory is searched, so a second run over
-# the same folder does not take the first run's outputs for inputs.
-OUTPUT_SUFFIXES = (".denoised.png", ".decoded.png", ".noisy.png")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+# The formats dae writes, by file extension, and the extension each one gets by default.
+WRITABLE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".bmp": "BMP"}
+FORMAT_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
+FORMAT_CHOICES = ("png", "jpeg", "tiff", "webp", "bmp")  # --format, as users type them
+DEEP_FORMATS = {"PNG", "TIFF"}  # hold 16-bit gray (and TIFF 32-bit float)
+ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
+METADATA_FORMATS = {"PNG", "JPEG", "TIFF", "WEBP"}  # ICC profile and EXIF, as Pillow writes them
+DEFAULT_QUALITY = 95  # JPEG and WebP: visually lossless; a denoiser must not add artefacts
+# What `dae` itself writes, `<stem>.<tag>.<any image extension>`: skipped when a directory
+# is searched, so a second run over the same folder does not take its outputs for inputs.
+OUTPUT_TAGS = ("denoised", "decoded", "noisy")
+OUTPUT_SUFFIXES = tuple(f".{tag}{suffix}" for tag in OUTPUT_TAGS for suffix in sorted(IMAGE_SUFFIXES))
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
@@ -65,7 +83,8 @@ def expand_inputs(inputs: list[str], note=None) -> list[Path]:
         else:
             raise UsageError(f"no such file or directory: {spec}")
     if skipped and note is not None:
-        note(f"skipped {skipped} file(s) named like dae's outputs ({', '.join('*' + s for s in OUTPUT_SUFFIXES)}); name them to use them")
+        patterns = ", ".join(f"*.{tag}.*" for tag in OUTPUT_TAGS)
+        note(f"skipped {skipped} file(s) named like dae's outputs ({patterns}); name them to use them")
     # The same file named twice (say by a directory and a glob) is processed once.
     return list(dict.fromkeys(paths))
 
@@ -88,8 +107,13 @@ def open_image(path: str | Path) -> Image.Image:
             warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                source_format = image.format
+                tiff_exif = _tiff_exif(image) if source_format == "TIFF" else None
                 image = ImageOps.exif_transpose(image)
                 image.load()
+                image.format = source_format  # a transposed copy has none of its own
+                if tiff_exif and "exif" not in image.info:
+                    image.info["exif"] = tiff_exif  # a copy loses a TIFF's tags: keep its EXIF
                 return image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(
@@ -139,12 +163,18 @@ def load_for_model(path: str | Path, channels: int, warn=lambda message: None) -
 
     A colour image given to a gray model can only come back gray: `warn` says so.
     """
+    pixels, meta = read_for_model(path, channels, warn)
+    return pixels, meta.channels
+
+
+def read_for_model(path: str | Path, channels: int, warn=lambda message: None) -> tuple[np.ndarray, "ImageMeta"]:
+    """`load_for_model`, with what a written output needs from the source (`ImageMeta`)."""
     image = open_image(path)
-    own = image_channels(image)
-    if own == 3 and channels == 1:
+    meta = image_meta(image)
+    if meta.channels == 3 and channels == 1:
         warn(f"{path} is in colour and this model denoises gray images only: its output is gray "
              "(use a colour model, such as -m photo, to keep the colour)")
-    return to_array(image, channels), own
+    return to_array(image, channels), meta
 
 
 def load_image(path: str | Path, channels: int) -> np.ndarray:
@@ -226,3 +256,208 @@ def grid_image(rows: list[np.ndarray], gap: int = 2) -> np.ndarray:
             y, x = r * (height + gap), c * (width + gap)
             canvas[y : y + height, x : x + width] = image
     return canvas
+
+
+# --- Keeping what came in: bit depth, format, colour profile, EXIF and alpha ---------
+
+# TIFF tags that describe a file's own layout: Pillow lists them among a TIFF's EXIF,
+# but copied into another file they would describe the wrong pixels.
+_TIFF_LAYOUT_TAGS = {
+    254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 280, 281, 284, 317, 320,
+    322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532, 34675,
+}
+_ORIENTATION = 0x0112
+
+
+@dataclasses.dataclass
+class ImageMeta:
+    """What an output needs from its source image to be the same kind of file."""
+
+    format: str | None = None  # Pillow's name for the source's format ("PNG", "JPEG", ...)
+    bit_depth: int = 8  # of the colour channels: 8, 16 (gray) or 32 (float gray)
+    channels: int = 1  # the source's own colour channels, 1 or 3
+    alpha: np.ndarray | None = None  # the alpha plane, (h, w) uint8, carried over unchanged
+    icc_profile: bytes | None = None
+    exif: bytes | None = None  # with Orientation reset to 1: the pixels are already turned
+
+    @property
+    def mode(self) -> str:
+        """The Pillow mode an output of this kind has (in a format that holds it)."""
+        if self.bit_depth == 16:
+            return "I;16"
+        if self.bit_depth == 32:
+            return "F"
+        return ("L" if self.channels == 1 else "RGB") + ("A" if self.alpha is not None else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputOptions:
+    """How outputs are written: `--format`, `--bit-depth`, `--quality`, `--strip-metadata`."""
+
+    format: str | None = None  # "PNG", "JPEG", ...; None: each output's extension says
+    bit_depth: int | None = None  # None: the source's
+    quality: int = DEFAULT_QUALITY
+    strip_metadata: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """What an encoded output is, for the JSON record, and what it could not keep."""
+
+    format: str
+    bit_depth: int
+    notes: tuple[str, ...] = ()
+
+
+def image_meta(image: Image.Image) -> ImageMeta:
+    """The `ImageMeta` of an image opened by `open_image`."""
+    mode = image.mode
+    bit_depth = 16 if mode in _SIXTEEN_BIT_MODES else 32 if mode == "F" else 8
+    alpha = None
+    if mode in ("LA", "RGBA"):
+        alpha = np.asarray(image.getchannel("A"))
+    elif mode in ("La", "RGBa", "PA") or (mode == "P" and "transparency" in image.info):
+        alpha = np.asarray(image.convert("RGBA" if mode != "La" else "LA").getchannel("A"))
+    return ImageMeta(
+        format=image.format, bit_depth=bit_depth, channels=image_channels(image), alpha=alpha,
+        icc_profile=image.info.get("icc_profile") or None, exif=_exif_bytes(image),
+    )
+
+
+def _tiff_exif(image: Image.Image) -> bytes | None:
+    """A TIFF's EXIF as bytes, without the tags that describe the TIFF's own layout."""
+    try:
+        exif = image.getexif()
+        for tag in _TIFF_LAYOUT_TAGS & set(exif):
+            del exif[tag]
+        return exif.tobytes() if len(exif) else None
+    except Exception:  # unreadable EXIF is dropped, as Pillow drops it when it reads the pixels
+        return None
+
+
+def _exif_bytes(image: Image.Image) -> bytes | None:
+    try:
+        exif = image.getexif()
+        if not len(exif):
+            return None
+        if _ORIENTATION in exif:
+            exif[_ORIENTATION] = 1
+        return exif.tobytes()
+    except Exception:  # unreadable EXIF is dropped, as Pillow drops it when it reads the pixels
+        return None
+
+
+def source_kind(meta: ImageMeta) -> dict:
+    """What `decode` needs to know of a source image to write the same kind of file:
+    recorded by `encode` beside each latent."""
+    return {"format": meta.format, "bit_depth": meta.bit_depth, "channels": meta.channels, "mode": meta.mode}
+
+
+def meta_of_kind(kind: dict | None) -> ImageMeta | None:
+    """The `ImageMeta` a decoded image is written with (no alpha, profile nor EXIF: a
+    latent holds none of them), or None where no kind was recorded (older files, CSV)."""
+    if not isinstance(kind, dict):
+        return None
+    bit_depth = kind.get("bit_depth") if kind.get("bit_depth") in (8, 16, 32) else 8
+    channels = kind.get("channels") if kind.get("channels") in (1, 3) else 3
+    return ImageMeta(format=kind.get("format"), bit_depth=bit_depth, channels=channels)
+
+
+def format_of(path: str | Path) -> str:
+    """The format an output named `path` is written in (PNG for any other extension)."""
+    return WRITABLE.get(Path(path).suffix.lower(), "PNG")
+
+
+def output_extension(source: Path, format: str | None = None) -> str:
+    """The extension of `source`'s output: `format`'s, else its own when dae writes it, else .png."""
+    if format is not None:
+        return FORMAT_EXTENSIONS[format]
+    return source.suffix if source.suffix.lower() in WRITABLE else ".png"
+
+
+def check_output_options(outputs: list[Path], options: OutputOptions) -> None:
+    """Usage errors found before any work: 16 bits into a format that cannot hold them."""
+    if options.bit_depth == 16:
+        shallow = sorted({format_of(path) for path in outputs} - DEEP_FORMATS)
+        if shallow:
+            raise UsageError(f"--bit-depth 16: {', '.join(shallow)} holds 8 bits per channel; use --format png or tiff")
+
+
+def encode_image(pixels: np.ndarray, meta: ImageMeta | None, format: str,
+                 options: OutputOptions = OutputOptions()) -> tuple[bytes, Written]:
+    """The file bytes of `pixels` ((h, w, 1 or 3) floats on [0, 1], or uint8) in `format`.
+
+    The bit depth is `options.bit_depth` or the source's, where the format and Pillow can
+    hold it (16 bits and float are gray only); the source's alpha plane is re-attached
+    unchanged, and its ICC profile (when it matches the output's channels) and EXIF copied,
+    where the format takes them and `options.strip_metadata` is off. What had to go is
+    in `Written.notes`, one line each.
+    """
+    meta = meta or ImageMeta(channels=pixels.shape[-1])
+    notes = []
+    if format == "WEBP" and pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)  # WebP has no gray
+    channels = pixels.shape[-1]
+    alpha = meta.alpha if meta.alpha is not None and meta.alpha.shape == pixels.shape[:2] else None
+    if alpha is not None and format not in ALPHA_FORMATS:
+        alpha = None
+        notes.append(f"{format} has no alpha channel: the alpha of such inputs is dropped")
+    depth = options.bit_depth or meta.bit_depth
+    if depth == 32 and format != "TIFF":
+        depth = 16
+    if depth > 8 and format not in DEEP_FORMATS:
+        depth = 8
+    if depth > 8 and (channels == 3 or alpha is not None):
+        depth = 8
+        notes.append("Pillow writes 16-bit and float images in gray only: colour and alpha outputs are 8-bit")
+    keep_metadata = not options.strip_metadata and format in METADATA_FORMATS
+    icc = meta.icc_profile if keep_metadata and _icc_fits(meta.icc_profile, channels) else None
+    exif = meta.exif if keep_metadata else None
+    if format == "PNG" and depth == 8 and alpha is None and icc is None and exif is None:
+        return png_bytes(pixels if pixels.dtype == np.uint8 else to_uint8(pixels)), Written("PNG", 8, tuple(notes))
+    image = Image.fromarray(_samples(pixels, depth, alpha))
+    settings = {}
+    if icc is not None:
+        settings["icc_profile"] = icc
+    if exif is not None:
+        settings["exif"] = exif
+    if format in ("JPEG", "WEBP"):
+        settings["quality"] = options.quality
+    if format == "TIFF":
+        settings["compression"] = "tiff_adobe_deflate"
+    buffer = io.BytesIO()
+    image.save(buffer, format, **settings)
+    return buffer.getvalue(), Written(format, depth, tuple(notes))
+
+
+def _samples(pixels: np.ndarray, depth: int, alpha: np.ndarray | None) -> np.ndarray:
+    """The array Pillow makes the output's mode of: L, LA, RGB, RGBA (uint8), I;16 or F."""
+    if pixels.dtype == np.uint8:
+        pixels = pixels.astype(np.float32) / 255.0 if depth > 8 else pixels
+    if depth == 16:
+        # float32 is exact enough: v / 65535 * 65535 is within 0.01 of v, so rint gives v back.
+        scaled = np.multiply(pixels[..., 0], 65535.0, dtype=np.float32)
+        np.rint(scaled, out=scaled)
+        return np.clip(scaled, 0, 65535, out=scaled).astype(np.uint16)
+    if depth == 32:
+        return np.multiply(pixels[..., 0], 255.0, dtype=np.float32)  # Pillow's 0-255 float scale
+    samples = pixels if pixels.dtype == np.uint8 else to_uint8(pixels)
+    if alpha is not None:
+        samples = np.concatenate([samples, alpha.astype(np.uint8)[..., None]], axis=-1)
+    return samples[..., 0] if samples.shape[-1] == 1 else samples
+
+
+def _icc_fits(profile: bytes | None, channels: int) -> bool:
+    """A profile describes the output's pixels only for its colour space: GRAY or RGB."""
+    if not profile or len(profile) < 20:
+        return False
+    return profile[16:20] == (b"GRAY" if channels == 1 else b"RGB ")
+
+
+def write_image(pixels: np.ndarray, meta: ImageMeta | None, path: str | Path, options: OutputOptions = OutputOptions(),
+                overwrite: bool = False) -> Written:
+    """Writes `pixels` to `path` in the format its extension names, atomically; never
+    replaces an existing file unless `overwrite`."""
+    data, written = encode_image(pixels, meta, format_of(path), options)
+    write_bytes_atomic(path, data, overwrite=overwrite, durable=False)
+    return written

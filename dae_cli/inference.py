@@ -31,10 +31,16 @@ class Outcome:
     output: str | None = None
     error: str | None = None
     latent: np.ndarray | None = None  # float32, as the encoder gave it
+    kind: dict | None = None  # what `encode`'s source was (`image_io.source_kind`), for decode
     # The noise level the model was given (std on [0, 1]), for models that take one,
     # and whether it was estimated from the image (`--sigma auto`).
     sigma: float | None = None
     sigma_estimated: bool = False
+    # What was written: its format ("PNG", "JPEG", ...) and bits per channel (8, 16, 32),
+    # and what the output could not keep (one line each, warned once per run).
+    format: str | None = None
+    bit_depth: int | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -44,6 +50,8 @@ class Outcome:
         record = {"input": self.input, "status": "ok" if self.ok else "error"}
         if self.output is not None:
             record["output"] = self.output
+        if self.format is not None:
+            record["format"], record["bit_depth"] = self.format, self.bit_depth
         if self.sigma is not None:  # on the 0-255 scale, as users give it
             record["sigma"] = round(self.sigma * 255, 3)
             record["sigma_estimated"] = self.sigma_estimated
@@ -84,32 +92,44 @@ def chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
-def output_paths(inputs: list[Path], out: Path | None, suffix: str) -> list[Path]:
+def output_paths(inputs: list[Path], out: Path | None, tag: str, format: str | None = None,
+                 directory_only: bool = False) -> list[Path]:
     """Where each input's result goes: beside it, into `out` as one file, or under `out`.
 
-    Under a directory, inputs keep their paths relative to their deepest common folder,
-    so two `a.png` from different folders stay apart and nothing lands outside `out`.
+    An output is named `<stem>.<tag><extension>`, the extension the input's own (when
+    dae writes that format) or `format`'s. `-o FILE.EXT` with one input names the file
+    itself when EXT is a format dae writes; `-o` with another extension that is no
+    existing directory is a usage error (unless `directory_only`, where `out` is always
+    a directory). Under a directory, inputs keep their paths relative to their deepest
+    common folder, so two `a.png` from different folders stay apart and nothing lands
+    outside `out`.
     """
-    single_file = (
-        out is not None and len(inputs) == 1 and not out.is_dir() and out.suffix.lower() == ".png"
-    )
-    if single_file:
-        return [out]
+    if out is not None and not directory_only and not out.is_dir():
+        if out.suffix.lower() in image_io.WRITABLE:
+            named = image_io.WRITABLE[out.suffix.lower()]
+            if format is not None and format != named:
+                raise UsageError(f"-o {out} is a {named} file name, but --format says {format.lower()}")
+            if len(inputs) == 1:
+                return [out]
+        elif out.suffix:
+            writable = ", ".join(sorted({s.lstrip(".") for s in image_io.WRITABLE}))
+            raise UsageError(f"-o {out}: not an image format dae writes ({writable}) nor an existing directory")
+    suffixes = [f".{tag}{image_io.output_extension(path, format)}" for path in inputs]
     if out is None:
-        targets = [path.with_name(path.stem + suffix) for path in inputs]
+        targets = [path.with_name(path.stem + suffix) for path, suffix in zip(inputs, suffixes)]
     else:
         if out.exists() and not out.is_dir():
             raise UsageError(f"-o {out} is a file; with several inputs it must be a directory")
         resolved = [path.resolve() for path in inputs]
         base = Path(os.path.commonpath([str(p.parent) for p in resolved]))
-        targets = [out / p.parent.relative_to(base) / (p.stem + suffix) for p in resolved]
-    # a.png and a.jpg in one folder would both become a.denoised.png: keep the suffix.
+        targets = [out / p.parent.relative_to(base) / (p.stem + suffix) for p, suffix in zip(resolved, suffixes)]
+    # a.png and a.jpg in one folder both become a.denoised.png with --format png: keep the suffix.
     seen: dict[Path, int] = {}
     for target in targets:
         seen[target] = seen.get(target, 0) + 1
     return [
         target.with_name(source.name + suffix) if seen[target] > 1 else target
-        for source, target in zip(inputs, targets)
+        for source, target, suffix in zip(inputs, targets, suffixes)
     ]
 
 
@@ -150,22 +170,25 @@ def denoise_files(
     batch_size: int = 256,
     log: OutcomeLog,
     warn: Callable[[str], None] = lambda message: None,
+    options: image_io.OutputOptions = image_io.OutputOptions(),
 ) -> None:
     """Denoises every image in `paths` into `outputs`; outcomes are reported in input order.
 
-    A colour image given to a gray model comes back gray, and `warn` says so.
+    A colour image given to a gray model comes back gray, and `warn` says so. Each output
+    is written in the format its name says, with the source's bit depth, alpha and
+    metadata where that format holds them (`image_io.encode_image`, `options`).
 
     The work is split into stages that run at the same time:
     1. read and decode: PNGs that decode the same in TensorFlow as in Pillow (8-bit, the
-       model's channels and size, no EXIF) are read and decoded by `tf.data` on all
-       cores, outside Python's GIL (`_plain_png_batches`); any other input, and any
+       model's channels and size, no EXIF nor ICC profile) are read and decoded by
+       `tf.data` on all cores, outside Python's GIL (`_plain_png_batches`); any other input, and any
        that fails there, goes through Pillow (`image_io.load_image`), which also words
        the error of a bad one;
     2. batches of same-shape arrays (a Pillow-read image of another size becomes its
        tiles or its resized copy, `plan_image`);
     3. the model (`model.denoise`, whose TensorFlow work leaves the GIL), while
        `tf.data` decodes the batches after and the writer writes the one before;
-    4. PNG encoding and the atomic write (`_write_png`), in a thread of its own
+    4. encoding and the atomic write (`_write_image`), in a thread of its own
        (`_Writer`).
     Memory stays flat: only a few batches are in flight whatever the number of files.
     """
@@ -178,7 +201,7 @@ def denoise_files(
     if len(plain) < PIPELINE_MIN_FILES:
         plain = []  # setting up tf.data costs more than it saves
     stream = _plain_png_batches([str(jobs[i][0]) for i in plain], model.image_shape, batch_size) if plain else ()
-    writer = _Writer(log, overwrite)
+    writer = _Writer(log, overwrite, options)
     try:
         others: list[int] = []  # jobs for the Pillow path, in input order
         next_job = 0
@@ -196,7 +219,7 @@ def denoise_files(
                         writer.submit(done)
                     items, others = [], []
                 path, output = jobs[index]
-                items.append((str(path), pixels, output))
+                items.append((str(path), pixels, output, None))
             writer.submit(items)
         others.extend(range(next_job, len(jobs)))
         for done in _pillow_chunk(model, [jobs[i] for i in others], size_mode, overlap, overwrite, batch_size, warn):
@@ -210,7 +233,7 @@ def _pillow_chunk(model, chunk, size_mode, overlap, overwrite, batch_size, warn=
     """The Pillow path for a list of (path, output): decode, plan and model.
 
     Yields lists, in input order, of an `Outcome` for each input that failed and
-    (label, pixels, output) for each one to write. A list is yielded as soon as its
+    (label, pixels, output, `ImageMeta`) for each one to write. A list is yielded as soon as its
     images hold `batch_size` model windows, so memory is bounded by the windows in
     flight (and the largest single image), never by the number of large images.
     """
@@ -222,10 +245,10 @@ def _pillow_chunk(model, chunk, size_mode, overlap, overwrite, batch_size, warn=
         try:
             if output.exists() and not overwrite:
                 raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
-            pixels, _ = image_io.load_for_model(path, channels, warn)
+            pixels, meta = image_io.read_for_model(path, channels, warn)
             plan = plan_image(pixels, (height, width), size_mode, overlap, path)
             plans.append((len(items), plan))
-            items.append((str(path), None, output))
+            items.append((str(path), None, output, meta))
             windows += len(plan.tiles)
         except DaeError as error:
             items.append(Outcome(str(path), error=str(error)))
@@ -243,8 +266,11 @@ def _assemble_chunk(model, items: list, plans: list, batch_size: int) -> list:
         predicted = _run_batched(model.denoise, tiles, batch_size)
         offsets = np.cumsum([0] + [len(plan.tiles) for _, plan in plans])
         for i, (slot, plan) in enumerate(plans):
-            label, _, output = items[slot]
-            items[slot] = (label, plan.assemble(predicted[offsets[i] : offsets[i + 1]]), output)
+            label, _, output, meta = items[slot]
+            pixels = plan.assemble(predicted[offsets[i] : offsets[i + 1]])
+            if meta.channels == 1 and pixels.shape[-1] == 3:
+                pixels = pixels.mean(axis=-1, keepdims=True)  # gray in, gray out
+            items[slot] = (label, pixels, output, meta)
     return items
 
 
@@ -258,16 +284,16 @@ class _Writer:
 
     DEPTH = 2
 
-    def __init__(self, log: OutcomeLog, overwrite: bool):
+    def __init__(self, log: OutcomeLog, overwrite: bool, options: image_io.OutputOptions = image_io.OutputOptions()):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.log, self.overwrite = log, overwrite
+        self.log, self.overwrite, self.options = log, overwrite, options
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dae-write")
         self.waiting: collections.deque = collections.deque()
         self.stopped = False
 
     def submit(self, items: list) -> None:
-        """`items`: an `Outcome` (a failure found earlier) or (label, pixels, output) each."""
+        """`items`: an `Outcome` (a failure found earlier) or (label, pixels, output, meta) each."""
         if items:
             self.waiting.append(self.executor.submit(self._write, items))
         while len(self.waiting) > self.DEPTH:
@@ -290,23 +316,24 @@ class _Writer:
         for item in items:
             if self.stopped:
                 break
-            outcome = item if isinstance(item, Outcome) else _write_png(*item, self.overwrite)
+            outcome = item if isinstance(item, Outcome) else _write_image(*item, self.overwrite, self.options)
             outcomes.append(outcome)
             if self.log.fail_fast and not outcome.ok:
                 self.stopped = True
         return outcomes
 
 
-_EXIF_MARKS = "(?s).*(eXIf|Raw profile type exif).*"
+_METADATA_MARKS = "(?s).*(eXIf|Raw profile type exif|iCCP).*"
 
 
 def _plain_png_batches(paths: list[str], shape: tuple[int, int, int], batch_size: int):
     """Yields (positions in `paths`, uint8 images) batches, in order, decoded on all cores.
 
     Only PNGs whose header says 8-bit gray (one-channel model) or RGB (three) of exactly
-    `shape`, and that carry no EXIF, are decoded here: for those TensorFlow's decoder
-    gives the very pixels Pillow does. Any other file, and one that fails to read or
-    decode, is left out without a word; the caller sends it down the Pillow path.
+    `shape`, and that carry no EXIF nor ICC profile, are decoded here: for those
+    TensorFlow's decoder gives the very pixels Pillow does, and there is nothing to
+    keep. Any other file, and one that fails to read or decode, is left out without a
+    word; the caller sends it down the Pillow path.
     """
     from dae_cli.backend import tf
 
@@ -316,16 +343,16 @@ def _plain_png_batches(paths: list[str], shape: tuple[int, int, int], batch_size
     # Plain graph code: without autograph, which would spend about a second rewriting it.
     plain_graph = tf.autograph.experimental.do_not_convert
 
-    def has_exif(data):
+    def has_metadata(data):
         # RE2 wants UTF-8; read as Latin-1, any bytes are.
         text = tf.strings.unicode_transcode(data, input_encoding="ISO-8859-1", output_encoding="UTF-8")
-        return tf.strings.regex_full_match(text, _EXIF_MARKS)
+        return tf.strings.regex_full_match(text, _METADATA_MARKS)
 
     @plain_graph
     def read(position, path):
         data = tf.io.read_file(path)
         plain = tf.equal(tf.strings.substr(data, 0, len(header)), header)
-        plain = tf.cond(plain, lambda: tf.logical_not(has_exif(data)), lambda: plain)
+        plain = tf.cond(plain, lambda: tf.logical_not(has_metadata(data)), lambda: plain)
         pixels = tf.cond(plain, lambda: tf.io.decode_png(data, channels=channels), lambda: tf.zeros(shape, tf.uint8))
         return position, plain, tf.ensure_shape(pixels, shape)
 
@@ -341,13 +368,15 @@ def _make_directory(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)  # once per folder, not once per file
 
 
-def _write_png(label: str, pixels: np.ndarray, output: Path, overwrite: bool) -> Outcome:
-    """Writes one output image; a failure becomes the input's outcome, not an exception."""
+def _write_image(label: str, pixels: np.ndarray, output: Path, meta: image_io.ImageMeta | None, overwrite: bool,
+                 options: image_io.OutputOptions = image_io.OutputOptions()) -> Outcome:
+    """Writes one output image in the format its name says (`image_io.encode_image`);
+    a failure becomes the input's outcome, not an exception."""
     try:
         _make_directory(output.parent)
-        array = pixels if pixels.dtype == np.uint8 else image_io.to_uint8(pixels)
-        write_bytes_atomic(output, image_io.png_bytes(array), overwrite=overwrite, durable=False)
-        return Outcome(label, output=str(output))
+        data, written = image_io.encode_image(pixels, meta, image_io.format_of(output), options)
+        write_bytes_atomic(output, data, overwrite=overwrite, durable=False)
+        return Outcome(label, output=str(output), format=written.format, bit_depth=written.bit_depth, notes=written.notes)
     except DaeError as error:
         return Outcome(label, error=str(error))
     except OSError as error:
@@ -374,18 +403,19 @@ def encode_files(
         ready = []
         for path in chunk:
             try:
-                pixels = image_io.load_image(path, channels)
+                pixels, meta = image_io.read_for_model(path, channels)
                 plan = plan_image(pixels, (height, width), size_mode, overlap, path)
                 tiled = len(plan.tiles) > 1 or plan.tiles.shape[1:3] != pixels.shape[:2]
+                kind = image_io.source_kind(meta)
                 for k, ((y, x), tile) in enumerate(zip(plan.corners, plan.tiles)):
                     source = f"{path}#{y},{x}" if tiled and size_mode == "tile" else str(path)
-                    ready.append((source, tile, k == len(plan.tiles) - 1))
+                    ready.append((source, tile, k == len(plan.tiles) - 1, kind))
             except DaeError as error:
                 report(Outcome(str(path), error=str(error)))
         if ready:
-            latents = _run_batched(model.encode, np.stack([tile for _, tile, _ in ready]).astype(np.float32), batch_size)
-            for (source, _, last_tile), latent in zip(ready, latents):
-                report(Outcome(source, latent=latent), finishes_input=last_tile)
+            latents = _run_batched(model.encode, np.stack([tile for _, tile, _, _ in ready]).astype(np.float32), batch_size)
+            for (source, _, last_tile, kind), latent in zip(ready, latents):
+                report(Outcome(source, latent=latent, kind=kind), finishes_input=last_tile)
 
 
 def decode_latents(
@@ -396,13 +426,16 @@ def decode_latents(
     overwrite: bool = False,
     batch_size: int = 256,
     log: OutcomeLog,
+    options: image_io.OutputOptions = image_io.OutputOptions(),
 ) -> None:
-    """One PNG per latent vector, named after its source image when it is known."""
+    """One image per latent vector, named after its source image when it is known, in
+    its source's format (or `options.format`) and, where `encode` recorded it, its
+    source's channels and bit depth."""
     from dae_cli.latents import check_vector
 
     report = log.add
 
-    targets = decode_targets(items, out_dir)
+    targets = decode_targets(items, out_dir, options.format)
     for chunk in chunks(list(zip(items, targets)), batch_size):
         ready = []
         for item, target in chunk:
@@ -417,27 +450,33 @@ def decode_latents(
             continue
         images = _run_batched(model.decode, np.stack([vector for _, _, vector in ready]), batch_size)
         for (item, target, _), image in zip(ready, images):
-            report(_write_png(item.label, image, target, overwrite))
+            meta = image_io.meta_of_kind(item.kind)
+            if meta is not None and meta.channels == 1 and image.shape[-1] == 3:
+                image = image.mean(axis=-1, keepdims=True)  # gray in, gray out
+            report(_write_image(item.label, image, target, meta, overwrite, options))
 
 
-def decode_targets(items: list, out_dir: Path) -> list[Path]:
+def decode_targets(items: list, out_dir: Path, format: str | None = None) -> list[Path]:
     """Where each decoded vector goes under `out_dir`.
 
-    `<stem>.decoded.png` for a vector with a source image (kept apart as `output_paths`
-    does), `<stem>.tile<y>-<x>.decoded.png` for a tile of one, else `latent_<n>.png`.
+    `<stem>.decoded.<ext>` for a vector with a source image (kept apart as `output_paths`
+    does; the source's extension or `format`'s), `<stem>.tile<y>-<x>.decoded.<ext>` for a
+    tile of one, else `latent_<n>.png` (or `format`'s extension).
     """
     sources = {i: split_tile(item.source) for i, item in enumerate(items) if item.source}
     images = list(dict.fromkeys(image for image, _ in sources.values()))
-    named = dict(zip(images, output_paths([Path(image) for image in images], out_dir, ".decoded.png"))) if images else {}
+    paths = output_paths([Path(image) for image in images], out_dir, "decoded", format, directory_only=True) if images else []
+    named = dict(zip(images, paths))
     targets = []
     for i in range(len(items)):
         if i not in sources:
-            targets.append(out_dir / f"latent_{i:05d}.png")
+            targets.append(out_dir / f"latent_{i:05d}{image_io.FORMAT_EXTENSIONS[format or 'PNG']}")
             continue
         image, tile = sources[i]
         target = named[image]
         if tile:
-            target = target.with_name(target.name.replace(".decoded.png", f".tile{tile[0]}-{tile[1]}.decoded.png"))
+            stem, _, extension = target.name.rpartition(".decoded")
+            target = target.with_name(f"{stem}.tile{tile[0]}-{tile[1]}.decoded{extension}")
         targets.append(target)
     return targets
 
@@ -459,8 +498,10 @@ def noise_files(
     *,
     overwrite: bool = False,
     log: OutcomeLog,
+    options: image_io.OutputOptions = image_io.OutputOptions(),
 ) -> None:
-    """Writes a noisy copy of each clean image, each in its own channels.
+    """Writes a noisy copy of each clean image, each in its own channels, with the
+    source's format, bit depth, alpha and metadata as `denoise_files` keeps them.
 
     Image i gets the stateless seed (seed, i), so its noise does not depend on which
     other images are in the run or in what batches they go.
@@ -476,6 +517,8 @@ def noise_files(
         except DaeError as error:
             log.add(Outcome(str(path), error=str(error)))
             continue
-        pixels = image_io.to_array(image, image_io.image_channels(image))
+        meta = image_io.image_meta(image)
+        pixels = image_io.to_array(image, meta.channels)
+        image = None
         noisy = add_noise(pixels, tf.constant([seed, index], tf.int64), noise).numpy()
-        log.add(_write_png(str(path), noisy, output, overwrite))
+        log.add(_write_image(str(path), noisy, output, meta, overwrite, options))

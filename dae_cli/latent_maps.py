@@ -2,7 +2,10 @@
 
 - `.npz`: one float32 array (h, w, channels) per image, keyed by the image's path as
   `encode` was given it, and `dae:image_sizes`, a JSON object {path: [height, width]}
-  of the images' own sizes, so that `decode` crops its output to them.
+  of the images' own sizes, so that `decode` crops its output to them, and
+  `dae:image_kinds`, a JSON object {path: {"format", "bit_depth", "channels", "mode"}}
+  of what each source was (`image_io.source_kind`), so that `decode` writes the same kind of file (files
+  written before it was recorded decode as 8-bit images of the model's channels).
 - `.npy`: the array of one image; with no size beside it, `decode` gives the image at
   the padded size the latent covers (the image's own size when that is a multiple of
   the model's `size_multiple`).
@@ -26,6 +29,7 @@ from dae_cli.errors import InputError, UsageError
 from dae_cli.files import write_bytes_atomic
 
 SIZES_KEY = "dae:image_sizes"
+KINDS_KEY = "dae:image_kinds"
 
 
 @dataclasses.dataclass
@@ -36,19 +40,21 @@ class MapItem:
     source: str | None
     array: np.ndarray
     size: tuple[int, int] | None = None  # the image's own (height, width)
+    kind: dict | None = None  # what the source was (`image_io.source_kind`), when recorded
 
 
-def write_maps(path: Path, encoded: list[tuple[str, np.ndarray, tuple[int, int]]], overwrite: bool = False) -> None:
-    """Writes (source, latent map, image size) triples to `.npz`, or one map to `.npy`."""
+def write_maps(path: Path, encoded: list[tuple], overwrite: bool = False) -> None:
+    """Writes (source, latent map, image size[, source kind]) tuples to `.npz`, or one map to `.npy`."""
     buffer = io.BytesIO()
     if path.suffix.lower() == ".npy":
         if len(encoded) != 1:
             raise UsageError(f"-o {path}: .npy holds the latent of one image, got {len(encoded)}; use .npz")
         np.save(buffer, np.asarray(encoded[0][1], np.float32))
     else:
-        arrays = {source: np.asarray(latent, np.float32) for source, latent, _ in encoded}
-        sizes = {source: [int(size[0]), int(size[1])] for source, _, size in encoded}
-        np.savez(buffer, **arrays, **{SIZES_KEY: np.asarray(json.dumps(sizes))})
+        arrays = {source: np.asarray(latent, np.float32) for source, latent, *_ in encoded}
+        sizes = {source: [int(size[0]), int(size[1])] for source, _, size, *_ in encoded}
+        kinds = {source: rest[0] for source, _, _, *rest in encoded if rest}
+        np.savez(buffer, **arrays, **{SIZES_KEY: np.asarray(json.dumps(sizes)), KINDS_KEY: np.asarray(json.dumps(kinds))})
     write_bytes_atomic(path, buffer.getvalue(), overwrite=overwrite)
 
 
@@ -64,10 +70,12 @@ def read_maps(spec: str) -> list[MapItem]:
             return [MapItem(str(path), None, _checked(np.load(path, allow_pickle=False), str(path)))]
         with np.load(path, allow_pickle=False) as archive:
             sizes = json.loads(str(archive[SIZES_KEY])) if SIZES_KEY in archive.files else {}
+            kinds = json.loads(str(archive[KINDS_KEY])) if KINDS_KEY in archive.files else {}
             items = [
-                MapItem(key, key, _checked(archive[key], f"{path}:{key}"), tuple(sizes[key]) if key in sizes else None)
+                MapItem(key, key, _checked(archive[key], f"{path}:{key}"), tuple(sizes[key]) if key in sizes else None,
+                        kinds.get(key) if isinstance(kinds, dict) else None)
                 for key in archive.files
-                if key != SIZES_KEY
+                if key not in (SIZES_KEY, KINDS_KEY)
             ]
     except (OSError, ValueError, json.JSONDecodeError) as error:
         raise InputError(f"{path}: cannot read latent maps ({error})") from None

@@ -2,10 +2,15 @@
 
 Formats, by suffix:
 - `.npy`: float32 array (N, latent_dim); no sources.
-- `.npz`: `latents` (N, latent_dim) and `sources` (N,) strings.
+- `.npz`: `latents` (N, latent_dim), `sources` (N,) strings and `images`, a JSON list of
+  each source's kind (or null).
 - `.csv`: header `source,z0,z1,...`, one row per vector.
-- `.json`: a list of `{"source": ..., "latent": [...]}` objects (or of bare lists).
+- `.json`: a list of `{"source": ..., "latent": [...], "image": {...}}` objects (or of
+  bare lists).
 - JSON lines (stdout of `encode`, `-` for `decode`): one such object per line.
+
+`image` (optional) is what the source image was, `{"format", "bit_depth", "channels",
+"mode"}` (`image_io.source_kind`), so that `decode` writes the same kind of file.
 
 Reading never stops at a bad vector: each item carries either a vector or the reason
 it is unusable, so `decode` can report it and go on.
@@ -37,6 +42,7 @@ class LatentItem:
     source: str | None
     vector: list | None
     error: str | None = None
+    kind: dict | None = None  # the source image's kind, when recorded
 
 
 def check_vector(item: LatentItem, latent_dim: int) -> np.ndarray:
@@ -56,15 +62,18 @@ def check_vector(item: LatentItem, latent_dim: int) -> np.ndarray:
     return vector
 
 
-def write_latents(path: Path, sources: list[str], latents: np.ndarray, overwrite: bool = False) -> None:
-    """Writes vectors in the format `path`'s suffix names, atomically."""
+def write_latents(path: Path, sources: list[str], latents: np.ndarray, overwrite: bool = False,
+                  kinds: list | None = None) -> None:
+    """Writes vectors in the format `path`'s suffix names, atomically, with each source's
+    kind (`kinds`) where the format holds it (.npz, .json)."""
     suffix = path.suffix.lower()
     latents = np.asarray(latents, dtype=np.float32).reshape(len(sources), -1)
+    kinds = list(kinds) if kinds is not None else [None] * len(sources)
     buffer = io.BytesIO()
     if suffix == ".npy":
         np.save(buffer, latents)
     elif suffix == ".npz":
-        np.savez(buffer, latents=latents, sources=np.asarray(sources, dtype=str))
+        np.savez(buffer, latents=latents, sources=np.asarray(sources, dtype=str), images=np.asarray(json.dumps(kinds)))
     elif suffix == ".csv":
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
@@ -73,7 +82,10 @@ def write_latents(path: Path, sources: list[str], latents: np.ndarray, overwrite
             writer.writerow([source] + [repr(float(v)) for v in vector])
         buffer.write(text.getvalue().encode())
     elif suffix == ".json":
-        records = [{"source": s, "latent": [float(v) for v in vector]} for s, vector in zip(sources, latents)]
+        records = [
+            {"source": s, "latent": [float(v) for v in vector], **({"image": kind} if kind else {})}
+            for s, vector, kind in zip(sources, latents, kinds)
+        ]
         buffer.write((json.dumps(records, indent=1) + "\n").encode())
     else:
         raise UsageError(f"-o {path}: unknown latent format; use one of {', '.join(SUFFIXES)}")
@@ -96,9 +108,14 @@ def read_latents(spec: str) -> list[LatentItem]:
                 if "latents" not in archive.files:
                     raise InputError(f"{path}: no 'latents' array")
                 sources = archive["sources"] if "sources" in archive.files else None
-                return _from_arrays(archive["latents"], sources, str(path))
+                items = _from_arrays(archive["latents"], sources, str(path))
+                kinds = json.loads(str(archive["images"])) if "images" in archive.files else []
+                if isinstance(kinds, list) and len(kinds) == len(items):
+                    for item, kind in zip(items, kinds):
+                        item.kind = kind if isinstance(kind, dict) else None
+                return items
         text = path.read_text(encoding="utf-8")
-    except (OSError, ValueError, UnicodeDecodeError) as error:
+    except (OSError, ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
         raise InputError(f"{path}: cannot read latents ({error})") from None
     if not text.strip():
         raise InputError(f"{path}: empty file, no latents")
@@ -179,7 +196,8 @@ def _from_json_value(value, where: str) -> LatentItem:
         latent = value.get("latent")
         if latent is None:
             return LatentItem(where, source, None, f"{where}: object has no 'latent' list")
-        return LatentItem(source or where, source, latent if isinstance(latent, list) else None, None if isinstance(latent, list) else f"{where}: 'latent' is not a list of numbers")
+        kind = value.get("image") if isinstance(value.get("image"), dict) else None
+        return LatentItem(source or where, source, latent if isinstance(latent, list) else None, None if isinstance(latent, list) else f"{where}: 'latent' is not a list of numbers", kind)
     if isinstance(value, list):
         return LatentItem(where, None, value)
     return LatentItem(where, None, None, f"{where}: not a list of numbers")

@@ -29,7 +29,7 @@ import numpy as np
 from dae_cli import image_io
 from dae_cli.errors import DaeError, UsageError
 from dae_cli.files import OutputExistsError
-from dae_cli.inference import Outcome, OutcomeLog, _write_png
+from dae_cli.inference import Outcome, OutcomeLog, _write_image
 from dae_cli.tiling import flat_top, window_starts
 
 DEFAULT_MAX_PIXELS = 1_000_000  # the default --max-megapixels: a 24-megapixel photo in 2.4 GB (BENCHMARKS.md)
@@ -164,59 +164,67 @@ def denoise_as_own(model, pixels: np.ndarray, own_channels: int, sigma, **option
 
 def denoise_files(model, paths: list[Path], outputs: list[Path], *, overwrite: bool = False,
                   max_pixels: int = DEFAULT_MAX_PIXELS, overlap: int = DEFAULT_OVERLAP, sigma=None,
-                  tta: bool = False, log: OutcomeLog, warn=lambda message: None, detail=lambda message: None) -> None:
+                  tta: bool = False, log: OutcomeLog, warn=lambda message: None, detail=lambda message: None,
+                  options: image_io.OutputOptions = image_io.OutputOptions()) -> None:
     """Denoises each image whole (or by windows beyond `max_pixels`), one image at a time.
 
     `sigma` is the noise level for a model that takes one (`auto`, the default, or a
     std on [0, 1]); the level each image was given is in its outcome and told to `detail`.
+    Each output keeps its source's bit depth, alpha and metadata where its format holds
+    them (`image_io.encode_image`, `options`).
     """
     for path, output in zip(paths, outputs):
         try:
             if output.exists() and not overwrite:
                 raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
-            pixels, own_channels = image_io.load_for_model(path, model.channels, warn)
+            pixels, meta = image_io.read_for_model(path, model.channels, warn)
         except DaeError as error:
             log.add(Outcome(str(path), error=str(error)))
             continue
         result, level, estimated = denoise_as_own(
-            model, pixels, own_channels, sigma, max_pixels=max_pixels, overlap=overlap, tta=tta
+            model, pixels, meta.channels, sigma, max_pixels=max_pixels, overlap=overlap, tta=tta
         )
         pixels = None  # the input's memory goes before the output is encoded
         _tell_level(detail, path, level, estimated)
-        outcome = _write_png(str(path), result, output, overwrite)
+        outcome = _write_image(str(path), result, output, meta, overwrite, options)
         outcome.sigma, outcome.sigma_estimated = level, estimated
         log.add(outcome)
 
 
 def encode_files(model, paths: list[Path], *, sigma=None, log: OutcomeLog, warn=lambda message: None,
-                 detail=lambda message: None) -> list[tuple[str, np.ndarray, tuple[int, int]]]:
-    """The latent feature map of each image, with the image's own (height, width)."""
+                 detail=lambda message: None) -> list[tuple[str, np.ndarray, tuple[int, int], dict]]:
+    """The latent feature map of each image, with the image's own (height, width) and
+    what `decode` needs to write the same kind of file (`image_io.source_kind`)."""
+
     multiple = model.size_multiple
     encoded = []
     for path in paths:
         try:
-            pixels, own_channels = image_io.load_for_model(path, model.channels, warn)
+            pixels, meta = image_io.read_for_model(path, model.channels, warn)
         except DaeError as error:
             log.add(Outcome(str(path), error=str(error)))
             continue
-        level, estimated = noise_level_for(model, pixels, own_channels, sigma)
+        level, estimated = noise_level_for(model, pixels, meta.channels, sigma)
         _tell_level(detail, path, level, estimated)
         padded = pad_to_multiple(pixels, multiple)[None].astype(np.float32)
         latent = np.asarray(model.encode(padded, None if level is None else np.array([level], np.float32)))[0]
-        encoded.append((str(path), latent, pixels.shape[:2]))
+        encoded.append((str(path), latent, pixels.shape[:2], image_io.source_kind(meta)))
         log.add(Outcome(str(path), sigma=level, sigma_estimated=estimated))
     return encoded
 
 
-def decode_maps(model, maps: list, out_dir: Path, *, overwrite: bool = False, log: OutcomeLog) -> None:
-    """One PNG per latent feature map, cropped to its recorded image size."""
+def decode_maps(model, maps: list, out_dir: Path, *, overwrite: bool = False, log: OutcomeLog,
+                options: image_io.OutputOptions = image_io.OutputOptions()) -> None:
+    """One image per latent feature map, cropped to its recorded image size, of the kind
+    its source was (format, gray or colour, bit depth) when `encode` recorded it."""
     from dae_cli.inference import output_paths
 
     named = [m for m in maps if m.source]
-    paths = output_paths([Path(m.source) for m in named], out_dir, ".decoded.png") if named else []
+    paths = output_paths([Path(m.source) for m in named], out_dir, "decoded", options.format, directory_only=True) if named else []
     targets = dict(zip((m.source for m in named), paths))
     for number, item in enumerate(maps):
-        target = targets.get(item.source) or out_dir / f"latent_{number:05d}.png"
+        extension = image_io.FORMAT_EXTENSIONS[options.format or "PNG"]
+        target = targets.get(item.source) or out_dir / f"latent_{number:05d}{extension}"
         try:
             if item.array.ndim != 3 or item.array.shape[-1] != model.latent_dim:
                 raise DaeError(
@@ -231,7 +239,10 @@ def decode_maps(model, maps: list, out_dir: Path, *, overwrite: bool = False, lo
         image = np.asarray(model.decode(item.array[None].astype(np.float32)))[0]
         if item.size is not None:
             image = image[: item.size[0], : item.size[1]]
-        log.add(_write_png(item.label, np.clip(image, 0.0, 1.0), target, overwrite))
+        meta = image_io.meta_of_kind(item.kind)
+        if meta is not None and meta.channels == 1 and image.shape[-1] == 3:
+            image = image.mean(axis=-1, keepdims=True)  # gray in, gray out, as denoise gives it
+        log.add(_write_image(item.label, np.clip(image, 0.0, 1.0), target, meta, overwrite, options))
 
 
 def check_latent_format(out: Path | None) -> None:

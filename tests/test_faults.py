@@ -256,7 +256,9 @@ def test_outputs_never_collide_nor_escape_the_output_directory(trained_model, tm
         save_gray(noisy[0], tmp_path / "in" / folder / "same.png")
     save_gray(noisy[1], tmp_path / "in" / "a" / "same.jpg")
     out = tmp_path / "out"
-    result = run_dae("denoise", tmp_path / "in" / "a", tmp_path / "in" / "b", "-m", trained_model, "-o", out)
+    # Each output keeps its input's format (a/same.denoised.jpg, a/same.denoised.png)
+    # unless --format makes them one: then the input's whole name keeps them apart.
+    result = run_dae("denoise", tmp_path / "in" / "a", tmp_path / "in" / "b", "-m", trained_model, "-o", out, "--format", "png")
     assert result.returncode == 0, result.stderr
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
     assert written == ["a/same.jpg.denoised.png", "a/same.png.denoised.png", "b/same.denoised.png"]

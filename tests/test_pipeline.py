@@ -43,7 +43,7 @@ def expected_output(loaded, gray_uint8: np.ndarray) -> np.ndarray:
 
 
 def run(loaded, paths, out, fail_fast=False, **options):
-    outputs = inference.output_paths(paths, out, ".denoised.png")
+    outputs = inference.output_paths(paths, out, "denoised")
     log = inference.OutcomeLog(lambda outcome: None, fail_fast)
     inference.denoise_files(loaded, paths, outputs, log=log, **options)
     return log, outputs
@@ -64,6 +64,30 @@ def test_every_way_a_gray_digit_can_be_stored_denoises_to_the_same_pixels(loaded
     paths = sorted(folder.iterdir())
     log, outputs = run(loaded, paths, tmp_path / "out")
     assert [outcome.ok for outcome in log.outcomes] == [True] * len(paths)
+    expected = expected_output(loaded, digit)
+    for output in outputs:
+        np.testing.assert_array_equal(np.asarray(Image.open(output)), expected, err_msg=output.name)
+
+
+def test_plain_pngs_with_a_profile_or_exif_keep_them(loaded, digit, tmp_path):
+    """tf.data would decode them alike but not keep their metadata: Pillow reads them."""
+    from PIL import ImageCms
+
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[16:20] = b"GRAY"  # copied as bytes: the header is what is checked
+    exif = Image.Exif()
+    exif[0x010F] = "scanner"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(digit).save(folder / "icc.png", icc_profile=bytes(profile))
+    Image.fromarray(digit).save(folder / "exif.png", exif=exif.tobytes())
+    Image.fromarray(digit).save(folder / "plain.png")
+    paths = sorted(folder.iterdir())
+    log, outputs = run(loaded, paths, tmp_path / "out")
+    assert [(o.format, o.bit_depth) for o in log.outcomes] == [("PNG", 8)] * 3
+    written = {output.name: Image.open(output) for output in outputs}
+    assert written["icc.denoised.png"].info.get("icc_profile") == bytes(profile)
+    assert written["exif.denoised.png"].getexif().get(0x010F) == "scanner"
     expected = expected_output(loaded, digit)
     for output in outputs:
         np.testing.assert_array_equal(np.asarray(Image.open(output)), expected, err_msg=output.name)
@@ -249,6 +273,6 @@ def test_large_images_are_handed_on_as_their_windows_fill_a_batch_not_per_256_fi
     handed_on = list(inference._pillow_chunk(model, jobs, "tile", None, False, 8))
     assert [len(items) for items in handed_on] == [1] * 6
     assert max(model.calls) <= 8
-    for (label, pixels, output), (path, _) in zip((items[0] for items in handed_on), jobs):
+    for (label, pixels, output, meta), (path, _) in zip((items[0] for items in handed_on), jobs):
         expected = np.asarray(Image.open(path), np.float32)[..., None] / 255 * 0.5
         np.testing.assert_allclose(pixels, expected, atol=1e-5)
