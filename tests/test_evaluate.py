@@ -43,7 +43,13 @@ def test_reports_psnr_ssim_percentiles_and_speed(trained_model, seeded_report):
 
 def test_the_same_seed_gives_the_same_figures_whatever_the_batch_size(trained_model, seeded_report):
     again = evaluate_json(trained_model, "--seed", "3", "--limit", "300", "--batch-size", "7")
-    assert quality(again) == quality(seeded_report)
+    # The noisy images are the same to the bit; the model's output may differ in the last
+    # float digits with the batch size (oneDNN picks its convolution kernels by shape, seen
+    # on AMD EPYC), far below any figure's printed precision.
+    assert {k: again[k] for k in ("psnr_noisy", "ssim_noisy")} == {k: seeded_report[k] for k in ("psnr_noisy", "ssim_noisy")}
+    for key in ("psnr_denoised", "ssim_denoised"):
+        for stat, value in seeded_report[key].items():
+            assert again[key][stat] == pytest.approx(value, rel=1e-5, abs=1e-6), (key, stat)
     other = evaluate_json(trained_model, "--seed", "4", "--limit", "300")
     assert other["psnr_noisy"] != seeded_report["psnr_noisy"]
 
