@@ -55,7 +55,7 @@ def main(argv=None):
     parser.add_argument("--name", default="classical")
     args = parser.parse_args(argv)
 
-    from dae_cli.metrics import quality_report, psnr
+    from dae_cli.metrics import psnr, quality_report
 
     x_train, x_test = common.load_mnist()
     test_noisy, test_clean = common.noisy_test_set(x_test[: args.test_images])

@@ -113,8 +113,8 @@ def make_timer(keras, name, n_train, baton, test_noisy, test_clean, rows):
 def run(contenders, epochs, limit, out_dir: Path, test_limit=None, keep_models=False):
     """Trains `contenders` taking turns; with `keep_models`, the reference's Keras model
     stays in its result under "model" (not JSON)."""
-    from dae_cli.backend import keras
     from dae_cli import training
+    from dae_cli.backend import keras
 
     x_train_u8, x_test_u8 = common.load_mnist()
     if limit:

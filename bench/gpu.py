@@ -28,7 +28,6 @@ Without a GPU the script says so and stops, unless --quick or --allow-cpu.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess

@@ -53,6 +53,7 @@ if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
     sys.modules["dae_cli.backend"] = types.SimpleNamespace(keras=keras, tf=None)
 import common  # noqa: E402
 import gpu  # noqa: E402 -- its best_rate; it imports TensorFlow only inside functions
+
 from dae_cli import training  # noqa: E402
 from dae_cli.backend import keras  # noqa: E402
 from dae_cli.config import Config  # noqa: E402

@@ -117,7 +117,7 @@ def main():
         rows = [[f"`dae denoise DIR` ({cli['small']['files']} PNGs)", fmt(cli["small"]["wall_seconds"], 2), fmt(cli["small"]["images_per_second"], 0), fmt(cli["small"]["peak_rss_mb"], 0)],
                 [f"`dae denoise DIR` ({cli['all']['files']} PNGs)", fmt(cli["all"]["wall_seconds"], 2), fmt(cli["all"]["images_per_second"], 0), fmt(cli["all"]["peak_rss_mb"], 0)],
                 ["`dae denoise` steady state (marginal, start-up excluded)", "", fmt(cli["steady_images_per_second"], 0), ""],
-                [f"in-memory `LoadedModel.denoise`, same arrays", fmt(mem["seconds"], 3), fmt(mem["images_per_second"], 0), fmt(mem["peak_rss_mb"], 0)]]
+                ["in-memory `LoadedModel.denoise`, same arrays", fmt(mem["seconds"], 3), fmt(mem["images_per_second"], 0), fmt(mem["peak_rss_mb"], 0)]]
         parts += ["### Inference", "", table(["what", "seconds", "images/s", "peak RSS MB"], rows), "",
                   table(["command", "median s"], [[k, fmt(v["median_seconds"], 3)] for k, v in lat.items()]), ""]
     if sections["classical"]:

@@ -279,7 +279,6 @@ def write_inference_copy(source: Path, target: Path, float32: bool = False) -> d
     import shutil
 
     from dae_cli.backend import keras
-
     from dae_cli.files import commit_directory, staging_directory
 
     source, target = Path(source), Path(target)

@@ -46,8 +46,8 @@ with _captured_native_stderr():
 
     if not _DEBUG:
         absl.logging.set_verbosity(absl.logging.ERROR)
-    import tensorflow as tf
     import keras
+    import tensorflow as tf
 
     if not _DEBUG:
         tf.get_logger().setLevel("ERROR")

@@ -14,7 +14,7 @@ import functools
 import os
 import struct
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 

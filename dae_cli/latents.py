@@ -22,7 +22,6 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import sys
 from pathlib import Path
 

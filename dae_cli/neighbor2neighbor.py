@@ -97,8 +97,11 @@ class Neighbor2NeighborLoss(keras.losses.Loss):
         denoised = tf.stop_gradient(tf.cast(self.model(noisy, training=False), tf.float32))
         denoised_folded = tf.nn.space_to_depth(denoised, 2)
         gap = _pick(denoised_folded, choose_first, channels) - _pick(denoised_folded, choose_second, channels)
-        error = (lambda x: tf.square(x)) if self.squared else (lambda x: tf.abs(x))
-        per_image = lambda x: tf.reduce_mean(error(x), axis=[1, 2, 3])
+        error = tf.square if self.squared else tf.abs
+
+        def per_image(x):
+            return tf.reduce_mean(error(x), axis=[1, 2, 3])
+
         return per_image(difference) + tf.cast(self.gamma, tf.float32) * per_image(difference - gap)
 
     def get_config(self):

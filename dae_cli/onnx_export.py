@@ -32,7 +32,7 @@ FILES = ("encoder.onnx", "decoder.onnx", "denoiser.onnx")
 
 def write_onnx(encoder, decoder, directory: Path) -> list[str]:
     """Writes the three ONNX files of `encoder` and `decoder` into `directory`."""
-    from dae_cli.backend import keras, tf
+    from dae_cli.backend import tf
 
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     models = onnx_models(float32_copy(encoder), float32_copy(decoder))

@@ -21,6 +21,7 @@ from dae_cli import config as schema
 from dae_cli.completion import choices as complete_choices
 from dae_cli.errors import UsageError
 
+
 def with_settings(command: str, default_help: Optional[str] = None) -> Callable:
     """Adds the options of `command`'s settings to a function taking `settings`.
 

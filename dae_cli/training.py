@@ -329,7 +329,7 @@ def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
     reporter.start(config.epochs, run.steps_per_epoch, run.initial_epoch)
     fixes = _multi_worker_fixes(run.autoencoder) if run.strategy == "multi-worker" else contextlib.nullcontext()
     # Ctrl-C stops fit after the steps under way: no per-step check is needed.
-    stop = lambda: setattr(run.autoencoder, "stop_training", True)
+    stop = lambda: setattr(run.autoencoder, "stop_training", True)  # noqa: E731
     with _interrupt_flag(stop) as interrupted, run.distribution.scope(), fixes:
         recorder.interrupted = interrupted
         try:

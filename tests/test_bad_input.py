@@ -7,9 +7,8 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import FLOAT32, assert_clean_error, cli_env, json_lines, run_dae, save_gray
+from PIL import Image
 
 OK, FAILURE, USAGE, PARTIAL = 0, 1, 2, 3
 

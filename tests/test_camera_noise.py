@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import SHIPPED, assert_clean_error, run_dae, shipped
 from PIL import Image
 
-from conftest import SHIPPED, assert_clean_error, run_dae, shipped
 from dae_cli.noise import NoiseSpec, add_noise, noise_levels
 
 

@@ -6,9 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import FLOAT32, cli_env, json_lines, run_dae, save_gray
+from PIL import Image
 
 
 def read_png(path) -> np.ndarray:

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import cli_env
+
 from dae_cli.builtins import BUILTIN_MODELS
 from dae_cli.completion import complete_model
 

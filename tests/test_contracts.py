@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 import pytest
+from conftest import FLOAT32, assert_clean_error, cli_env, json_lines, run_dae, save_gray
 from PIL import Image
 
-from conftest import FLOAT32, ROOT, assert_clean_error, cli_env, json_lines, run_dae, save_gray
 from dae_cli import artifacts
 
 TINY_ANY_PRECISION = ["--dataset", "mnist-sample", "--limit", "128", "--epochs", "1", "--batch-size", "32"]
@@ -315,8 +315,8 @@ def test_the_last_epoch_is_checkpointed_before_finishing_can_fail(tmp_path, monk
 
 
 def test_a_model_that_appears_at_out_while_training_is_not_replaced(tmp_path):
-    from dae_cli.backend import keras
     from dae_cli import training
+    from dae_cli.backend import keras
     from dae_cli.errors import DaeError
 
     out = tmp_path / "m"

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import numpy as np
-
 from conftest import cli_env, run_dae
+
 from dae_cli import artifacts
 
 SMALL = ["--dataset", "mnist-sample", "--limit", "1024", "--epochs", "3", "--precision", "float32"]

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from conftest import assert_clean_error, json_lines, run_dae
 
 SUMMARY_KEYS = {"mean", "p05", "p50", "p95"}

@@ -4,17 +4,15 @@ import contextlib
 import json
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
+from conftest import FLOAT32, assert_clean_error, cli_env, run_dae, save_gray
 from PIL import Image
 
-from conftest import FLOAT32, assert_clean_error, cli_env, run_dae, save_gray
 from dae_cli import artifacts
 
 TRAIN_SMALL = ["train", "--dataset", "mnist-sample", "--limit", "600", "--batch-size", "32", *FLOAT32]

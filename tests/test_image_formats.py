@@ -12,9 +12,9 @@ import io
 
 import numpy as np
 import pytest
+from conftest import assert_clean_error, json_lines, run_dae
 from PIL import Image, ImageCms
 
-from conftest import assert_clean_error, json_lines, run_dae
 from dae_cli import image_io
 
 USAGE = 2

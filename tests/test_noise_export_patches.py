@@ -1,14 +1,13 @@
 """Noise models end to end, `dae noise`, serving export, and training on patches."""
 
-import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import FLOAT32, cli_env, json_lines, run_dae, save_gray
 from PIL import Image, ImageDraw
 
-from conftest import FLOAT32, cli_env, json_lines, run_dae, save_gray
 from dae_cli import artifacts
 
 
@@ -20,7 +19,7 @@ def test_noise_command_is_seeded_and_never_overwrites(tmp_path, mnist_test_image
     other = run_dae("noise", *paths, "-o", tmp_path / "c", "--seed", "5")
     assert first.returncode == second.returncode == other.returncode == 0, first.stderr
     assert first.stdout.split() == [str(tmp_path / "a" / f"c{i}.noisy.png") for i in range(3)]
-    read = lambda folder: [np.asarray(Image.open(tmp_path / folder / f"c{i}.noisy.png")) for i in range(3)]
+    read = lambda folder: [np.asarray(Image.open(tmp_path / folder / f"c{i}.noisy.png")) for i in range(3)]  # noqa: E731
     assert all(np.array_equal(x, y) for x, y in zip(read("a"), read("b")))
     assert not np.array_equal(read("a")[0], read("c")[0])
     noisy = read("a")[0] / 255.0

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FLOAT32, SHIPPED, assert_clean_error, json_lines, photo_folders, run_dae, shipped
 from PIL import Image
 
-from conftest import FLOAT32, SHIPPED, assert_clean_error, json_lines, photo_folders, run_dae, shipped
 
 def psnr(clean: np.ndarray, other: np.ndarray) -> float:
     return float(10 * np.log10(1 / np.mean((np.asarray(clean, np.float64) - other) ** 2)))

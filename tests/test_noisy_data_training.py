@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import FLOAT32, SHIPPED, assert_clean_error, run_dae, shipped
+from PIL import Image
 
 SMALL_CONV = ("--arch", "conv", "--filters", "16,32", "--blocks-per-level", "1", "--batch-size", "8", *FLOAT32)
 

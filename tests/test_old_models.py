@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, run_dae
+
 from dae_cli import artifacts
 
 OLD = ROOT / "tests" / "fixtures" / "models-2fe6816"

@@ -1,13 +1,12 @@
 """`dae export --format onnx`: three ONNX files that ONNX Runtime runs as dae does."""
 
 import numpy as np
+import onnxruntime as ort  # the onnx extra
 import pytest
+from conftest import assert_clean_error, cli_env, json_lines, run_dae, save_gray
 from PIL import Image
 
-from conftest import assert_clean_error, cli_env, json_lines, run_dae, save_gray
 from dae_cli import artifacts
-
-import onnxruntime as ort  # the onnx extra
 
 
 def session(path):
@@ -24,7 +23,7 @@ def test_onnx_export_matches_dae_encode_and_denoise(trained_model, tmp_path, mni
     assert sorted(p.name for p in exported.iterdir()) == ["decoder.onnx", "denoiser.onnx", "encoder.onnx"]
 
     encoder, decoder, denoiser = (session(exported / f"{name}.onnx") for name in ("encoder", "decoder", "denoiser"))
-    shapes = lambda values: {value.name: value.shape for value in values}
+    shapes = lambda values: {value.name: value.shape for value in values}  # noqa: E731
     assert shapes(encoder.get_inputs()) == {"images": ["batch", 28, 28, 1]}
     assert shapes(encoder.get_outputs()) == {"latents": ["batch", 16]}
     assert shapes(decoder.get_inputs()) == {"latents": ["batch", 16]}

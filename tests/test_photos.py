@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FLOAT32, assert_clean_error, photo_folders, run_dae, shipped
 from PIL import Image
 
-from conftest import FLOAT32, assert_clean_error, photo_folders, run_dae, shipped
 from dae_cli.config import Config
 
 SIGMA = 25 / 255

@@ -13,9 +13,8 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import FLOAT32, cli_env
 from PIL import Image, PngImagePlugin
-
-from conftest import FLOAT32, cli_env, save_gray
 
 from dae_cli import artifacts, evaluation, image_io, inference
 from dae_cli.errors import DaeError

@@ -9,8 +9,8 @@ test_contracts.py::test_precision_auto_follows_the_hardware.
 
 import numpy as np
 import pytest
-
 from conftest import run_dae, save_gray
+
 from dae_cli import artifacts
 
 # `dae denoise` of a mixed-bfloat16 model computes in bfloat16; its ONNX export computes

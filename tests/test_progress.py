@@ -10,8 +10,8 @@ import threading
 
 import numpy as np
 import pytest
-
 from conftest import cli_env, run_dae, save_gray
+
 from dae_cli import output as output_module
 
 

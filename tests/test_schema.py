@@ -7,13 +7,12 @@ import subprocess
 import sys
 
 import pytest
+from conftest import cli_env
 
 from dae_cli import config as schema
 from dae_cli.cli import build_command
 from dae_cli.config import Config
 from dae_cli.errors import UsageError
-
-from conftest import cli_env
 
 # The options of `train` that are not settings of the model (where to write, how to run).
 TRAIN_ONLY = {"config", "out", "resume", "overwrite", "strategy", "tensorboard", "json_output", "quiet", "verbose", "debug"}

@@ -4,9 +4,9 @@ import io
 from collections import defaultdict
 
 import numpy as np
+from conftest import FLOAT32, assert_clean_error, cli_env, run_dae
 from PIL import Image
 
-from conftest import FLOAT32, assert_clean_error, cli_env, run_dae
 from dae_cli import artifacts
 
 
@@ -37,7 +37,7 @@ def test_tensorboard_logs_loss_quality_and_samples_per_epoch(tmp_path):
 
     manifest = artifacts.read_manifest(out)
     history = artifacts.read_history(out / artifacts.HISTORY)
-    values = lambda run, tag: [value for _, value in events[(run, tag)]]
+    values = lambda run, tag: [value for _, value in events[(run, tag)]]  # noqa: E731
     assert np.allclose(values("train", "epoch_loss"), [row["loss"] for row in history], atol=1e-6)
     assert np.allclose(values("validation", "epoch_loss"), [row["val_loss"] for row in history], atol=1e-6)
     # The last epoch's figures are the ones the finished model reports.

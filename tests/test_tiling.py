@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import SAMPLE, run_dae
 from PIL import Image
 
-from conftest import SAMPLE, run_dae
 from dae_cli import tiling
 
 
@@ -50,7 +50,7 @@ def test_a_large_image_of_digits_denoises_like_the_digits_one_by_one(trained_mod
         clean = archive["x_test"][100:200].astype(np.float32) / 255.0
     noisy = np.clip(clean + np.random.default_rng(3).normal(0.5, 0.5, clean.shape), 0, 1)
     noisy = np.rint(noisy * 255).astype(np.uint8)
-    grid = lambda digits: digits.reshape(10, 10, 28, 28).transpose(0, 2, 1, 3).reshape(280, 280)
+    grid = lambda digits: digits.reshape(10, 10, 28, 28).transpose(0, 2, 1, 3).reshape(280, 280)  # noqa: E731
     folder = tmp_path / "digits"
     folder.mkdir()
     for i, digit in enumerate(noisy):
