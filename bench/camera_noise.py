@@ -26,9 +26,13 @@ a phone's at low, medium and high ISO.
 Compared on the same files, PSNR of the 8-bit outputs against the reference:
 - `dae denoise -m photo-real` (no flag);
 - `dae denoise -m photo` (Gaussian-trained; `--sigma auto`, its default);
-- CBM3D given its best single sigma for each level, searched over `--cbm3d-sigmas`.
+- CBM3D given its best single sigma for each level: searched over `--cbm3d-factors`
+  times the level's RMS noise (measured against the reference), one sigma for all the
+  level's images.
 
-    python bench/camera_noise.py --limit 4 --json bench/results/camera-noise.json
+    python bench/camera_noise.py --limit 2 --json bench/results/camera-noise.json
+    python bench/camera_noise.py --limit 2 --models --json cbm3d.json      # CBM3D alone
+    python bench/camera_noise.py --limit 2 --no-cbm3d --json models.json   # the models alone
 """
 
 from __future__ import annotations
@@ -148,8 +152,8 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["kodak24", "mcmaster"], choices=["kodak24", "mcmaster"])
     parser.add_argument("--limit", type=int, default=4, help="the first N images of each set")
     parser.add_argument("--jpeg", type=int, default=90)
-    parser.add_argument("--models", nargs="+", default=["photo-real", "photo"])
-    parser.add_argument("--cbm3d-sigmas", type=float, nargs="+", default=[3, 6, 10, 15, 22])
+    parser.add_argument("--models", nargs="*", default=["photo-real", "photo"])
+    parser.add_argument("--cbm3d-factors", type=float, nargs="+", default=[0.6, 1.0, 1.5, 2.2])
     parser.add_argument("--no-cbm3d", action="store_true")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "results" / "camera-noise")
     parser.add_argument("--json", type=Path, default=None)
@@ -160,15 +164,16 @@ def main() -> None:
     for level in LEVELS:
         noisy_dir = args.work / f"noisy-{level[0]}"
         references, noisies = make_check_set(paths, level, args.jpeg, noisy_dir)
+        rms = float(np.sqrt(np.mean([np.mean((references[n] - noisies[n]) ** 2) for n in references])) * 255)
         row = {"level": level[0], "full_well": level[1], "read_std": level[2], "jpeg": args.jpeg,
-               "images": len(paths),
+               "images": len(paths), "rms_noise": round(rms, 2),
                "psnr_noisy": round(float(np.mean([psnr(references[n], noisies[n]) for n in references])), 3)}
         for model in args.models:
             score, seconds = dae_psnr(model, references, noisy_dir, args.work / f"{model}-{level[0]}")
             row[f"psnr_{model}"], row[f"seconds_{model}"] = round(score, 3), round(seconds, 1)
         if not args.no_cbm3d:
             by_sigma = {}
-            for sigma in args.cbm3d_sigmas:
+            for sigma in [round(factor * rms, 1) for factor in args.cbm3d_factors]:
                 restored = {n: bm3d_denoise(noisies[n], sigma) for n in references}
                 by_sigma[sigma] = float(np.mean([psnr(references[n], np.rint(restored[n] * 255) / 255) for n in references]))
             best = max(by_sigma, key=by_sigma.get)

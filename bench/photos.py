@@ -88,9 +88,9 @@ def bm3d_denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def takes_level(model: str) -> bool:
-    from dae_cli import artifacts, builtins
+    from dae_cli import artifacts, builtin_models
 
-    return bool(artifacts.read_manifest(builtins.resolve_model(model)).get("noise_level_input"))
+    return bool(artifacts.read_manifest(builtin_models.resolve_model(model)).get("noise_level_input"))
 
 
 def dae_figures(model: str, clean: dict, mode: str, noisy_dir: Path, out: Path, *flags: str) -> tuple[float, float, dict]:

@@ -110,7 +110,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     """The manifest of a model directory, or a `ModelError` saying what is wrong."""
     directory = Path(directory)
     if not directory.exists():
-        from dae_cli.builtins import BUILTIN_MODELS
+        from dae_cli.builtin_models import BUILTIN_MODELS
 
         raise ModelError(
             f"model directory {directory} does not exist; train one with 'dae train --out {directory}' "

@@ -106,7 +106,7 @@ def main_options(
 
 
 def _model_dir(model: Optional[Path]) -> Path:
-    from dae_cli.builtins import resolve_model
+    from dae_cli.builtin_models import resolve_model
 
     return resolve_model(model or Path(os.environ.get("DAE_MODEL") or DEFAULT_MODEL))
 

@@ -275,7 +275,7 @@ def initialize_from(autoencoder, model: str, tell=lambda message: None) -> None:
     weight whose shape differs keeps its fresh initial value, and `tell` says how many.
     Models of other layers are refused.
     """
-    from dae_cli.builtins import resolve_model
+    from dae_cli.builtin_models import resolve_model
 
     directory = resolve_model(model)
     if not (directory / artifacts.KERAS_MODEL).exists():

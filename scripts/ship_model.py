@@ -3,7 +3,7 @@
     python scripts/ship_model.py /work/photo-gray-run photo-gray
     python scripts/ship_model.py /work/train/photo photo --float32   # trained in mixed bfloat16
 
-The copy (`dae_cli/models/NAME/`) keeps the encoder and decoder SavedModels, the
+The copy (`dae_cli/trained_models/NAME/`) keeps the encoder and decoder SavedModels, the
 weights in `autoencoder.keras` without optimizer state, `history.csv` and the manifest
 with its hashes made anew; it leaves out `samples.png`, which shows validation images
 whose licence keeps them out of the package. `--float32` rebuilds a model trained in
@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dae_cli import artifacts, builtins  # noqa: E402
+from dae_cli import artifacts, builtin_models  # noqa: E402
 
 if __name__ == "__main__":
     source, name = Path(sys.argv[1]), sys.argv[2]
-    if name not in builtins.SHIPPED_MODELS:
-        sys.exit(f"{name} is not in builtins.SHIPPED_MODELS")
-    manifest = artifacts.write_inference_copy(source, builtins.builtin_path(name), float32="--float32" in sys.argv[3:])
-    total = sum(path.stat().st_size for path in builtins.builtin_path(name).rglob("*") if path.is_file())
-    print(f"{builtins.builtin_path(name)}: {len(manifest['files'])} files, {total / 1e6:.2f} MB")
+    if name not in builtin_models.SHIPPED_MODELS:
+        sys.exit(f"{name} is not in builtin_models.SHIPPED_MODELS")
+    manifest = artifacts.write_inference_copy(source, builtin_models.builtin_path(name), float32="--float32" in sys.argv[3:])
+    total = sum(path.stat().st_size for path in builtin_models.builtin_path(name).rglob("*") if path.is_file())
+    print(f"{builtin_models.builtin_path(name)}: {len(manifest['files'])} files, {total / 1e6:.2f} MB")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import cli_env
 
-from dae_cli.builtins import BUILTIN_MODELS
+from dae_cli.builtin_models import BUILTIN_MODELS
 from dae_cli.completion import complete_model
 
 DAE = Path(sys.executable).parent / "dae"  # the console script of this install
@@ -52,7 +52,7 @@ def test_bash_completes_built_in_models_and_directories(workdir):
     "words, expected",
     [
         (["dae", "train", "--noise", "s"], ["salt-pepper", "speckle"]),
-        (["dae", "noise", "x.png", "--noise", ""], ["gaussian", "salt-pepper", "speckle", "poisson", "mask"]),
+        (["dae", "noise", "x.png", "--noise", ""], ["gaussian", "salt-pepper", "speckle", "poisson", "mask", "poisson-gaussian", "camera"]),
         (["dae", "train", "--strategy", "m"], ["mirrored", "multi-worker"]),
         (["dae", "train", "--lr-schedule", ""], ["constant", "cosine"]),
         (["dae", "train", "--precision", "f"], ["float32"]),

@@ -141,7 +141,7 @@ def test_init_from_starts_from_another_models_weights(tmp_path):
     starts as `photo` given the level FOLD_LEVEL (the level channel's weights folded into
     the first convolution's bias), every other weight the built-in's."""
     from dae_cli import artifacts
-    from dae_cli.builtins import builtin_path
+    from dae_cli.builtin_models import builtin_path
     from dae_cli.training import FOLD_LEVEL
 
     result = run_dae("train", "--config", "configs/photo-real.toml", "--data", SHIPPED, "--limit", "2",

@@ -355,7 +355,7 @@ def test_an_existing_path_wins_over_a_built_in_name_and_unknown_names_list_them(
 def test_a_changed_built_in_model_is_refused(tmp_path):
     import shutil
 
-    from dae_cli.builtins import builtin_path
+    from dae_cli.builtin_models import builtin_path
 
     copy = tmp_path / "photo"
     shutil.copytree(builtin_path("photo"), copy)

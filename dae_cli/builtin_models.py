@@ -23,13 +23,13 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-SHIPPED_MODELS = ("mnist", "photo", "photo-real")  # folders under dae_cli/models
+SHIPPED_MODELS = ("mnist", "photo", "photo-real")  # folders under dae_cli/trained_models
 ALIASES = {"photo-gray": "photo"}
 BUILTIN_MODELS = (*SHIPPED_MODELS, *ALIASES)  # the names -m takes
 
 
 def builtin_path(name: str) -> Path:
-    return Path(str(resources.files("dae_cli") / "models" / ALIASES.get(name, name)))
+    return Path(str(resources.files("dae_cli") / "trained_models" / ALIASES.get(name, name)))
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
