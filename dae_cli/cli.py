@@ -170,7 +170,7 @@ def _report_outcome(outcome, text: Optional[str]) -> None:
 
 
 def _outcome_log(fail_fast: bool, on_outcome=None, progress=None):
-    from dae_cli.inference import OutcomeLog
+    from dae_cli.outcomes import OutcomeLog
 
     report = on_outcome or (lambda o: _report_outcome(o, o.output))
     warned: set = set()
@@ -224,12 +224,12 @@ def denoise(
     no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
     """Denoise images with the encoder and decoder SavedModels; print one output path per line."""
-    from dae_cli import artifacts, image_io, inference
+    from dae_cli import artifacts, image_io, inference, outcomes
 
     level = _parse_sigma(sigma)
     options = _output_options(format, bit_depth, quality, strip_metadata)
     paths = image_io.expand_inputs(inputs, note=State.output.info)
-    outputs = inference.output_paths(paths, out, "denoised", options.format)
+    outputs = outcomes.output_paths(paths, out, "denoised", options.format)
     image_io.check_output_options(outputs, options)
     loaded = artifacts.load_model(_model_dir(model), verify=not no_verify)
     _check_sigma(level, loaded)
@@ -523,14 +523,14 @@ def noise_command(
     settings: dict = None,
 ) -> None:
     """Add noise to clean images (seeded), to make demos and test sets; writes <stem>.noisy.<ext>."""
-    from dae_cli import image_io, inference
+    from dae_cli import image_io, inference, outcomes
     from dae_cli.config import Config
     from dae_cli.noise import NoiseSpec
 
     config = Config.resolve(None, settings)
     options = _output_options(format, bit_depth, quality, strip_metadata)
     paths = image_io.expand_inputs(inputs, note=State.output.info)
-    outputs = inference.output_paths(paths, out, "noisy", options.format)
+    outputs = outcomes.output_paths(paths, out, "noisy", options.format)
     image_io.check_output_options(outputs, options)
     with State.output.progress("noise", len(paths)) as progress:
         log = _outcome_log(fail_fast, progress=progress)

@@ -29,7 +29,7 @@ import numpy as np
 from dae_cli import image_io
 from dae_cli.errors import DaeError, UsageError
 from dae_cli.files import OutputExistsError
-from dae_cli.inference import Outcome, OutcomeLog, _write_image
+from dae_cli.outcomes import Outcome, OutcomeLog, output_paths, write_image
 from dae_cli.tiling import flat_top, window_starts
 
 DEFAULT_MAX_PIXELS = 1_000_000  # the default --max-megapixels: a 24-megapixel photo in 2.4 GB (BENCHMARKS.md)
@@ -186,7 +186,7 @@ def denoise_files(model, paths: list[Path], outputs: list[Path], *, overwrite: b
         )
         pixels = None  # the input's memory goes before the output is encoded
         _tell_level(detail, path, level, estimated)
-        outcome = _write_image(str(path), result, output, meta, overwrite, options)
+        outcome = write_image(str(path), result, output, meta, overwrite, options)
         outcome.sigma, outcome.sigma_estimated = level, estimated
         log.add(outcome)
 
@@ -217,7 +217,6 @@ def decode_maps(model, maps: list, out_dir: Path, *, overwrite: bool = False, lo
                 options: image_io.OutputOptions = image_io.OutputOptions()) -> None:
     """One image per latent feature map, cropped to its recorded image size, of the kind
     its source was (format, gray or colour, bit depth) when `encode` recorded it."""
-    from dae_cli.inference import output_paths
 
     named = [m for m in maps if m.source]
     paths = output_paths([Path(m.source) for m in named], out_dir, "decoded", options.format, directory_only=True) if named else []
@@ -242,7 +241,7 @@ def decode_maps(model, maps: list, out_dir: Path, *, overwrite: bool = False, lo
         meta = image_io.meta_of_kind(item.kind)
         if meta is not None and meta.channels == 1 and image.shape[-1] == 3:
             image = image.mean(axis=-1, keepdims=True)  # gray in, gray out, as denoise gives it
-        log.add(_write_image(item.label, np.clip(image, 0.0, 1.0), target, meta, overwrite, options))
+        log.add(write_image(item.label, np.clip(image, 0.0, 1.0), target, meta, overwrite, options))
 
 
 def check_latent_format(out: Path | None) -> None:

@@ -198,7 +198,7 @@ def test_dae_outputs_of_every_format_are_skipped_in_a_directory(tmp_path):
 
 def test_output_names_keep_the_input_format_unless_told(tmp_path):
     from dae_cli.errors import UsageError
-    from dae_cli.inference import output_paths
+    from dae_cli.outcomes import output_paths
 
     inputs = [tmp_path / "a.JPG", tmp_path / "b.tiff", tmp_path / "c.gif"]
     assert [p.name for p in output_paths(inputs, None, "denoised")] == ["a.denoised.JPG", "b.denoised.tiff", "c.denoised.png"]

@@ -16,7 +16,7 @@ import pytest
 from conftest import FLOAT32, cli_env
 from PIL import Image, PngImagePlugin
 
-from dae_cli import artifacts, evaluation, image_io, inference
+from dae_cli import artifacts, evaluation, image_io, inference, outcomes
 from dae_cli.errors import DaeError
 
 
@@ -42,8 +42,8 @@ def expected_output(loaded, gray_uint8: np.ndarray) -> np.ndarray:
 
 
 def run(loaded, paths, out, fail_fast=False, **options):
-    outputs = inference.output_paths(paths, out, "denoised")
-    log = inference.OutcomeLog(lambda outcome: None, fail_fast)
+    outputs = outcomes.output_paths(paths, out, "denoised")
+    log = outcomes.OutcomeLog(lambda outcome: None, fail_fast)
     inference.denoise_files(loaded, paths, outputs, log=log, **options)
     return log, outputs
 
