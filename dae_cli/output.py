@@ -105,10 +105,9 @@ class Output:
         return PlainProgress(label, total, unit)
 
     def training_reporter(self):
+        """What draws `dae train`'s progress; None with -q (training then reports to no one)."""
         if self.quiet:
-            from dae_cli.training import Reporter
-
-            return Reporter()
+            return None
         return RichReporter(self) if self.live else PlainReporter(self)
 
 
