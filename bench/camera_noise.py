@@ -155,13 +155,14 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=["photo-real", "photo"])
     parser.add_argument("--cbm3d-factors", type=float, nargs="+", default=[0.6, 1.0, 1.5, 2.2])
     parser.add_argument("--no-cbm3d", action="store_true")
+    parser.add_argument("--levels", nargs="+", default=[level[0] for level in LEVELS], choices=[level[0] for level in LEVELS])
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "results" / "camera-noise")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     paths = [p for s in args.sets for p in sorted(SETS[s][0].glob("*.png"))[: args.limit]]
     rows = []
-    for level in LEVELS:
+    for level in [level for level in LEVELS if level[0] in args.levels]:
         noisy_dir = args.work / f"noisy-{level[0]}"
         references, noisies = make_check_set(paths, level, args.jpeg, noisy_dir)
         rms = float(np.sqrt(np.mean([np.mean((references[n] - noisies[n]) ** 2) for n in references])) * 255)
