@@ -55,24 +55,28 @@ CANDIDATES = {
 }
 POOL = dict(downsampling="maxpool", upsampling="upsample", loss="mae")
 # Round 2: the cheap, pooled, L1-trained shapes that round 1 pointed to.
-CANDIDATES.update({
-    "u4-16-b2-pool-mae": dict(layer_filters=[16, 32, 64, 128], blocks=2, **POOL),
-    "u4-16-b1-pool-mae": dict(layer_filters=[16, 32, 64, 128], blocks=1, **POOL),
-    "u3-32-b1-pool-mae": dict(layer_filters=[32, 64, 128], blocks=1, **POOL),
-    "u4-24-b1-pool-mae": dict(layer_filters=[24, 48, 96, 192], blocks=1, **POOL),
-    "u4-32-b1-pool-mae": dict(layer_filters=[32, 64, 128, 256], blocks=1, **POOL),
-    "u5-16-b1-pool-mae": dict(layer_filters=[16, 32, 64, 128, 256], blocks=1, **POOL),
-    "u4-16-b2-pool-mae-lr2e-3": dict(layer_filters=[16, 32, 64, 128], blocks=2, lr=2e-3, **POOL),
-    "u4-16-b2-mae": dict(layer_filters=[16, 32, 64, 128], blocks=2, loss="mae"),
-})
+CANDIDATES.update(
+    {
+        "u4-16-b2-pool-mae": dict(layer_filters=[16, 32, 64, 128], blocks=2, **POOL),
+        "u4-16-b1-pool-mae": dict(layer_filters=[16, 32, 64, 128], blocks=1, **POOL),
+        "u3-32-b1-pool-mae": dict(layer_filters=[32, 64, 128], blocks=1, **POOL),
+        "u4-24-b1-pool-mae": dict(layer_filters=[24, 48, 96, 192], blocks=1, **POOL),
+        "u4-32-b1-pool-mae": dict(layer_filters=[32, 64, 128, 256], blocks=1, **POOL),
+        "u5-16-b1-pool-mae": dict(layer_filters=[16, 32, 64, 128, 256], blocks=1, **POOL),
+        "u4-16-b2-pool-mae-lr2e-3": dict(layer_filters=[16, 32, 64, 128], blocks=2, lr=2e-3, **POOL),
+        "u4-16-b2-mae": dict(layer_filters=[16, 32, 64, 128], blocks=2, loss="mae"),
+    }
+)
 # Round 3: one shape, trained for one sigma or blind over a range, scored at 15, 25, 50.
 BLIND = dict(layer_filters=[32, 64, 128], blocks=1, loss="mae")
-CANDIDATES.update({
-    "u3-32-b1-mae-s25": dict(BLIND, sigma=25 / 255),
-    "u3-32-b1-mae-s15": dict(BLIND, sigma=15 / 255),
-    "u3-32-b1-mae-s50": dict(BLIND, sigma=50 / 255),
-    "u3-32-b1-mae-blind0-55": dict(BLIND, sigma_range=[0, 55 / 255]),
-})
+CANDIDATES.update(
+    {
+        "u3-32-b1-mae-s25": dict(BLIND, sigma=25 / 255),
+        "u3-32-b1-mae-s15": dict(BLIND, sigma=15 / 255),
+        "u3-32-b1-mae-s50": dict(BLIND, sigma=50 / 255),
+        "u3-32-b1-mae-blind0-55": dict(BLIND, sigma_range=[0, 55 / 255]),
+    }
+)
 ROUND_3 = [name for name in CANDIDATES if name.startswith("u3-32-b1-mae-")]
 ROUND_2 = [name for name in CANDIDATES if "pool-mae" in name] + ["u4-16-b2-mae", "u4-16-b2", "u3-32-b1"]
 
@@ -164,10 +168,24 @@ def train(rates: dict, photos: Path, cpu_seconds: float, names, out_file):
         seconds = time.perf_counter() - started
         depth = len(spec["layer_filters"]) - 1
         result = {
-            "name": name, "spec": spec, "cpu_kpx_per_s": round(rates[name] / 1e3, 1), "steps": steps,
-            "train_seconds_here": round(seconds, 1), "set12_psnr_sigma25": round(score(model, test_images, depth, np.random.default_rng(1)), 3),
-            "params": model.count_params(), "cpu_seconds": cpu_seconds,
-            **({f"set12_psnr_sigma{s}": round(score(model, test_images, depth, np.random.default_rng(1), s / 255), 3) for s in (15, 50)} if "sigma" in spec or "sigma_range" in spec else {}),
+            "name": name,
+            "spec": spec,
+            "cpu_kpx_per_s": round(rates[name] / 1e3, 1),
+            "steps": steps,
+            "train_seconds_here": round(seconds, 1),
+            "set12_psnr_sigma25": round(score(model, test_images, depth, np.random.default_rng(1)), 3),
+            "params": model.count_params(),
+            "cpu_seconds": cpu_seconds,
+            **(
+                {
+                    f"set12_psnr_sigma{s}": round(
+                        score(model, test_images, depth, np.random.default_rng(1), s / 255), 3
+                    )
+                    for s in (15, 50)
+                }
+                if "sigma" in spec or "sigma_range" in spec
+                else {}
+            ),
         }
         line = json.dumps(result)
         print(line, flush=True)
@@ -180,7 +198,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--measure-cpu", type=Path)
     parser.add_argument("--train", type=Path, help="the rates JSON written by --measure-cpu")
-    parser.add_argument("--photos", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "photos")
+    parser.add_argument(
+        "--photos", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
+    )
     parser.add_argument("--cpu-seconds", type=float, default=3000)
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--round2", action="store_true", help="only the second round's candidates")

@@ -67,8 +67,12 @@ def linear_to_srgb(x):
 
 def _grbg_sites(height, width):
     rows, cols = np.mgrid[:height, :width] % 2
-    return {"g_red_row": (rows == 0) & (cols == 0), "red": (rows == 0) & (cols == 1),
-            "blue": (rows == 1) & (cols == 0), "g_blue_row": (rows == 1) & (cols == 1)}
+    return {
+        "g_red_row": (rows == 0) & (cols == 0),
+        "red": (rows == 0) & (cols == 1),
+        "blue": (rows == 1) & (cols == 0),
+        "g_blue_row": (rows == 1) & (cols == 1),
+    }
 
 
 def mosaic(camera_rgb):
@@ -83,15 +87,19 @@ def mosaic(camera_rgb):
 # Malvar, He and Cutler, "High-quality linear interpolation for demosaicing of
 # Bayer-patterned color images" (ICASSP 2004): bilinear plus a Laplacian correction.
 _G_AT_RB = np.array([[0, 0, -1, 0, 0], [0, 0, 2, 0, 0], [-1, 2, 4, 2, -1], [0, 0, 2, 0, 0], [0, 0, -1, 0, 0]]) / 8
-_ROW = np.array([[0, 0, .5, 0, 0], [0, -1, 0, -1, 0], [-1, 4, 5, 4, -1], [0, -1, 0, -1, 0], [0, 0, .5, 0, 0]]) / 8
+_ROW = np.array([[0, 0, 0.5, 0, 0], [0, -1, 0, -1, 0], [-1, 4, 5, 4, -1], [0, -1, 0, -1, 0], [0, 0, 0.5, 0, 0]]) / 8
 _COL = _ROW.T
-_DIAGONAL = np.array([[0, 0, -1.5, 0, 0], [0, 2, 0, 2, 0], [-1.5, 0, 6, 0, -1.5], [0, 2, 0, 2, 0], [0, 0, -1.5, 0, 0]]) / 8
+_DIAGONAL = (
+    np.array([[0, 0, -1.5, 0, 0], [0, 2, 0, 2, 0], [-1.5, 0, 6, 0, -1.5], [0, 2, 0, 2, 0], [0, 0, -1.5, 0, 0]]) / 8
+)
 
 
 def demosaic_mhc(plane):
     sites = _grbg_sites(*plane.shape)
-    conv = {name: ndimage.convolve(plane, kernel, mode="mirror")
-            for name, kernel in (("g", _G_AT_RB), ("row", _ROW), ("col", _COL), ("diag", _DIAGONAL))}
+    conv = {
+        name: ndimage.convolve(plane, kernel, mode="mirror")
+        for name, kernel in (("g", _G_AT_RB), ("row", _ROW), ("col", _COL), ("diag", _DIAGONAL))
+    }
     red, green, blue = plane.copy(), plane.copy(), plane.copy()
     green[sites["red"] | sites["blue"]] = conv["g"][sites["red"] | sites["blue"]]
     red[sites["g_red_row"]] = conv["row"][sites["g_red_row"]]
@@ -155,7 +163,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=["photo-real", "photo"])
     parser.add_argument("--cbm3d-factors", type=float, nargs="+", default=[0.6, 1.0, 1.5, 2.2])
     parser.add_argument("--no-cbm3d", action="store_true")
-    parser.add_argument("--levels", nargs="+", default=[level[0] for level in LEVELS], choices=[level[0] for level in LEVELS])
+    parser.add_argument(
+        "--levels", nargs="+", default=[level[0] for level in LEVELS], choices=[level[0] for level in LEVELS]
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "results" / "camera-noise")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -166,9 +176,15 @@ def main() -> None:
         noisy_dir = args.work / f"noisy-{level[0]}"
         references, noisies = make_check_set(paths, level, args.jpeg, noisy_dir)
         rms = float(np.sqrt(np.mean([np.mean((references[n] - noisies[n]) ** 2) for n in references])) * 255)
-        row = {"level": level[0], "full_well": level[1], "read_std": level[2], "jpeg": args.jpeg,
-               "images": len(paths), "rms_noise": round(rms, 2),
-               "psnr_noisy": round(float(np.mean([psnr(references[n], noisies[n]) for n in references])), 3)}
+        row = {
+            "level": level[0],
+            "full_well": level[1],
+            "read_std": level[2],
+            "jpeg": args.jpeg,
+            "images": len(paths),
+            "rms_noise": round(rms, 2),
+            "psnr_noisy": round(float(np.mean([psnr(references[n], noisies[n]) for n in references])), 3),
+        }
         for model in args.models:
             score, seconds = dae_psnr(model, references, noisy_dir, args.work / f"{model}-{level[0]}")
             row[f"psnr_{model}"], row[f"seconds_{model}"] = round(score, 3), round(seconds, 1)
@@ -176,10 +192,15 @@ def main() -> None:
             by_sigma = {}
             for sigma in [round(factor * rms, 1) for factor in args.cbm3d_factors]:
                 restored = {n: bm3d_denoise(noisies[n], sigma) for n in references}
-                by_sigma[sigma] = float(np.mean([psnr(references[n], np.rint(restored[n] * 255) / 255) for n in references]))
+                by_sigma[sigma] = float(
+                    np.mean([psnr(references[n], np.rint(restored[n] * 255) / 255) for n in references])
+                )
             best = max(by_sigma, key=by_sigma.get)
-            row.update(cbm3d_by_sigma={f"{k:g}": round(v, 3) for k, v in by_sigma.items()},
-                       cbm3d_best_sigma=best, psnr_cbm3d_best=round(by_sigma[best], 3))
+            row.update(
+                cbm3d_by_sigma={f"{k:g}": round(v, 3) for k, v in by_sigma.items()},
+                cbm3d_best_sigma=best,
+                psnr_cbm3d_best=round(by_sigma[best], 3),
+            )
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.json:

@@ -30,11 +30,21 @@ def methods():
     from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, denoise_wavelet
 
     table = {
-        "total variation (Chambolle)": ("weight", [0.05, 0.1, 0.2, 0.4, 0.8, 1.6], lambda x, p: denoise_tv_chambolle(x, weight=p)),
-        "non-local means": ("h", [0.1, 0.2, 0.3, 0.45, 0.6, 0.9],
-                            lambda x, p: denoise_nl_means(x, h=p, patch_size=5, patch_distance=6, fast_mode=True)),
-        "wavelet (BayesShrink)": ("sigma", [0.1, 0.2, 0.3, 0.45, 0.6, 0.9],
-                                  lambda x, p: denoise_wavelet(x, sigma=p, method="BayesShrink", mode="soft", rescale_sigma=True)),
+        "total variation (Chambolle)": (
+            "weight",
+            [0.05, 0.1, 0.2, 0.4, 0.8, 1.6],
+            lambda x, p: denoise_tv_chambolle(x, weight=p),
+        ),
+        "non-local means": (
+            "h",
+            [0.1, 0.2, 0.3, 0.45, 0.6, 0.9],
+            lambda x, p: denoise_nl_means(x, h=p, patch_size=5, patch_distance=6, fast_mode=True),
+        ),
+        "wavelet (BayesShrink)": (
+            "sigma",
+            [0.1, 0.2, 0.3, 0.45, 0.6, 0.9],
+            lambda x, p: denoise_wavelet(x, sigma=p, method="BayesShrink", mode="soft", rescale_sigma=True),
+        ),
     }
     try:
         import pywt  # noqa: F401  (scikit-image's wavelet denoiser needs PyWavelets)
@@ -45,7 +55,9 @@ def methods():
 
 
 def apply(function, noisy, parameter):
-    return np.stack([np.clip(function(image[..., 0], parameter), 0, 1)[..., None] for image in noisy]).astype(np.float32)
+    return np.stack([np.clip(function(image[..., 0], parameter), 0, 1)[..., None] for image in noisy]).astype(
+        np.float32
+    )
 
 
 def main(argv=None):
@@ -59,7 +71,7 @@ def main(argv=None):
 
     x_train, x_test = common.load_mnist()
     test_noisy, test_clean = common.noisy_test_set(x_test[: args.test_images])
-    tune_noisy, tune_clean = common.noisy_test_set(x_train[-args.tune_images:], seed=1)
+    tune_noisy, tune_clean = common.noisy_test_set(x_train[-args.tune_images :], seed=1)
     # The noise brightens every pixel; the held-apart slice measures by how much on average.
     shift = float(np.mean(tune_noisy - tune_clean))
     rows = {}
@@ -72,13 +84,24 @@ def main(argv=None):
             denoised = apply(function, test_noisy, best)
             seconds = time.perf_counter() - started
             report = quality_report(test_clean, test_noisy, denoised)
-            rows[name] = {"parameter": parameter_name, "value": best, "tuning_psnr": tuning, **report,
-                          "images": len(test_noisy), "images_per_second": len(test_noisy) / seconds}
-            print(f"{name}: {parameter_name}={best} PSNR {report['psnr_denoised']['mean']:.2f} dB "
-                  f"SSIM {report['ssim_denoised']['mean']:.3f} ({len(test_noisy) / seconds:.0f} img/s)", flush=True)
+            rows[name] = {
+                "parameter": parameter_name,
+                "value": best,
+                "tuning_psnr": tuning,
+                **report,
+                "images": len(test_noisy),
+                "images_per_second": len(test_noisy) / seconds,
+            }
+            print(
+                f"{name}: {parameter_name}={best} PSNR {report['psnr_denoised']['mean']:.2f} dB "
+                f"SSIM {report['ssim_denoised']['mean']:.3f} ({len(test_noisy) / seconds:.0f} img/s)",
+                flush=True,
+            )
     noisy_report = quality_report(test_clean, test_noisy, test_noisy)
-    path = common.save(args.name, {"machine": common.machine(), "argv": sys.argv, "noisy": noisy_report,
-                                   "mean_shift": shift, "methods": rows})
+    path = common.save(
+        args.name,
+        {"machine": common.machine(), "argv": sys.argv, "noisy": noisy_report, "mean_shift": shift, "methods": rows},
+    )
     print(f"wrote {path}")
 
 

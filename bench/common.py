@@ -59,7 +59,9 @@ def build_reference(seed: int = 1337):
     inputs = keras.Input(shape=(image_size, image_size, 1), name="encoder_input")
     x = inputs
     for filters in layer_filters:
-        x = layers.Conv2D(filters=filters, kernel_size=kernel_size, strides=2, activation="relu", padding="same", dtype="float32")(x)
+        x = layers.Conv2D(
+            filters=filters, kernel_size=kernel_size, strides=2, activation="relu", padding="same", dtype="float32"
+        )(x)
     shape = tuple(x.shape)
     x = layers.Flatten(dtype="float32")(x)
     latent = layers.Dense(latent_dim, name="latent_vector", dtype="float32")(x)
@@ -68,7 +70,9 @@ def build_reference(seed: int = 1337):
     x = layers.Dense(shape[1] * shape[2] * shape[3], dtype="float32")(latent_inputs)
     x = layers.Reshape((shape[1], shape[2], shape[3]), dtype="float32")(x)
     for filters in layer_filters[::-1]:
-        x = layers.Conv2DTranspose(filters=filters, kernel_size=kernel_size, strides=2, activation="relu", padding="same", dtype="float32")(x)
+        x = layers.Conv2DTranspose(
+            filters=filters, kernel_size=kernel_size, strides=2, activation="relu", padding="same", dtype="float32"
+        )(x)
     x = layers.Conv2DTranspose(filters=1, kernel_size=kernel_size, padding="same", dtype="float32")(x)
     outputs = layers.Activation("sigmoid", name="decoder_output", dtype="float32")(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
@@ -102,7 +106,10 @@ def machine() -> dict:
             return ""
 
     lscpu = run(["lscpu"])
-    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), platform.processor())
+    model = next(
+        (line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")),
+        platform.processor(),
+    )
     flags = next((line.split(":", 1)[1].split() for line in lscpu.splitlines() if line.startswith("Flags")), [])
     try:
         import psutil

@@ -102,8 +102,11 @@ def make_timer(keras, name, n_train, baton, test_noisy, test_clean, rows):
                 "test_ssim": float(ssim(test_clean, denoised).mean()),
             }
             rows.append(row)
-            print(f"{name:>12} epoch {row['epoch']:>3}: {row['epoch_seconds']:6.2f}s "
-                  f"{row['images_per_second']:7.0f} img/s  PSNR {row['test_psnr']:.3f}  SSIM {row['test_ssim']:.4f}", flush=True)
+            print(
+                f"{name:>12} epoch {row['epoch']:>3}: {row['epoch_seconds']:6.2f}s "
+                f"{row['images_per_second']:7.0f} img/s  PSNR {row['test_psnr']:.3f}  SSIM {row['test_ssim']:.4f}",
+                flush=True,
+            )
             baton.pass_on(name)
             baton.wait(name)
 
@@ -130,8 +133,15 @@ def run(contenders, epochs, limit, out_dir: Path, test_limit=None, keep_models=F
         model = common.build_reference()
         x_noisy, x_clean, val_noisy, val_clean = common.reference_arrays(x_train_u8, x_test_u8)
         timer = make_timer(keras, "reference", len(x_clean), baton, test_noisy, test_clean, result["epochs"])
-        model.fit(x_noisy, x_clean, validation_data=(val_noisy, val_clean), epochs=epochs or 30,
-                  batch_size=128, callbacks=[timer], verbose=0)
+        model.fit(
+            x_noisy,
+            x_clean,
+            validation_data=(val_noisy, val_clean),
+            epochs=epochs or 30,
+            batch_size=128,
+            callbacks=[timer],
+            verbose=0,
+        )
         if keep_models:
             result["model"] = model
 
@@ -146,8 +156,9 @@ def run(contenders, epochs, limit, out_dir: Path, test_limit=None, keep_models=F
         config = Config.resolve(result["config"], overrides)
         result["resolved_config"] = config.to_dict()
         timer = make_timer(keras, result["name"], len(x_train_u8), baton, test_noisy, test_clean, result["epochs"])
-        trained = training.train(result["config"], overrides, out_dir / result["name"], overwrite=True,
-                                 strategy="one", callbacks=[timer])
+        trained = training.train(
+            result["config"], overrides, out_dir / result["name"], overwrite=True, strategy="one", callbacks=[timer]
+        )
         result["manifest_metrics"] = trained.manifest["metrics"]
         result["model_dir"] = str(trained.model_dir)
 
@@ -204,8 +215,11 @@ def summarize(results):
             ref_median = common.median([r["epoch_seconds"] for r in reference["epochs"]])
             ref_by_medians = ref_median * len(reference["epochs"])
             summary["time_fraction_of_reference_by_medians"] = (
-                reached["epoch"] * summary["median_epoch_seconds"] / ref_by_medians if reached else None)
-            summary["wall_fraction_of_reference_by_medians"] = len(rows) * summary["median_epoch_seconds"] / ref_by_medians
+                reached["epoch"] * summary["median_epoch_seconds"] / ref_by_medians if reached else None
+            )
+            summary["wall_fraction_of_reference_by_medians"] = (
+                len(rows) * summary["median_epoch_seconds"] / ref_by_medians
+            )
             for gain in (0.5, 2.0):
                 hit = next((r for r in rows if r["test_psnr"] >= target + gain), None)
                 summary[f"time_to_reference_plus_{gain}db"] = hit["cumulative_seconds"] if hit else None
@@ -216,15 +230,28 @@ def summarize(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contender", action="append", required=True)
-    parser.add_argument("--epochs", type=int, default=None, help="Epochs for every contender (default: each config's own; reference 30).")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="Epochs for every contender (default: each config's own; reference 30).",
+    )
     parser.add_argument("--limit", type=int, default=None, help="Use only the first N training images.")
     parser.add_argument("--name", default="train")
     args = parser.parse_args(argv)
     contenders = [parse_contender(spec) for spec in args.contender]
     out_dir = common.RESULTS / "models"
     results = run(contenders, args.epochs, args.limit, out_dir)
-    path = common.save(args.name, {"machine": common.machine(), "argv": sys.argv, "epochs": args.epochs,
-                                   "limit": args.limit, "contenders": results})
+    path = common.save(
+        args.name,
+        {
+            "machine": common.machine(),
+            "argv": sys.argv,
+            "epochs": args.epochs,
+            "limit": args.limit,
+            "contenders": results,
+        },
+    )
     for name, result in results.items():
         print(name, result.get("summary"), "ERROR" if result["error"] else "")
     print(f"wrote {path}")

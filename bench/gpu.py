@@ -81,7 +81,9 @@ def denoise_in_memory(results: dict, test_noisy, batch_size: int) -> dict:
             loaded = artifacts.load_model(result["model_dir"])
             rates[name] = best_rate(loaded.denoise, test_noisy, batch_size)
     keras.backend.clear_session()
-    return {name: {"images_per_second": rate, "megapixels_per_second": rate * pixels / 1e6} for name, rate in rates.items()}
+    return {
+        name: {"images_per_second": rate, "megapixels_per_second": rate * pixels / 1e6} for name, rate in rates.items()
+    }
 
 
 def denoise_files(model_dir: str, test_noisy, count: int) -> dict:
@@ -94,8 +96,12 @@ def denoise_files(model_dir: str, test_noisy, count: int) -> dict:
         for i, pixels in enumerate(test_noisy[:count]):
             Image.fromarray((pixels[..., 0] * 255).round().astype("uint8")).save(inputs / f"{i:05d}.png")
         started = time.perf_counter()
-        subprocess.run([common.DAE, "-q", "denoise", str(inputs), "-m", model_dir, "-o", str(work / "out")],
-                       check=True, capture_output=True, env={**os.environ, "NO_COLOR": "1"})
+        subprocess.run(
+            [common.DAE, "-q", "denoise", str(inputs), "-m", model_dir, "-o", str(work / "out")],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
         seconds = time.perf_counter() - started
         return {"files": count, "seconds": seconds, "images_per_second": count / seconds}
     finally:
@@ -105,12 +111,18 @@ def denoise_files(model_dir: str, test_noisy, count: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contender", action="append", default=[], help="More dae contenders, as in compare.py.")
-    parser.add_argument("--epochs", type=int, default=None, help="Epochs for every contender (default: reference 30, dae its config's).")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="Epochs for every contender (default: reference 30, dae its config's)."
+    )
     parser.add_argument("--limit", type=int, default=None, help="Use only the first N training images.")
     parser.add_argument("--test-images", type=int, default=None, help="Score and denoise only the first N test images.")
     parser.add_argument("--batch-size", type=int, default=1024, help="Batch size of the in-memory denoising figures.")
-    parser.add_argument("--files", type=int, default=10000, help="PNG files for the `dae denoise DIR` figure (0: skip).")
-    parser.add_argument("--quick", action="store_true", help="2 epochs on 2,000 images, 500 test images, 200 files; runs on a CPU too.")
+    parser.add_argument(
+        "--files", type=int, default=10000, help="PNG files for the `dae denoise DIR` figure (0: skip)."
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="2 epochs on 2,000 images, 500 test images, 200 files; runs on a CPU too."
+    )
     parser.add_argument("--allow-cpu", action="store_true", help="Run the full benchmark even without a GPU.")
     parser.add_argument("--name", default=None)
     args = parser.parse_args(argv)
@@ -133,7 +145,11 @@ def main(argv=None) -> int:
     _, x_test = common.load_mnist()
     test_noisy, _ = common.noisy_test_set(x_test[: args.test_images] if args.test_images else x_test)
     in_memory = denoise_in_memory(results, test_noisy, args.batch_size)
-    files = denoise_files(results["default"]["model_dir"], test_noisy, args.files) if args.files and results["default"].get("model_dir") else None
+    files = (
+        denoise_files(results["default"]["model_dir"], test_noisy, args.files)
+        if args.files and results["default"].get("model_dir")
+        else None
+    )
 
     reference = results["reference"].get("summary", {})
     summary = {}
@@ -150,20 +166,32 @@ def main(argv=None) -> int:
             "error": result.get("error"),
         }
     record = {
-        "machine": common.machine(), "device": device, "argv": sys.argv, "epochs": args.epochs, "limit": args.limit,
-        "test_images": len(test_noisy), "reference_total_seconds": reference.get("total_seconds"),
-        "summary": summary, "in_memory": in_memory, "denoise_files": files,
+        "machine": common.machine(),
+        "device": device,
+        "argv": sys.argv,
+        "epochs": args.epochs,
+        "limit": args.limit,
+        "test_images": len(test_noisy),
+        "reference_total_seconds": reference.get("total_seconds"),
+        "summary": summary,
+        "in_memory": in_memory,
+        "denoise_files": files,
         "contenders": {key: {k: v for k, v in value.items() if k != "model"} for key, value in results.items()},
     }
     path = common.save(name, record)
     for contender, figures in summary.items():
-        print(f"{contender:>10}: train {figures['training_images_per_second'] or 0:8.0f} img/s "
-              f"(x{figures['training_vs_reference'] or 0:.2f})  final PSNR {figures['final_test_psnr'] or 0:.2f}  "
-              f"time to ref PSNR {figures['time_to_reference_psnr_fraction'] or float('nan'):.3f}  "
-              f"denoise {figures['denoise_images_per_second'] or 0:9.0f} img/s "
-              f"{figures['denoise_megapixels_per_second'] or 0:7.1f} MP/s", flush=True)
+        print(
+            f"{contender:>10}: train {figures['training_images_per_second'] or 0:8.0f} img/s "
+            f"(x{figures['training_vs_reference'] or 0:.2f})  final PSNR {figures['final_test_psnr'] or 0:.2f}  "
+            f"time to ref PSNR {figures['time_to_reference_psnr_fraction'] or float('nan'):.3f}  "
+            f"denoise {figures['denoise_images_per_second'] or 0:9.0f} img/s "
+            f"{figures['denoise_megapixels_per_second'] or 0:7.1f} MP/s",
+            flush=True,
+        )
     if files:
-        print(f"dae denoise DIR: {files['files']} files in {files['seconds']:.1f}s, {files['images_per_second']:.0f} img/s")
+        print(
+            f"dae denoise DIR: {files['files']} files in {files['seconds']:.1f}s, {files['images_per_second']:.0f} img/s"
+        )
     print(f"wrote {path}")
     return 1 if any(result.get("error") for result in results.values()) else 0
 

@@ -84,15 +84,27 @@ class Contender:
     def epoch(self, number: int, test_noisy, test_clean) -> None:
         noisy = self.fixed_noisy if self.fixed_noisy is not None else gaussian_noise(self.x_clean, self.rng)
         started = time.perf_counter()
-        self.model.fit(noisy, self.x_clean, batch_size=self.batch_size, epochs=number + 1, initial_epoch=number,
-                       shuffle=True, verbose=0)
+        self.model.fit(
+            noisy,
+            self.x_clean,
+            batch_size=self.batch_size,
+            epochs=number + 1,
+            initial_epoch=number,
+            shuffle=True,
+            verbose=0,
+        )
         self.epoch_seconds.append(time.perf_counter() - started)
         self.test_psnr.append(psnr(test_clean, self.model.predict(test_noisy, batch_size=1024, verbose=0)))
 
     def summary(self, images: int) -> dict:
         steady = self.epoch_seconds[1:] or self.epoch_seconds
-        return {"median_images_per_second": images / statistics.median(steady), "epoch_seconds": self.epoch_seconds,
-                "test_psnr": self.test_psnr, "final_test_psnr": self.test_psnr[-1], "total_seconds": sum(self.epoch_seconds)}
+        return {
+            "median_images_per_second": images / statistics.median(steady),
+            "epoch_seconds": self.epoch_seconds,
+            "test_psnr": self.test_psnr,
+            "final_test_psnr": self.test_psnr[-1],
+            "total_seconds": sum(self.epoch_seconds),
+        }
 
 
 def dae_contender(name, precision, x_clean, epochs, seed, **overrides):
@@ -101,8 +113,11 @@ def dae_contender(name, precision, x_clean, epochs, seed, **overrides):
     keras.utils.set_random_seed(seed)
     autoencoder, _, _ = build_model(config, x_clean.shape[1:])
     steps = math.ceil(len(x_clean) / config.batch_size)
-    autoencoder.compile(optimizer=keras.optimizers.Adam(training._learning_rate(config, epochs * steps)), loss=config.loss,
-                        steps_per_execution=min(training.GPU_STEPS_PER_EXECUTION, steps))
+    autoencoder.compile(
+        optimizer=keras.optimizers.Adam(training._learning_rate(config, epochs * steps)),
+        loss=config.loss,
+        steps_per_execution=min(training.GPU_STEPS_PER_EXECUTION, steps),
+    )
     keras.mixed_precision.set_dtype_policy("float32")
     return Contender(name, autoencoder, x_clean, seed=seed, batch_size=config.batch_size)
 
@@ -116,8 +131,11 @@ def conv_rates(sizes, precision) -> dict:
     for height, width, batch in sizes:
         images = np.random.default_rng(0).random((4 * batch, height, width, 1), dtype="float32")
         rate = gpu.best_rate(autoencoder.predict_on_batch, images, batch)
-        rates[f"{height}x{width}"] = {"batch": batch, "images_per_second": rate,
-                                      "megapixels_per_second": rate * height * width / 1e6}
+        rates[f"{height}x{width}"] = {
+            "batch": batch,
+            "images_per_second": rate,
+            "megapixels_per_second": rate * height * width / 1e6,
+        }
     return rates
 
 
@@ -126,10 +144,17 @@ def main(argv=None) -> int:
     parser.add_argument("--mnist", default=str(common.MNIST), help="mnist.npz in keras.datasets' layout.")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--limit", type=int, default=None, help="Use only the first N training images.")
-    parser.add_argument("--contender", action="append", default=[], metavar="NAME:KEY=VALUE,...",
-                        help="One more dae contender, float32, with Config overrides (e.g. b1024:batch_size=1024,learning_rate=0.008).")
+    parser.add_argument(
+        "--contender",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="One more dae contender, float32, with Config overrides (e.g. b1024:batch_size=1024,learning_rate=0.008).",
+    )
     parser.add_argument("--skip-conv", action="store_true", help="Leave out the conv denoising figures.")
-    parser.add_argument("--quick", action="store_true", help="2 epochs on 2,000 images, small conv sizes; runs on a CPU.")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 epochs on 2,000 images, small conv sizes; runs on a CPU."
+    )
     parser.add_argument("--name", default=None)
     args = parser.parse_args(argv)
     sizes = CONV_SIZES
@@ -147,13 +172,18 @@ def main(argv=None) -> int:
     ]
     for spec in args.contender:
         name, _, pairs = spec.partition(":")
-        overrides = {key: json.loads(value) for key, _, value in (pair.partition("=") for pair in filter(None, pairs.split(",")))}
+        overrides = {
+            key: json.loads(value) for key, _, value in (pair.partition("=") for pair in filter(None, pairs.split(",")))
+        }
         contenders.append(dae_contender(name, "float32", x_clean, args.epochs, seed=1, **overrides))
     for number in range(args.epochs):
         for contender in contenders:
             contender.epoch(number, test_noisy, test_clean)
-        print(f"epoch {number + 1}: " + "  ".join(f"{c.name} {c.epoch_seconds[-1]:.2f}s {c.test_psnr[-1]:.2f}dB"
-                                                  for c in contenders), flush=True)
+        print(
+            f"epoch {number + 1}: "
+            + "  ".join(f"{c.name} {c.epoch_seconds[-1]:.2f}s {c.test_psnr[-1]:.2f}dB" for c in contenders),
+            flush=True,
+        )
 
     summary = {c.name: c.summary(len(x_clean)) for c in contenders}
     reference = summary["reference"]
@@ -161,28 +191,48 @@ def main(argv=None) -> int:
         figures["training_vs_reference"] = figures["median_images_per_second"] / reference["median_images_per_second"]
         elapsed = np.cumsum(figures["epoch_seconds"])
         reached = [i for i, value in enumerate(figures["test_psnr"]) if value >= reference["final_test_psnr"]]
-        figures["time_to_reference_psnr_fraction"] = float(elapsed[reached[0]] / reference["total_seconds"]) if reached else None
+        figures["time_to_reference_psnr_fraction"] = (
+            float(elapsed[reached[0]] / reference["total_seconds"]) if reached else None
+        )
 
     dense = {c.name: gpu.best_rate(c.model.predict_on_batch, test_noisy, 1024) for c in contenders}
-    conv = {} if args.skip_conv else {precision: conv_rates(sizes, precision) for precision in ("float32", "mixed_bfloat16")}
+    conv = (
+        {}
+        if args.skip_conv
+        else {precision: conv_rates(sizes, precision) for precision in ("float32", "mixed_bfloat16")}
+    )
 
     devices = []
     if keras.backend.backend() == "jax":
         import jax
 
         devices = [str(device) for device in jax.devices()]
-    record = {"backend": keras.backend.backend(), "keras": keras.__version__, "devices": devices, "argv": sys.argv,
-              "epochs": args.epochs, "training_images": len(x_clean), "summary": summary,
-              "denoise_dense_images_per_second": dense, "denoise_conv": conv}
+    record = {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "devices": devices,
+        "argv": sys.argv,
+        "epochs": args.epochs,
+        "training_images": len(x_clean),
+        "summary": summary,
+        "denoise_dense_images_per_second": dense,
+        "denoise_conv": conv,
+    }
     path = common.save(args.name or ("gpu-keras-quick" if args.quick else "gpu-keras"), record)
     for name, figures in summary.items():
         fraction = figures["time_to_reference_psnr_fraction"]
-        print(f"{name:>13}: train {figures['median_images_per_second']:9.0f} img/s (x{figures['training_vs_reference']:.2f})"
-              f"  final PSNR {figures['final_test_psnr']:.2f} dB  time to reference PSNR "
-              f"{'never' if fraction is None else f'{fraction:.3f}'}  denoise {dense[name]:9.0f} img/s", flush=True)
+        print(
+            f"{name:>13}: train {figures['median_images_per_second']:9.0f} img/s (x{figures['training_vs_reference']:.2f})"
+            f"  final PSNR {figures['final_test_psnr']:.2f} dB  time to reference PSNR "
+            f"{'never' if fraction is None else f'{fraction:.3f}'}  denoise {dense[name]:9.0f} img/s",
+            flush=True,
+        )
     for precision, rates in conv.items():
         for size, figures in rates.items():
-            print(f"conv {precision:>14} {size:>9} x{figures['batch']:<2}: {figures['megapixels_per_second']:8.1f} MP/s", flush=True)
+            print(
+                f"conv {precision:>14} {size:>9} x{figures['batch']:<2}: {figures['megapixels_per_second']:8.1f} MP/s",
+                flush=True,
+            )
     print(f"wrote {path}")
     return 0
 

@@ -70,7 +70,9 @@ def timed(command, env=None, cwd=None):
 def export_code(ref: str, folder: Path) -> Path:
     """`dae_cli/` as of git `ref`, unpacked under `folder`; returns the PYTHONPATH entry."""
     folder.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(common.ROOT), "archive", ref, "dae_cli"], capture_output=True, check=True)
+    archive = subprocess.run(
+        ["git", "-C", str(common.ROOT), "archive", ref, "dae_cli"], capture_output=True, check=True
+    )
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
 
@@ -86,13 +88,19 @@ def denoise_runs(contenders: dict, folders: list, model: str, work: Path, env: d
                 run_env = {**env, "PYTHONPATH": str(pythonpath)} if pythonpath else env
                 # Run from `work`: `python -m` puts the working directory first on sys.path.
                 wall, rss, done = timed(command, run_env, cwd=work)
-                cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr).group(1)) for kind in ("User", "System"))
+                cpu = sum(
+                    float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr).group(1))
+                    for kind in ("User", "System")
+                )
                 written = sum(1 for _ in out.rglob("*.png"))
                 assert written == count, (written, count)
                 shutil.rmtree(out)
                 runs[name][label].append({"wall_seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": rss})
-                print(f"round {round_number + 1} {name:>8} {count:6d} files: {wall:6.2f}s {count / wall:5.0f} img/s "
-                      f"CPU {cpu:6.2f}s peak RSS {rss:.0f} MB", flush=True)
+                print(
+                    f"round {round_number + 1} {name:>8} {count:6d} files: {wall:6.2f}s {count / wall:5.0f} img/s "
+                    f"CPU {cpu:6.2f}s peak RSS {rss:.0f} MB",
+                    flush=True,
+                )
     return runs
 
 
@@ -113,7 +121,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(common.RESULTS / "models" / "default"))
     parser.add_argument("--files", type=int, default=10000)
-    parser.add_argument("--small", type=int, default=1000, help="The smaller folder, for steady-state rate and flat memory.")
+    parser.add_argument(
+        "--small", type=int, default=1000, help="The smaller folder, for steady-state rate and flat memory."
+    )
     parser.add_argument("--repeats", type=int, default=5, help="Runs per latency figure.")
     parser.add_argument("--name", default="inference")
     parser.add_argument("--baseline", default=None, help="A git ref whose dae_cli takes turns with this checkout's.")
@@ -145,27 +155,40 @@ def main(argv=None):
         measured = denoise_runs(contenders, folders, args.model, work, env, args.rounds)
         result["cli_rounds"] = measured
         for name, by_folder in measured.items():
-            steady = [(args.files - args.small) / (big["wall_seconds"] - little["wall_seconds"])
-                      for little, big in zip(by_folder["small"], by_folder["all"])]
-            figures = {label: {"files": count,
-                               "wall_seconds": common.median([r["wall_seconds"] for r in by_folder[label]]),
-                               "peak_rss_mb": max(r["peak_rss_mb"] or 0 for r in by_folder[label])}
-                       for label, _, count in folders}
+            steady = [
+                (args.files - args.small) / (big["wall_seconds"] - little["wall_seconds"])
+                for little, big in zip(by_folder["small"], by_folder["all"])
+            ]
+            figures = {
+                label: {
+                    "files": count,
+                    "wall_seconds": common.median([r["wall_seconds"] for r in by_folder[label]]),
+                    "peak_rss_mb": max(r["peak_rss_mb"] or 0 for r in by_folder[label]),
+                }
+                for label, _, count in folders
+            }
             for label, figure in figures.items():
                 figure["images_per_second"] = figure["files"] / figure["wall_seconds"]
             figures["steady_images_per_second"] = common.median(steady)
             figures["steady_per_round"] = steady
             # CPU (user + system, all threads) per extra file: what load on the machine moves least.
             figures["steady_cpu_us_per_image"] = common.median(
-                [(big["cpu_seconds"] - little["cpu_seconds"]) / (args.files - args.small) * 1e6
-                 for little, big in zip(by_folder["small"], by_folder["all"])])
+                [
+                    (big["cpu_seconds"] - little["cpu_seconds"]) / (args.files - args.small) * 1e6
+                    for little, big in zip(by_folder["small"], by_folder["all"])
+                ]
+            )
             result["cli" if name == "this" else "cli_baseline"] = figures
-            print(f"{name}: steady state {common.median(steady):.0f} img/s (rounds: "
-                  f"{', '.join(f'{v:.0f}' for v in steady)}), {figures['steady_cpu_us_per_image']:.0f} µs of CPU per image",
-                  flush=True)
+            print(
+                f"{name}: steady state {common.median(steady):.0f} img/s (rounds: "
+                f"{', '.join(f'{v:.0f}' for v in steady)}), {figures['steady_cpu_us_per_image']:.0f} µs of CPU per image",
+                flush=True,
+            )
         runs, steady = result["cli"], result["cli"]["steady_images_per_second"]
 
-        done = subprocess.run([common.PYTHON, "-c", IN_MEMORY, args.model, str(arrays)], capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [common.PYTHON, "-c", IN_MEMORY, args.model, str(arrays)], capture_output=True, text=True, env=env
+        )
         if done.returncode != 0:
             raise RuntimeError(done.stderr[-2000:])
         result["in_memory"] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -175,7 +198,17 @@ def main(argv=None):
         latency = {}
         commands = {
             "dae --help": [common.DAE, "--help"],
-            "dae denoise one.png": [common.DAE, "-q", "denoise", str(one), "-m", args.model, "-o", str(work / "one.png"), "--overwrite"],
+            "dae denoise one.png": [
+                common.DAE,
+                "-q",
+                "denoise",
+                str(one),
+                "-m",
+                args.model,
+                "-o",
+                str(work / "one.png"),
+                "--overwrite",
+            ],
             "python -c 'import tensorflow'": [common.PYTHON, "-c", "import tensorflow"],
         }
         times = {label: [] for label in commands}

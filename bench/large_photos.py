@@ -44,8 +44,25 @@ def write_noisy(clean: np.ndarray, path: Path, sigma: float = 25, seed: int = 0)
 
 
 def denoise(model: str, source: Path, target: Path, max_megapixels: float) -> dict:
-    command = ["/usr/bin/time", "-v", sys.executable, "-m", "dae_cli", "-q", "denoise", str(source), "-m", model,
-               "-o", str(target), "--overwrite", "--sigma", "25", "--max-megapixels", str(max_megapixels)]
+    command = [
+        "/usr/bin/time",
+        "-v",
+        sys.executable,
+        "-m",
+        "dae_cli",
+        "-q",
+        "denoise",
+        str(source),
+        "-m",
+        model,
+        "-o",
+        str(target),
+        "--overwrite",
+        "--sigma",
+        "25",
+        "--max-megapixels",
+        str(max_megapixels),
+    ]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - started
@@ -79,8 +96,12 @@ def main() -> None:
     for budget in args.max_megapixels:
         row = denoise(args.model, crop, args.work / f"4mp-{budget:g}.png", budget)
         tiled = psnr(clean, np.asarray(Image.open(args.work / f"4mp-{budget:g}.png"), np.float32) / 255)
-        row.update(psnr_whole=round(whole_psnr, 3), psnr_windows=round(tiled, 3), difference=round(tiled - whole_psnr, 4),
-                   whole_peak_rss_gb=whole["peak_rss_gb"])
+        row.update(
+            psnr_whole=round(whole_psnr, 3),
+            psnr_windows=round(tiled, 3),
+            difference=round(tiled - whole_psnr, 4),
+            whole_peak_rss_gb=whole["peak_rss_gb"],
+        )
         results["quality"].append(row)
         print(json.dumps({"quality": row}), flush=True)
     if args.json:

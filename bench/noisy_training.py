@@ -35,9 +35,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photos import SETS, bm3d_denoise, make_noisy_set, psnr, read, run_dae_denoise
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPE = ("--arch", "conv", "--filters", "32,64,128", "--blocks-per-level", "1", "--skips", "--residual",
-         "--loss", "mse", "--patch-size", "64", "--batch-size", "32", "--learning-rate", "0.001",
-         "--lr-schedule", "cosine", "--precision", "float32", "--val-split", "0.05", "--seed", "0")
+SHAPE = (
+    "--arch",
+    "conv",
+    "--filters",
+    "32,64,128",
+    "--blocks-per-level",
+    "1",
+    "--skips",
+    "--residual",
+    "--loss",
+    "mse",
+    "--patch-size",
+    "64",
+    "--batch-size",
+    "32",
+    "--learning-rate",
+    "0.001",
+    "--lr-schedule",
+    "cosine",
+    "--precision",
+    "float32",
+    "--val-split",
+    "0.05",
+    "--seed",
+    "0",
+)
 
 
 def noisy_training_folders(train: Path, count: int, mode: str, sigma: float, work: Path) -> tuple[Path, Path]:
@@ -58,9 +81,23 @@ def train(name: str, flags: list, out: Path, channels: int, epochs: int) -> dict
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "dae_cli", "train", *SHAPE, "--channels", str(channels), "--epochs", str(epochs),
-         *flags, "--out", str(out), "--overwrite"],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "dae_cli",
+            "train",
+            *SHAPE,
+            "--channels",
+            str(channels),
+            "--epochs",
+            str(epochs),
+            *flags,
+            "--out",
+            str(out),
+            "--overwrite",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -84,10 +121,20 @@ def main() -> None:
     work = args.work / f"{args.test}-s{args.sigma:g}"
     noisy_dir, clean_dir = noisy_training_folders(args.train, args.images, mode, args.sigma, work / "train")
     rows = [
-        train("supervised", ["--data", str(noisy_dir), "--targets", str(clean_dir)], work / "supervised", channels,
-              args.epochs),
-        train("self-supervised", ["--self-supervised", "--data", str(noisy_dir)], work / "self-supervised", channels,
-              args.epochs),
+        train(
+            "supervised",
+            ["--data", str(noisy_dir), "--targets", str(clean_dir)],
+            work / "supervised",
+            channels,
+            args.epochs,
+        ),
+        train(
+            "self-supervised",
+            ["--self-supervised", "--data", str(noisy_dir)],
+            work / "self-supervised",
+            channels,
+            args.epochs,
+        ),
     ]
     paths = sorted(test_folder.glob("*.png"))[: args.test_limit]
     clean = {path.name: read(path, mode) for path in paths}
@@ -100,8 +147,12 @@ def main() -> None:
         row["psnr"] = round(float(np.mean([psnr(clean[n], denoised[n]) for n in clean])), 3)
     restored = {name: bm3d_denoise(image, args.sigma) for name, image in noisy.items()}
     result = {
-        "train": str(args.train), "images": args.images, "test": args.test, "test_images": len(clean),
-        "sigma": args.sigma, "epochs": args.epochs,
+        "train": str(args.train),
+        "images": args.images,
+        "test": args.test,
+        "test_images": len(clean),
+        "sigma": args.sigma,
+        "epochs": args.epochs,
         "psnr_noisy": round(float(np.mean([psnr(clean[n], noisy[n]) for n in clean])), 3),
         "psnr_bm3d": round(float(np.mean([psnr(clean[n], restored[n]) for n in clean])), 3),
         "rows": rows,

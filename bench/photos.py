@@ -73,8 +73,22 @@ def run_dae_denoise(model: str, noisy: Path, out: Path, *flags: str) -> float:
     """Seconds for the whole `dae denoise` process."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "dae_cli", "-q", "denoise", str(noisy), "-m", model, "-o", str(out), "--overwrite", *flags],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "dae_cli",
+            "-q",
+            "denoise",
+            str(noisy),
+            "-m",
+            model,
+            "-o",
+            str(out),
+            "--overwrite",
+            *flags,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     return time.perf_counter() - started
 
@@ -93,15 +107,18 @@ def takes_level(model: str) -> bool:
     return bool(artifacts.read_manifest(builtin_models.resolve_model(model)).get("noise_level_input"))
 
 
-def dae_figures(model: str, clean: dict, mode: str, noisy_dir: Path, out: Path, *flags: str) -> tuple[float, float, dict]:
+def dae_figures(
+    model: str, clean: dict, mode: str, noisy_dir: Path, out: Path, *flags: str
+) -> tuple[float, float, dict]:
     seconds = run_dae_denoise(model, noisy_dir, out, *flags)
     denoised = {name: read(out / (Path(name).stem + ".denoised.png"), mode) for name in clean}
     per_image = {name: psnr(clean[name], denoised[name]) for name in sorted(clean)}
     return float(np.mean(list(per_image.values()))), seconds, per_image
 
 
-def measure(model: str, set_name: str, sigma: float, clean: dict, mode: str, work: Path, *, with_bm3d: bool,
-            with_tta: bool) -> dict:
+def measure(
+    model: str, set_name: str, sigma: float, clean: dict, mode: str, work: Path, *, with_bm3d: bool, with_tta: bool
+) -> dict:
     noisy_dir = work / f"{set_name}-noisy-s{sigma:g}"
     noisy = make_noisy_set(clean, sigma, noisy_dir)
     megapixels = sum(image.shape[0] * image.shape[1] for image in clean.values()) / 1e6
@@ -119,14 +136,19 @@ def measure(model: str, set_name: str, sigma: float, clean: dict, mode: str, wor
     }
     if takes_level(model):
         true_sigma = ("--sigma", f"{sigma:g}")
-        psnr_true, _, _ = dae_figures(model, clean, mode, noisy_dir, work / f"{set_name}-dae-true-s{sigma:g}", *true_sigma)
+        psnr_true, _, _ = dae_figures(
+            model, clean, mode, noisy_dir, work / f"{set_name}-dae-true-s{sigma:g}", *true_sigma
+        )
         row.update(psnr_dae_true_sigma=round(psnr_true, 3), auto_minus_true=round(psnr_auto - psnr_true, 3))
         if with_tta:
             psnr_tta, tta_seconds, _ = dae_figures(
                 model, clean, mode, noisy_dir, work / f"{set_name}-dae-tta-s{sigma:g}", *true_sigma, "--tta"
             )
-            row.update(psnr_dae_tta=round(psnr_tta, 3), tta_gain=round(psnr_tta - psnr_true, 3),
-                       tta_process_seconds=round(tta_seconds, 2))
+            row.update(
+                psnr_dae_tta=round(psnr_tta, 3),
+                tta_gain=round(psnr_tta - psnr_true, 3),
+                tta_process_seconds=round(tta_seconds, 2),
+            )
     if with_bm3d:
         started = time.perf_counter()
         restored = {name: bm3d_denoise(image, sigma) for name, image in noisy.items()}
@@ -171,11 +193,16 @@ def figure(model: str, path: Path, work: Path, sigma: float = 25) -> dict:
         ours = read(work / f"figure-{kind}-dae.png", mode)
         theirs = bm3d_denoise(noisy, sigma)
         name = "CBM3D" if mode == "RGB" else "BM3D"
-        figures[kind] = {"noisy": round(psnr(clean, noisy), 2), "dae": round(psnr(clean, ours), 2),
-                         name.lower(): round(psnr(clean, theirs), 2)}
-        panels = [_labelled(noisy, f"noisy {figures[kind]['noisy']:.2f} dB"),
-                  _labelled(ours, f"dae -m {model} {figures[kind]['dae']:.2f} dB"),
-                  _labelled(theirs, f"{name} {figures[kind][name.lower()]:.2f} dB")]
+        figures[kind] = {
+            "noisy": round(psnr(clean, noisy), 2),
+            "dae": round(psnr(clean, ours), 2),
+            name.lower(): round(psnr(clean, theirs), 2),
+        }
+        panels = [
+            _labelled(noisy, f"noisy {figures[kind]['noisy']:.2f} dB"),
+            _labelled(ours, f"dae -m {model} {figures[kind]['dae']:.2f} dB"),
+            _labelled(theirs, f"{name} {figures[kind][name.lower()]:.2f} dB"),
+        ]
         rows.append(panels)
     width = sum(panel.width for panel in rows[0]) + 6 * (len(rows[0]) - 1)
     height = sum(row[0].height for row in rows) + 6 * (len(rows) - 1)
@@ -211,8 +238,9 @@ def main() -> None:
         paths = sorted(folder.glob("*.png"))[: args.limit]
         clean = {path.name: read(path, mode) for path in paths}
         for sigma in args.sigmas:
-            row = measure(args.model, set_name, sigma, clean, mode, args.work, with_bm3d=not args.no_bm3d,
-                          with_tta=args.tta)
+            row = measure(
+                args.model, set_name, sigma, clean, mode, args.work, with_bm3d=not args.no_bm3d, with_tta=args.tta
+            )
             results["rows"].append(row)
             print(json.dumps({k: v for k, v in row.items() if not k.startswith("per_image")}), flush=True)
     if args.figure:

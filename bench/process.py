@@ -41,8 +41,12 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--precision", action="append", default=None,
-                        help="dae precisions to run (repeatable; default: auto and float32).")
+    parser.add_argument(
+        "--precision",
+        action="append",
+        default=None,
+        help="dae precisions to run (repeatable; default: auto and float32).",
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--name", default=None)
     parser.add_argument("--reference-only", action="store_true", help=argparse.SUPPRESS)
@@ -59,8 +63,21 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="dae-process-") as scratch:
         commands = {"reference": [common.PYTHON, __file__, "--reference-only", "--epochs", str(args.epochs), *limit]}
         for precision in precisions:
-            commands[f"dae-{precision}"] = [common.DAE, "-q", "train", "--data", str(common.MNIST), "--epochs", str(args.epochs),
-                                            "--precision", precision, "--out", str(Path(scratch) / precision), "--overwrite", *limit]
+            commands[f"dae-{precision}"] = [
+                common.DAE,
+                "-q",
+                "train",
+                "--data",
+                str(common.MNIST),
+                "--epochs",
+                str(args.epochs),
+                "--precision",
+                precision,
+                "--out",
+                str(Path(scratch) / precision),
+                "--overwrite",
+                *limit,
+            ]
         for round_number in range(args.rounds):
             for label, command in commands.items():
                 started = time.perf_counter()
@@ -69,13 +86,25 @@ def main(argv=None) -> int:
                 times.setdefault(label, []).append(seconds)
                 print(f"round {round_number + 1} {label:>14}: {seconds:6.1f} s", flush=True)
     reference_median = common.median(times["reference"])
-    summary = {label: {"median_seconds": common.median(runs), "reference_over_this": reference_median / common.median(runs)}
-               for label, runs in times.items()}
+    summary = {
+        label: {"median_seconds": common.median(runs), "reference_over_this": reference_median / common.median(runs)}
+        for label, runs in times.items()
+    }
     for label, figures in summary.items():
-        print(f"{label:>14}: median {figures['median_seconds']:6.1f} s, reference / this = {figures['reference_over_this']:.2f}x")
-    path = common.save(args.name or ("process-quick" if args.quick else "process"),
-                       {"machine": common.machine(), "argv": sys.argv, "epochs": args.epochs, "limit": args.limit,
-                        "runs": times, "summary": summary})
+        print(
+            f"{label:>14}: median {figures['median_seconds']:6.1f} s, reference / this = {figures['reference_over_this']:.2f}x"
+        )
+    path = common.save(
+        args.name or ("process-quick" if args.quick else "process"),
+        {
+            "machine": common.machine(),
+            "argv": sys.argv,
+            "epochs": args.epochs,
+            "limit": args.limit,
+            "runs": times,
+            "summary": summary,
+        },
+    )
     print(f"wrote {path}")
     return 0
 

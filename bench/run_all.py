@@ -45,8 +45,21 @@ def python(script, *args):
 
 def train_cli(epochs, limit):
     out = common.RESULTS / "models" / "cli-default"
-    command = ["/usr/bin/time", "-v", common.DAE, "-q", "--json", "train", "--data", str(common.MNIST),
-               "--epochs", str(epochs), "--out", str(out), "--overwrite"]
+    command = [
+        "/usr/bin/time",
+        "-v",
+        common.DAE,
+        "-q",
+        "--json",
+        "train",
+        "--data",
+        str(common.MNIST),
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(out),
+        "--overwrite",
+    ]
     if limit:
         command += ["--limit", str(limit)]
     print("$", " ".join(command), flush=True)
@@ -59,8 +72,15 @@ def train_cli(epochs, limit):
     import json
 
     record = json.loads(done.stdout.strip().splitlines()[-1])
-    result = {"machine": common.machine(), "command": command[2:], "wall_seconds": wall, "peak_rss_mb": rss,
-              "epochs": epochs, "training_seconds": record["training_seconds"], "metrics": record["metrics"]}
+    result = {
+        "machine": common.machine(),
+        "command": command[2:],
+        "wall_seconds": wall,
+        "peak_rss_mb": rss,
+        "epochs": epochs,
+        "training_seconds": record["training_seconds"],
+        "metrics": record["metrics"],
+    }
     common.save("train_cli", result)
     print(f"dae train: {wall:.1f}s wall, peak RSS {rss:.0f} MB", flush=True)
 
@@ -80,10 +100,18 @@ def main(argv=None):
 
     if "levers" in steps:
         contenders = [arg for spec in LEVERS for arg in ("--contender", spec)]
-        python("compare.py", *contenders, "--epochs", 1 if args.quick else args.lever_epochs, *limit, "--name", "levers")
+        python(
+            "compare.py", *contenders, "--epochs", 1 if args.quick else args.lever_epochs, *limit, "--name", "levers"
+        )
     if "train" in steps:
-        contenders = ["--contender", "reference", "--contender", "default:",
-                      "--contender", f"best:{common.ROOT / 'configs' / 'mnist-best.toml'}"]
+        contenders = [
+            "--contender",
+            "reference",
+            "--contender",
+            "default:",
+            "--contender",
+            f"best:{common.ROOT / 'configs' / 'mnist-best.toml'}",
+        ]
         python("compare.py", *contenders, *(["--epochs", 3] if args.quick else []), *limit, "--name", "train")
     if "train-cli" in steps:
         train_cli(1 if args.quick else args.cli_epochs, 10000 if args.quick else None)
@@ -91,7 +119,9 @@ def main(argv=None):
         model = common.RESULTS / "models" / "default"
         if not model.exists():
             model = common.RESULTS / "models" / "cli-default"
-        python("inference.py", "--model", model, *(["--files", 2000, "--small", 500, "--repeats", 3] if args.quick else []))
+        python(
+            "inference.py", "--model", model, *(["--files", 2000, "--small", 500, "--repeats", 3] if args.quick else [])
+        )
     if "classical" in steps:
         python("classical.py", *(["--test-images", 500, "--tune-images", 100] if args.quick else []))
     python("report.py")

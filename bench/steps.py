@@ -96,24 +96,48 @@ def main(argv=None) -> int:
                 env.pop(name, None)
                 if key in settings:
                     env[name] = str(settings[key])
-            command = [common.PYTHON, __file__, "--child", "--spe", str(settings.get("spe", 1)),
-                       "--epochs", str(args.epochs), "--limit", str(args.limit)]
+            command = [
+                common.PYTHON,
+                __file__,
+                "--child",
+                "--spe",
+                str(settings.get("spe", 1)),
+                "--epochs",
+                str(args.epochs),
+                "--limit",
+                str(args.limit),
+            ]
             done = subprocess.run(command, capture_output=True, text=True, env=env)
             if done.returncode != 0:
                 raise RuntimeError(f"{variant} failed: {done.stderr[-2000:]}")
             result = json.loads(done.stdout.strip().splitlines()[-1])
             runs[variant].append(result)
-            print(f"round {round_number + 1} {variant:28s} {result['images_per_second']:7.0f} img/s "
-                  f"(whole train() {result['train_seconds']:.1f} s)", flush=True)
+            print(
+                f"round {round_number + 1} {variant:28s} {result['images_per_second']:7.0f} img/s "
+                f"(whole train() {result['train_seconds']:.1f} s)",
+                flush=True,
+            )
     baseline = common.median([r["images_per_second"] for r in runs[variants[0]]])
     summary = {}
     for variant, results in runs.items():
         rate = common.median([r["images_per_second"] for r in results])
-        summary[variant] = {"median_images_per_second": rate, "vs_first": rate / baseline,
-                            "median_train_seconds": common.median([r["train_seconds"] for r in results])}
+        summary[variant] = {
+            "median_images_per_second": rate,
+            "vs_first": rate / baseline,
+            "median_train_seconds": common.median([r["train_seconds"] for r in results]),
+        }
         print(f"{variant:28s} median {rate:7.0f} img/s  x{rate / baseline:.2f} vs {variants[0]}")
-    path = common.save(args.name, {"machine": common.machine(), "argv": sys.argv, "epochs": args.epochs,
-                                   "limit": args.limit, "runs": runs, "summary": summary})
+    path = common.save(
+        args.name,
+        {
+            "machine": common.machine(),
+            "argv": sys.argv,
+            "epochs": args.epochs,
+            "limit": args.limit,
+            "runs": runs,
+            "summary": summary,
+        },
+    )
     print(f"wrote {path}")
     return 0
 

@@ -144,7 +144,9 @@ def verify_files(directory: Path, manifest: dict[str, Any], parts: tuple[str, ..
     for part in parts:
         if not (directory / part).exists():
             raise ModelError(f"{directory} is incomplete: {part} is missing")
-        listed = {name: digest for name, digest in manifest["files"].items() if name == part or name.startswith(part + "/")}
+        listed = {
+            name: digest for name, digest in manifest["files"].items() if name == part or name.startswith(part + "/")
+        }
         if not listed:
             raise ModelError(f"{directory}: manifest lists no files for {part}")
         for name, expected in listed.items():
@@ -250,8 +252,7 @@ def _check_shapes(model: LoadedModel) -> None:
     for name, size in sizes.items():
         if size is not None and size != model.latent_dim:
             raise ModelError(
-                f"{model.directory}: latent sizes disagree: {name} is {size}, "
-                f"the manifest says {model.latent_dim}"
+                f"{model.directory}: latent sizes disagree: {name} is {size}, the manifest says {model.latent_dim}"
             )
 
 

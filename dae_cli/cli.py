@@ -34,18 +34,24 @@ EXIT_CODES_HELP = (
     "130 interrupted (Ctrl-C or SIGTERM); 141 stdout closed by its reader (say | head)."
 )
 DEFAULT_MODEL = "dae-model"
-MODEL_HELP = "Model directory or built-in model (photo, photo-real, photo-gray, mnist); default: $DAE_MODEL, else ./dae-model."
+MODEL_HELP = (
+    "Model directory or built-in model (photo, photo-real, photo-gray, mnist); default: $DAE_MODEL, else ./dae-model."
+)
 
 # Options that several commands share, declared once.
 MODEL_OPTION = typer.Option(None, "--model", "-m", help=MODEL_HELP, autocompletion=complete_model)
 OVERWRITE_OPTION = typer.Option(False, "--overwrite", help="Replace existing output files.")
 FAIL_FAST_OPTION = typer.Option(False, "--fail-fast", help="Stop at the first bad input.")
-NO_VERIFY_OPTION = typer.Option(False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256.")
+NO_VERIFY_OPTION = typer.Option(
+    False, "--no-verify", help="Load the model even if its files differ from the manifest's sha256."
+)
 OVERLAP_OPTION = typer.Option(None, "--overlap", help="Tile overlap in pixels (default: half a tile).")
 BATCH_SIZE_OPTION = typer.Option(256, "--batch-size", min=1, help="Images, tiles or vectors per model call.")
 INPUTS_ARGUMENT = typer.Argument(..., help="Image files, directories (recursive) or globs.")
 SIGMA_OPTION = typer.Option(
-    None, "--sigma", metavar="auto|LEVEL",
+    None,
+    "--sigma",
+    metavar="auto|LEVEL",
     help="Models that take the noise level: auto (default; estimated per image) or the level, "
     "15 on the 0-255 scale, 15/255 or 0.06. Lower keeps more texture.",
 )
@@ -56,19 +62,29 @@ ImageFormat = choice_enum("ImageFormat", ("png", "jpeg", "tiff", "webp", "bmp"))
 BitDepth = choice_enum("BitDepth", ("8", "16"))
 OUTPUT_PANEL = "Output files"
 FORMAT_OPTION = typer.Option(
-    None, "--format", rich_help_panel=OUTPUT_PANEL,
+    None,
+    "--format",
+    rich_help_panel=OUTPUT_PANEL,
     help="Write every output in this format (default: each input's own; another one's outputs are PNG).",
 )
 QUALITY_OPTION = typer.Option(
-    95, "--quality", min=1, max=100, rich_help_panel=OUTPUT_PANEL,
+    95,
+    "--quality",
+    min=1,
+    max=100,
+    rich_help_panel=OUTPUT_PANEL,
     help="JPEG and WebP quality; the default is visually lossless at a fraction of PNG's size, so no artefacts show.",
 )
 BIT_DEPTH_OPTION = typer.Option(
-    None, "--bit-depth", rich_help_panel=OUTPUT_PANEL,
+    None,
+    "--bit-depth",
+    rich_help_panel=OUTPUT_PANEL,
     help="Bits per channel of the outputs (default: the input's; 16 for PNG and TIFF only, gray images only).",
 )
 STRIP_METADATA_OPTION = typer.Option(
-    False, "--strip-metadata", rich_help_panel=OUTPUT_PANEL,
+    False,
+    "--strip-metadata",
+    rich_help_panel=OUTPUT_PANEL,
     help="Do not copy the input's ICC colour profile and EXIF to its output.",
 )
 
@@ -96,9 +112,13 @@ def _version(value: bool) -> None:
 def main_options(
     json_output: bool = typer.Option(False, "--json", help="Results as JSON lines on stdout (schema_version 1)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress, information or warnings on stderr."),
-    verbose: bool = typer.Option(False, "-v", "--verbose", help="Details per input on stderr (the noise level each image was given)."),
+    verbose: bool = typer.Option(
+        False, "-v", "--verbose", help="Details per input on stderr (the noise level each image was given)."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks (also DAE_DEBUG=1)."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     State.output = Output(json_mode=json_output, quiet=quiet, verbose=verbose)
     if debug:
@@ -114,12 +134,49 @@ def _model_dir(model: Optional[Path]) -> Path:
 @app.command(epilog=EXIT_CODES_HELP)
 @with_settings("train")
 def train(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML config file (default: the reference MNIST config).", rich_help_panel="Data"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Model directory to write (default: $DAE_MODEL, else ./dae-model).", rich_help_panel="Output"),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run, or train a finished model further.", rich_help_panel="Output"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory (once the new one is complete).", rich_help_panel="Output"),
-    strategy: Strategy = typer.Option("auto", "--strategy", help="tf.distribute strategy: auto (mirrored on several GPUs, else one), one, mirrored, multi-worker (from TF_CONFIG). --batch-size is per replica.", autocompletion=choices(STRATEGIES), rich_help_panel="Training"),
-    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", metavar="DIR", help="Write TensorBoard logs here: loss, val_loss, PSNR, SSIM and sample images per epoch (needs dae-cli[tensorboard]).", file_okay=False, rich_help_panel="Output"),
+    config: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="TOML config file (default: the reference MNIST config).",
+        rich_help_panel="Data",
+    ),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Model directory to write (default: $DAE_MODEL, else ./dae-model).",
+        rich_help_panel="Output",
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue an interrupted run, or train a finished model further.",
+        rich_help_panel="Output",
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace an existing model directory (once the new one is complete).",
+        rich_help_panel="Output",
+    ),
+    strategy: Strategy = typer.Option(
+        "auto",
+        "--strategy",
+        help="tf.distribute strategy: auto (mirrored on several GPUs, else one), one, mirrored, multi-worker (from TF_CONFIG). --batch-size is per replica.",
+        autocompletion=choices(STRATEGIES),
+        rich_help_panel="Training",
+    ),
+    tensorboard: Optional[Path] = typer.Option(
+        None,
+        "--tensorboard",
+        metavar="DIR",
+        help="Write TensorBoard logs here: loss, val_loss, PSNR, SSIM and sample images per epoch (needs dae-cli[tensorboard]).",
+        file_okay=False,
+        rich_help_panel="Output",
+    ),
     settings: dict = None,
 ) -> None:
     """Train a denoising autoencoder and save it as a model directory."""
@@ -132,8 +189,14 @@ def train(
 
     output = State.output
     result = run_training(
-        str(config) if config else None, settings, _model_dir(out), resume=resume, overwrite=overwrite,
-        strategy=strategy.value, reporter=output.training_reporter(), tensorboard=tensorboard,
+        str(config) if config else None,
+        settings,
+        _model_dir(out),
+        resume=resume,
+        overwrite=overwrite,
+        strategy=strategy.value,
+        reporter=output.training_reporter(),
+        tensorboard=tensorboard,
     )
     manifest = result.manifest
     metrics = manifest["metrics"]
@@ -146,7 +209,12 @@ def train(
             ("val_loss", f"{metrics['val_loss']:.5f}"),
             *_quality_rows(metrics),
         ],
-        {"model": str(result.model_dir), "epochs_done": manifest["epochs_done"], "training_seconds": manifest["training_seconds"], "metrics": metrics},
+        {
+            "model": str(result.model_dir),
+            "epochs_done": manifest["epochs_done"],
+            "training_seconds": manifest["training_seconds"],
+            "metrics": metrics,
+        },
     )
 
 
@@ -156,8 +224,14 @@ def _quality_rows(metrics: dict) -> list:
     if "psnr_denoised" not in metrics:
         return [("PSNR, SSIM", "none: trained without clean images (self-supervised)")]
     return [
-        ("PSNR noisy -> denoised", f"{format_summary(metrics['psnr_noisy'], 2)} -> {format_summary(metrics['psnr_denoised'], 2, ' dB')}"),
-        ("SSIM noisy -> denoised", f"{format_summary(metrics['ssim_noisy'], 3)} -> {format_summary(metrics['ssim_denoised'], 3)}"),
+        (
+            "PSNR noisy -> denoised",
+            f"{format_summary(metrics['psnr_noisy'], 2)} -> {format_summary(metrics['psnr_denoised'], 2, ' dB')}",
+        ),
+        (
+            "SSIM noisy -> denoised",
+            f"{format_summary(metrics['ssim_noisy'], 3)} -> {format_summary(metrics['ssim_denoised'], 3)}",
+        ),
     ]
 
 
@@ -192,7 +266,8 @@ def _output_options(format, bit_depth, quality: int, strip_metadata: bool = Fals
     return OutputOptions(
         format=format.value.upper() if format is not None else None,
         bit_depth=int(bit_depth.value) if bit_depth is not None else None,
-        quality=quality, strip_metadata=strip_metadata,
+        quality=quality,
+        strip_metadata=strip_metadata,
     )
 
 
@@ -207,17 +282,31 @@ def _batch_exit(log) -> None:
 def denoise(
     inputs: List[str] = INPUTS_ARGUMENT,
     model: Optional[Path] = MODEL_OPTION,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory, or a file (.png, .jpg, .tif, .webp, .bmp) for one input (default: beside each input)."),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output directory, or a file (.png, .jpg, .tif, .webp, .bmp) for one input (default: beside each input).",
+    ),
     overwrite: bool = OVERWRITE_OPTION,
     format: Optional[ImageFormat] = FORMAT_OPTION,
     quality: int = QUALITY_OPTION,
     bit_depth: Optional[BitDepth] = BIT_DEPTH_OPTION,
     strip_metadata: bool = STRIP_METADATA_OPTION,
     resize: bool = typer.Option(False, "--resize", help="Resize other-sized images to the model's size and back."),
-    tile: bool = typer.Option(True, "--tile/--no-tile", help="Denoise other-sized images by overlapping tiles (default); --no-tile makes them an error."),
+    tile: bool = typer.Option(
+        True,
+        "--tile/--no-tile",
+        help="Denoise other-sized images by overlapping tiles (default); --no-tile makes them an error.",
+    ),
     overlap: Optional[int] = OVERLAP_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
-    max_megapixels: float = typer.Option(1.0, "--max-megapixels", min=0.01, help="conv models: images up to this size go through whole, larger ones by overlapping windows of it."),
+    max_megapixels: float = typer.Option(
+        1.0,
+        "--max-megapixels",
+        min=0.01,
+        help="conv models: images up to this size go through whole, larger ones by overlapping windows of it.",
+    ),
     sigma: Optional[str] = SIGMA_OPTION,
     tta: bool = typer.Option(False, "--tta", help="conv models: average the 8 flips and rotations (8x the time)."),
     fail_fast: bool = FAIL_FAST_OPTION,
@@ -244,14 +333,31 @@ def denoise(
             from dae_cli import whole_images
 
             whole_images.denoise_files(
-                loaded, paths, outputs, overwrite=overwrite, max_pixels=int(max_megapixels * 1e6),
-                overlap=whole_images.DEFAULT_OVERLAP if overlap is None else overlap, sigma=level, tta=tta,
-                log=log, warn=State.output.warn, detail=State.output.detail, options=options,
+                loaded,
+                paths,
+                outputs,
+                overwrite=overwrite,
+                max_pixels=int(max_megapixels * 1e6),
+                overlap=whole_images.DEFAULT_OVERLAP if overlap is None else overlap,
+                sigma=level,
+                tta=tta,
+                log=log,
+                warn=State.output.warn,
+                detail=State.output.detail,
+                options=options,
             )
         else:
             inference.denoise_files(
-                loaded, paths, outputs, size_mode=size_mode, overlap=overlap, overwrite=overwrite,
-                batch_size=batch_size, log=log, warn=State.output.warn, options=options,
+                loaded,
+                paths,
+                outputs,
+                size_mode=size_mode,
+                overlap=overlap,
+                overwrite=overwrite,
+                batch_size=batch_size,
+                log=log,
+                warn=State.output.warn,
+                options=options,
             )
     _batch_exit(log)
 
@@ -260,10 +366,14 @@ def denoise(
 def encode(
     inputs: List[str] = INPUTS_ARGUMENT,
     model: Optional[Path] = MODEL_OPTION,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write latents to .npy, .npz, .csv or .json (default: JSON lines on stdout)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Write latents to .npy, .npz, .csv or .json (default: JSON lines on stdout)."
+    ),
     overwrite: bool = OVERWRITE_OPTION,
     resize: bool = typer.Option(False, "--resize", help="Resize other-sized images to the model's size."),
-    tiles: bool = typer.Option(False, "--tiles", help="One latent per overlapping tile of other-sized images (source <path>#<y>,<x>)."),
+    tiles: bool = typer.Option(
+        False, "--tiles", help="One latent per overlapping tile of other-sized images (source <path>#<y>,<x>)."
+    ),
     overlap: Optional[int] = OVERLAP_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
     sigma: Optional[str] = SIGMA_OPTION,
@@ -304,14 +414,20 @@ def encode(
         inference.encode_files(loaded, paths, size_mode=size_mode, overlap=overlap, batch_size=batch_size, log=log)
     good = [o for o in log.outcomes if o.ok]
     if out is not None and good:
-        latents.write_latents(out, [o.input for o in good], np.stack([o.latent for o in good]), overwrite=overwrite,
-                              kinds=[o.kind for o in good])
+        latents.write_latents(
+            out,
+            [o.input for o in good],
+            np.stack([o.latent for o in good]),
+            overwrite=overwrite,
+            kinds=[o.kind for o in good],
+        )
         output.record({"output": str(out), "count": len(good)}, str(out))
     _batch_exit(log)
 
 
-def _encode_maps(inputs, directory: Path, out: Optional[Path], overwrite: bool, fail_fast: bool, no_verify: bool,
-                 level=None) -> None:
+def _encode_maps(
+    inputs, directory: Path, out: Optional[Path], overwrite: bool, fail_fast: bool, no_verify: bool, level=None
+) -> None:
     """`encode` for a conv model: one latent feature map per image, to .npz or .npy."""
     from dae_cli import artifacts, image_io, latent_maps, whole_images
 
@@ -323,8 +439,9 @@ def _encode_maps(inputs, directory: Path, out: Optional[Path], overwrite: bool, 
     _check_sigma(level, loaded)
     with State.output.progress("encode", len(paths)) as progress:
         log = _outcome_log(fail_fast, lambda outcome: None if outcome.ok else _report_outcome(outcome, None), progress)
-        encoded = whole_images.encode_files(loaded, paths, sigma=level, log=log, warn=State.output.warn,
-                                            detail=State.output.detail)
+        encoded = whole_images.encode_files(
+            loaded, paths, sigma=level, log=log, warn=State.output.warn, detail=State.output.detail
+        )
     if encoded:
         latent_maps.write_maps(out, encoded, overwrite=overwrite)
         State.output.record({"output": str(out), "count": len(encoded)}, str(out))
@@ -355,17 +472,23 @@ def _check_overlap(overlap: Optional[int], loaded) -> None:
 
 @app.command(epilog=EXIT_CODES_HELP)
 def decode(
-    latents_file: str = typer.Argument(..., metavar="LATENTS", help="A file written by 'dae encode', or - for JSON lines on stdin."),
+    latents_file: str = typer.Argument(
+        ..., metavar="LATENTS", help="A file written by 'dae encode', or - for JSON lines on stdin."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the images."),
     model: Optional[Path] = MODEL_OPTION,
     overwrite: bool = OVERWRITE_OPTION,
     format: Optional[ImageFormat] = typer.Option(
-        None, "--format", rich_help_panel=OUTPUT_PANEL,
+        None,
+        "--format",
+        rich_help_panel=OUTPUT_PANEL,
         help="Write every image in this format (default: its source's, as named in the latents; else PNG).",
     ),
     quality: int = QUALITY_OPTION,
     bit_depth: Optional[BitDepth] = typer.Option(
-        None, "--bit-depth", rich_help_panel=OUTPUT_PANEL,
+        None,
+        "--bit-depth",
+        rich_help_panel=OUTPUT_PANEL,
         help="Bits per channel (default: the source's, as encode recorded it for a conv model; else 8).",
     ),
     batch_size: int = BATCH_SIZE_OPTION,
@@ -394,7 +517,9 @@ def decode(
     loaded = artifacts.load_model(directory, parts=(artifacts.DECODER,), verify=not no_verify)
     with State.output.progress("decode", len(items), unit="latents") as progress:
         log = _outcome_log(fail_fast, progress=progress)
-        inference.decode_latents(loaded, items, out, overwrite=overwrite, batch_size=batch_size, log=log, options=options)
+        inference.decode_latents(
+            loaded, items, out, overwrite=overwrite, batch_size=batch_size, log=log, options=options
+        )
     _batch_exit(log)
 
 
@@ -407,9 +532,11 @@ def _noise_text(config: dict) -> str:
         return f"none added: trained on noisy/target pairs (targets {config['targets']})"
     if kind in ("poisson-gaussian", "camera"):
         jpeg = config.get("noise_jpeg_range")
-        return (f"{kind}, shot gain {config['noise_shot_range'][0]:g} to {config['noise_shot_range'][1]:g}, "
-                f"read std {config['noise_read_range'][0] * 255:g} to {config['noise_read_range'][1] * 255:g} "
-                "(0-255 scale)" + (f", JPEG quality {jpeg[0]} to {jpeg[1]}" if jpeg else ""))
+        return (
+            f"{kind}, shot gain {config['noise_shot_range'][0]:g} to {config['noise_shot_range'][1]:g}, "
+            f"read std {config['noise_read_range'][0] * 255:g} to {config['noise_read_range'][1] * 255:g} "
+            "(0-255 scale)" + (f", JPEG quality {jpeg[0]} to {jpeg[1]}" if jpeg else "")
+        )
     if kind not in ("gaussian", "speckle"):
         return kind
     if config.get("noise_std_range"):
@@ -436,14 +563,24 @@ def info(
         ("versions", ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())),
         ("architecture", manifest.get("architecture", "dense")),
         ("image shape", "x".join("any" if d is None else str(d) for d in manifest["image_shape"])),
-        ("latent size", str(manifest["latent_dim"]) if manifest.get("architecture", "dense") == "dense"
-         else f"feature map of {manifest['latent_dim']} channels at 1/{manifest.get('size_multiple', 1)} of the image size"),
+        (
+            "latent size",
+            str(manifest["latent_dim"])
+            if manifest.get("architecture", "dense") == "dense"
+            else f"feature map of {manifest['latent_dim']} channels at 1/{manifest.get('size_multiple', 1)} of the image size",
+        ),
         ("layer filters", ",".join(map(str, config.get("layer_filters", [])))),
         ("data", str(manifest.get("data_source", "?"))),
         ("noise", _noise_text(config)),
-        ("noise level input", "yes: --sigma auto (estimated) or --sigma LEVEL" if manifest.get("noise_level_input") else "no"),
-        ("precision", str(config.get("precision", "?")) + (f", shipped as {manifest['inference_precision']}"
-                                                            if manifest.get("inference_precision") else "")),
+        (
+            "noise level input",
+            "yes: --sigma auto (estimated) or --sigma LEVEL" if manifest.get("noise_level_input") else "no",
+        ),
+        (
+            "precision",
+            str(config.get("precision", "?"))
+            + (f", shipped as {manifest['inference_precision']}" if manifest.get("inference_precision") else ""),
+        ),
         ("epochs", str(manifest.get("epochs_done", "?"))),
         ("training time", f"{manifest.get('training_seconds', 0):.1f}s"),
     ]
@@ -513,7 +650,12 @@ def _sigma_text(report: dict) -> str:
 @with_settings("noise")
 def noise_command(
     inputs: List[str] = typer.Argument(..., help="Clean image files, directories (recursive) or globs."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory, or a file (.png, .jpg, .tif, .webp, .bmp) for one input (default: beside each input)."),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output directory, or a file (.png, .jpg, .tif, .webp, .bmp) for one input (default: beside each input).",
+    ),
     overwrite: bool = OVERWRITE_OPTION,
     format: Optional[ImageFormat] = FORMAT_OPTION,
     quality: int = QUALITY_OPTION,
@@ -534,8 +676,9 @@ def noise_command(
     image_io.check_output_options(outputs, options)
     with State.output.progress("noise", len(paths)) as progress:
         log = _outcome_log(fail_fast, progress=progress)
-        inference.noise_files(paths, outputs, NoiseSpec.from_config(config), config.seed, overwrite=overwrite, log=log,
-                              options=options)
+        inference.noise_files(
+            paths, outputs, NoiseSpec.from_config(config), config.seed, overwrite=overwrite, log=log, options=options
+        )
     _batch_exit(log)
 
 
@@ -543,9 +686,16 @@ def noise_command(
 def export_command(
     model: Optional[Path] = typer.Argument(None, help=MODEL_HELP, autocompletion=complete_model),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to write: the serving SavedModel, or the ONNX files."),
-    format: str = typer.Option("saved-model", "--format", help="saved-model: one SavedModel with encode, decode and denoise; onnx: encoder.onnx, decoder.onnx and denoiser.onnx (needs dae-cli[onnx]).", autocompletion=choices(FORMATS)),
+    format: str = typer.Option(
+        "saved-model",
+        "--format",
+        help="saved-model: one SavedModel with encode, decode and denoise; onnx: encoder.onnx, decoder.onnx and denoiser.onnx (needs dae-cli[onnx]).",
+        autocompletion=choices(FORMATS),
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing export."),
-    no_verify: bool = typer.Option(False, "--no-verify", help="Export even if autoencoder.keras differs from the manifest's sha256."),
+    no_verify: bool = typer.Option(
+        False, "--no-verify", help="Export even if autoencoder.keras differs from the manifest's sha256."
+    ),
 ) -> None:
     """Export the model for serving: one SavedModel for TensorFlow Serving, or ONNX files for ONNX Runtime."""
     from dae_cli.export import export_model

@@ -129,41 +129,72 @@ class Config:
 
     # Data
     dataset: str = setting(
-        "mnist", panel="Data", choices=DATASETS, commands=_EVALUATE,
+        "mnist",
+        panel="Data",
+        choices=DATASETS,
+        commands=_EVALUATE,
         help="mnist (Keras cache or download) or mnist-sample (shipped, offline).",
         command_help={"evaluate": "Score on this dataset's test split (default: the model's training data)."},
     )
     data: str | None = setting(
-        None, panel="Data", describe="a path string", commands=_EVALUATE, default_text="none",
+        None,
+        panel="Data",
+        describe="a path string",
+        commands=_EVALUATE,
+        default_text="none",
         help="An .npz in the keras.datasets layout, or a folder of images.",
         command_help={"evaluate": "An .npz (its x_test) or a folder of images (its seeded validation split)."},
     )
     channels: int | None = setting(
-        None, panel="Data", choices=(1, 3), default_text="as the data",
+        None,
+        panel="Data",
+        choices=(1, 3),
+        default_text="as the data",
         help="1 (grayscale) or 3 (RGB).",
     )
     val_split: float = setting(
-        0.1, panel="Data", low=0, high=1, low_open=True, high_open=True, commands=_EVALUATE,
+        0.1,
+        panel="Data",
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
+        commands=_EVALUATE,
         help="Validation fraction for image folders.",
     )
     limit: int | None = setting(
-        None, panel="Data", low=1, metavar="N", commands=_EVALUATE, default_text="all",
+        None,
+        panel="Data",
+        low=1,
+        metavar="N",
+        commands=_EVALUATE,
+        default_text="all",
         help="Use at most N training and N validation images.",
         command_help={"evaluate": "Score at most N images."},
     )
     patch_size: int | None = setting(
-        None, panel="Data", low=1, default_text="whole images",
+        None,
+        panel="Data",
+        low=1,
+        default_text="whole images",
         help="Train on random square crops of this size.",
     )
     # A colour model learns gray photographs too when some crops are made gray (the
     # luma in all three channels); `dae` gives a colour model's gray inputs that form.
     gray_fraction: float = setting(
-        0.0, panel="Data", low=0, high=1,
+        0.0,
+        panel="Data",
+        low=0,
+        high=1,
         help="RGB training on patches: the fraction of crops turned gray (luma in every channel).",
     )
     # NumPy and Keras take seeds from 0 to 2**32 - 1.
     seed: int = setting(
-        0, panel="Data", low=0, high=2**32 - 1, commands=_NOISE,
+        0,
+        panel="Data",
+        low=0,
+        high=2**32 - 1,
+        commands=_NOISE,
         help="Seed for shuffling, noise and initial weights.",
         command_help={
             "evaluate": "Seed of the noise; the same seed gives the same figures (default: the model's "
@@ -173,45 +204,65 @@ class Config:
     )
     # Validation images from another folder (any sizes), instead of a split of `data`
     val_data: str | None = setting(
-        None, panel="Data", describe="a path string", default_text="a split of --data",
+        None,
+        panel="Data",
+        describe="a path string",
+        default_text="a split of --data",
         help="A folder of validation images (any sizes), instead of a split of --data.",
     )
     # Real pairs from disk: noisy inputs under --data, their targets (clean, or a second
     # noisy shot of the same scene for Noise2Noise) under --targets at the same relative
     # path; no noise is added.
     targets: str | None = setting(
-        None, panel="Data", describe="a path string", metavar="DIR", default_text="none: noise is added",
+        None,
+        panel="Data",
+        describe="a path string",
+        metavar="DIR",
+        default_text="none: noise is added",
         help="A folder of targets matched to --data's images by relative path (clean, or a second noisy shot); "
         "trains on these pairs, adding no noise.",
     )
     # Self-supervised: the images of --data are noisy and no clean ones exist
     # (dae_cli.neighbor2neighbor); no noise is added.
     self_supervised: bool = setting(
-        False, panel="Data",
+        False,
+        panel="Data",
         help="Train from the noisy images of --data alone (Neighbor2Neighbor): no clean images, no noise added.",
     )
     # Model: `dense` is the reference example's encoder/decoder design (a Dense latent
     # vector); `conv` is fully convolutional (the latent is a feature map), any size.
     architecture: str = setting(
-        "dense", panel="Model", flag="--arch", choices=ARCHITECTURES,
+        "dense",
+        panel="Model",
+        flag="--arch",
+        choices=ARCHITECTURES,
         help="dense: the reference design, a Dense latent vector, one image size; "
         "conv: fully convolutional, any image size, the latent is a feature map.",
     )
     latent_dim: int = setting(16, panel="Model", low=1, help="Latent vector size (dense only).")
     layer_filters: list[int] = setting(
-        default_factory=lambda: [32, 64], panel="Model", flag="--filters", low=1, parse=parse_filters,
-        metavar="N,N,...", help="Conv filters per block, e.g. 32,64.",
+        default_factory=lambda: [32, 64],
+        panel="Model",
+        flag="--filters",
+        low=1,
+        parse=parse_filters,
+        metavar="N,N,...",
+        help="Conv filters per block, e.g. 32,64.",
     )
     kernel_size: int = setting(3, panel="Model", low=1, help="Convolution kernel size.")
     batch_norm: bool = setting(False, panel="Model", help="BatchNormalization before each ReLU.")
     # The example's alternatives: MaxPooling2D for strided Conv2D, UpSampling2D for
     # strided Conv2DTranspose ("faster but not as good"; measured in BENCHMARKS.md).
     downsampling: str = setting(
-        "strided", panel="Model", choices=DOWNSAMPLINGS,
+        "strided",
+        panel="Model",
+        choices=DOWNSAMPLINGS,
         help="strided: strided Conv2D; maxpool: MaxPooling2D.",
     )
     upsampling: str = setting(
-        "transpose", panel="Model", choices=UPSAMPLINGS,
+        "transpose",
+        panel="Model",
+        choices=UPSAMPLINGS,
         help="transpose: strided Conv2DTranspose; upsample: UpSampling2D.",
     )
     # conv only: convolutions per level; every scale's features in the latent (as a
@@ -237,12 +288,17 @@ class Config:
     # example keeps Adam's default 0.001 throughout. configs/mnist.toml holds the keys
     # the issue fixes to the example's values, so it leaves these three out.
     learning_rate: float = setting(
-        0.003, panel="Training", low=0, low_open=True,
+        0.003,
+        panel="Training",
+        low=0,
+        low_open=True,
         help="Adam learning rate, the start of the schedule (the example: 0.001, constant).",
     )
     lr_schedule: str = setting("cosine", panel="Training", choices=LR_SCHEDULES, help="Learning rate schedule.")
     precision: str = setting(
-        "auto", panel="Training", choices=PRECISIONS,
+        "auto",
+        panel="Training",
+        choices=PRECISIONS,
         help="auto: mixed_bfloat16 where the CPU has AVX512-BF16 or AMX and no GPU is visible, else float32.",
     )
     jit_compile: bool = setting(False, panel="Training", help="Compile training steps with XLA.")
@@ -250,26 +306,43 @@ class Config:
     # their own noise or data; weights whose shapes differ (say the first convolution,
     # when one model takes the noise level and the other does not) start fresh.
     init_from: str | None = setting(
-        None, panel="Training", describe="a model directory or built-in name", metavar="MODEL", default_text="none",
+        None,
+        panel="Training",
+        describe="a model directory or built-in name",
+        metavar="MODEL",
+        default_text="none",
         help="Start from this model's weights (a directory or built-in name, e.g. photo); same layers needed.",
     )
     # With several replicas the global batch is batch_size x replicas; this scales the
     # learning rate by the replica count to match (the linear scaling rule).
     scale_learning_rate: bool = setting(
-        False, panel="Training", flag="--scale-lr/--no-scale-lr",
+        False,
+        panel="Training",
+        flag="--scale-lr/--no-scale-lr",
         help="Multiply the learning rate by the number of replicas.",
     )
     # Noise added to clean images to make the training inputs
     noise: str = setting("gaussian", panel="Noise", choices=NOISE_TYPES, commands=_NOISE, help="Noise type.")
     noise_mean: float = setting(0.5, panel="Noise", commands=_NOISE, help="Gaussian noise mean.")
     noise_std: float = setting(
-        0.5, panel="Noise", low=0, parse=parse_std, metavar="STD", commands=_NOISE,
+        0.5,
+        panel="Noise",
+        low=0,
+        parse=parse_std,
+        metavar="STD",
+        commands=_NOISE,
         help="Gaussian/speckle noise std on [0, 1], or on the 0-255 scale as 25/255.",
     )
     # Blind training: each image gets its own std drawn uniformly from [low, high]
     noise_std_range: list[float] | None = setting(
-        None, panel="Noise", low=0, parse=parse_std_range, metavar="LOW,HIGH", commands=_NOISE,
-        describe="a list of two numbers", default_text="none",
+        None,
+        panel="Noise",
+        low=0,
+        parse=parse_std_range,
+        metavar="LOW,HIGH",
+        commands=_NOISE,
+        describe="a list of two numbers",
+        default_text="none",
         help="Blind noise: each image's std drawn uniformly from LOW,HIGH (e.g. 0,0.2 or 0/255,50/255).",
     )
     noise_amount: float = setting(
@@ -281,24 +354,45 @@ class Config:
     # Camera noise (poisson-gaussian, camera; dae_cli.noise): variance a x + b^2 per pixel,
     # a and b drawn per image, so one model learns the range of a camera's ISO settings.
     noise_shot_range: list[float] = setting(
-        default_factory=lambda: [0.0001, 0.012], panel="Noise", low=0, low_open=True,
-        parse=parse_range("--noise-shot-range"), metavar="LOW,HIGH", commands=_NOISE,
+        default_factory=lambda: [0.0001, 0.012],
+        panel="Noise",
+        low=0,
+        low_open=True,
+        parse=parse_range("--noise-shot-range"),
+        metavar="LOW,HIGH",
+        commands=_NOISE,
         describe="a list of two numbers",
         help="poisson-gaussian, camera: shot noise gain a (variance a*x), drawn log-uniformly per image.",
     )
     noise_read_range: list[float] = setting(
-        default_factory=lambda: [0.0, 0.03], panel="Noise", low=0,
-        parse=parse_range("--noise-read-range"), metavar="LOW,HIGH", commands=_NOISE,
+        default_factory=lambda: [0.0, 0.03],
+        panel="Noise",
+        low=0,
+        parse=parse_range("--noise-read-range"),
+        metavar="LOW,HIGH",
+        commands=_NOISE,
         describe="a list of two numbers",
         help="poisson-gaussian, camera: read noise std b on [0, 1], drawn uniformly per image.",
     )
     noise_channel_spread: float = setting(
-        0.0, panel="Noise", low=0, high=1, high_open=True, commands=_NOISE,
+        0.0,
+        panel="Noise",
+        low=0,
+        high=1,
+        high_open=True,
+        commands=_NOISE,
         help="poisson-gaussian, camera: each channel's noise std times a factor from [1-s, 1+s], per image.",
     )
     noise_jpeg_range: list[int] | None = setting(
-        None, panel="Noise", low=1, high=100, parse=parse_range("--noise-jpeg-range", int), metavar="LOW,HIGH",
-        commands=_NOISE, describe="a list of two integers", default_text="no JPEG",
+        None,
+        panel="Noise",
+        low=1,
+        high=100,
+        parse=parse_range("--noise-jpeg-range", int),
+        metavar="LOW,HIGH",
+        commands=_NOISE,
+        describe="a list of two integers",
+        default_text="no JPEG",
         help="camera: JPEG-compress each image at a quality drawn from LOW,HIGH.",
     )
 
@@ -311,10 +405,7 @@ class Config:
         """Builds a config from `values`, rejecting unknown keys and wrong types."""
         unknown = sorted(set(values) - set(cls.keys()))
         if unknown:
-            raise UsageError(
-                f"{source}: unknown key(s) {', '.join(unknown)}; "
-                f"valid keys: {', '.join(cls.keys())}"
-            )
+            raise UsageError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(cls.keys())}")
         config = cls()
         for key, value in values.items():
             setattr(config, key, _check_type(key, value, source))
@@ -342,9 +433,7 @@ class Config:
         return {key: _check_type(key, value, str(path)) for key, value in values.items()}
 
     @classmethod
-    def resolve(
-        cls, config_file: str | Path | None, overrides: dict[str, Any]
-    ) -> Config:
+    def resolve(cls, config_file: str | Path | None, overrides: dict[str, Any]) -> Config:
         """Defaults, then the file, then the flags that were given; validated."""
         config = cls.from_toml(config_file) if config_file else cls()
         given = {key: value for key, value in overrides.items() if value is not None}
@@ -358,11 +447,7 @@ class Config:
 
     def validate(self) -> None:
         """Raises `UsageError` naming every value that cannot work."""
-        problems = [
-            problem
-            for key in self.keys()
-            if (problem := check_value(key, getattr(self, key))) is not None
-        ]
+        problems = [problem for key in self.keys() if (problem := check_value(key, getattr(self, key))) is not None]
 
         def require(ok: bool, message: str) -> None:
             if not ok:
@@ -380,12 +465,15 @@ class Config:
             )
         require(
             not self.noise_level_input or self.architecture == "conv",
-            "noise_level_input needs architecture = \"conv\"",
+            'noise_level_input needs architecture = "conv"',
         )
         for key in ("noise_shot_range", "noise_read_range", "noise_jpeg_range"):
             pair = getattr(self, key)
             if pair is not None:
-                require(len(pair) == 2 and pair[0] <= pair[1], f"{key} must be two numbers low,high with low <= high, got {pair}")
+                require(
+                    len(pair) == 2 and pair[0] <= pair[1],
+                    f"{key} must be two numbers low,high with low <= high, got {pair}",
+                )
         require(
             not self.noise_level_input or self.noise in LEVEL_NOISES,
             f"noise_level_input needs a noise with a level ({', '.join(LEVEL_NOISES)})",
@@ -409,12 +497,16 @@ class Config:
         require(self.val_data is None, f"{flag} validates on a split of data; val_data cannot be used with it")
         require(not self.gray_fraction, f"gray_fraction cannot be used with {flag}: the images' own noise is kept")
         if self.self_supervised:
-            require(self.architecture == "conv" and self.patch_size is not None,
-                    "self_supervised needs architecture = \"conv\" and patch_size (it trains on half-size crops)")
+            require(
+                self.architecture == "conv" and self.patch_size is not None,
+                'self_supervised needs architecture = "conv" and patch_size (it trains on half-size crops)',
+            )
             require(not self.noise_level_input, "self_supervised trains a blind model: noise_level_input must be off")
             if self.patch_size is not None:
-                require(self.patch_size % (2 * self.size_multiple) == 0,
-                        f"self_supervised needs patch_size divisible by {2 * self.size_multiple} (half-size crops)")
+                require(
+                    self.patch_size % (2 * self.size_multiple) == 0,
+                    f"self_supervised needs patch_size divisible by {2 * self.size_multiple} (half-size crops)",
+                )
 
     @property
     def size_multiple(self) -> int:

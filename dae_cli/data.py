@@ -107,10 +107,7 @@ def as_uint8_images(array: np.ndarray, name: str, channels: int | None) -> np.nd
     if array.ndim == 3:
         array = array[..., None]
     if array.ndim != 4 or array.shape[-1] not in (1, 3) or len(array) == 0:
-        raise UsageError(
-            f"{name} must be a non-empty array of shape (N, H, W) or (N, H, W, 1 or 3), "
-            f"got {array.shape}"
-        )
+        raise UsageError(f"{name} must be a non-empty array of shape (N, H, W) or (N, H, W, 1 or 3), got {array.shape}")
     if array.dtype != np.uint8:
         if not np.issubdtype(array.dtype, np.number):
             raise UsageError(f"{name} must hold numbers, got dtype {array.dtype}")
@@ -194,7 +191,9 @@ def load_training_data(config, warn: Callable[[str], None] = lambda message: Non
         if path.is_dir() and config.val_data:
             x_train = load_image_folder(path, config.channels, warn)
             x_val = load_image_folder(_folder(config.val_data, "--val-data"), x_train.shape[-1], warn)
-            x_val = image_io.to_uint8(np.stack([image_io.resize(image / np.float32(255), x_train.shape[1:3]) for image in x_val]))
+            x_val = image_io.to_uint8(
+                np.stack([image_io.resize(image / np.float32(255), x_train.shape[1:3]) for image in x_val])
+            )
             source = f"folder {path}, validation {config.val_data}"
         elif path.is_dir():
             images = load_image_folder(path, config.channels, warn)
@@ -214,10 +213,7 @@ def load_training_data(config, warn: Callable[[str], None] = lambda message: Non
     x_train = as_uint8_images(x_train, "x_train", config.channels)
     x_val = as_uint8_images(x_val, "x_test", config.channels)
     if x_train.shape[1:] != x_val.shape[1:]:
-        raise UsageError(
-            f"training images {x_train.shape[1:]} and validation images "
-            f"{x_val.shape[1:]} differ in shape"
-        )
+        raise UsageError(f"training images {x_train.shape[1:]} and validation images {x_val.shape[1:]} differ in shape")
     if config.limit is not None:  # at most N of each split
         x_train, x_val = x_train[: config.limit], x_val[: config.limit]
     return TrainingData(x_train, x_val, source)
@@ -293,7 +289,9 @@ def _patch_data(train_images: list, val_images: list, source: str, config, warn)
     return TrainingData(train_images, np.stack(crops), source, patch_size=patch)
 
 
-def match_pairs(inputs: Path, targets: Path, warn: Callable[[str], None] = lambda message: None) -> list[tuple[Path, Path]]:
+def match_pairs(
+    inputs: Path, targets: Path, warn: Callable[[str], None] = lambda message: None
+) -> list[tuple[Path, Path]]:
     """(input, target) files of two folders, matched by relative path.
 
     The extension may differ (`noisy/a.jpg` with `clean/a.png`). A file of either folder
@@ -349,8 +347,16 @@ def load_pair_data(config, warn: Callable[[str], None]) -> TrainingData:
     return TrainingData(x_train, x_val, source, kind="pairs")
 
 
-def training_dataset(x_train, batch_size: int, noise, seed: int, patch_size: int | None = None,
-                     noise_level_input: bool = False, gray_fraction: float = 0.0, kind: str = "clean"):
+def training_dataset(
+    x_train,
+    batch_size: int,
+    noise,
+    seed: int,
+    patch_size: int | None = None,
+    noise_level_input: bool = False,
+    gray_fraction: float = 0.0,
+    kind: str = "clean",
+):
     """An endless `tf.data` stream of (noisy, clean) float batches.
 
     The clean images are reshuffled every epoch, and each batch gets fresh noise from a
@@ -470,4 +476,3 @@ def random_patches(images: list, patch_size: int, seed: int):
     )
     seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
     return tf.data.Dataset.zip(stream, seeds).map(crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
-

@@ -33,8 +33,16 @@ from dae_cli.errors import UsageError
 NOISE_BLOCK = 1000
 NOISE_SALT = 0x5EED
 NOISE_KEYS = (
-    "noise", "noise_mean", "noise_std", "noise_std_range", "noise_amount", "noise_peak",
-    "noise_shot_range", "noise_read_range", "noise_channel_spread", "noise_jpeg_range",
+    "noise",
+    "noise_mean",
+    "noise_std",
+    "noise_std_range",
+    "noise_amount",
+    "noise_peak",
+    "noise_shot_range",
+    "noise_read_range",
+    "noise_channel_spread",
+    "noise_jpeg_range",
 )
 
 
@@ -82,13 +90,27 @@ def noisy_fingerprint(clean_uint8: np.ndarray, spec, seed: int) -> str:
     from dae_cli.backend import tf
 
     digest = hashlib.sha256()
-    digest.update(json.dumps([list(clean_uint8.shape), str(clean_uint8.dtype), dataclasses.asdict(spec), seed,
-                              NOISE_BLOCK, NOISE_SALT, tf.__version__], sort_keys=True).encode())
+    digest.update(
+        json.dumps(
+            [
+                list(clean_uint8.shape),
+                str(clean_uint8.dtype),
+                dataclasses.asdict(spec),
+                seed,
+                NOISE_BLOCK,
+                NOISE_SALT,
+                tf.__version__,
+            ],
+            sort_keys=True,
+        ).encode()
+    )
     digest.update(np.ascontiguousarray(clean_uint8).data)
     return digest.hexdigest()
 
 
-def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256, progress=None, sigma=None) -> dict[str, Any]:
+def evaluate(
+    model, config: Config, *, seed: int = 0, batch_size: int = 256, progress=None, sigma=None
+) -> dict[str, Any]:
     """Scores `model` (a `LoadedModel`) on the evaluation split `config` names.
 
     `seed` seeds the noise only; a folder's split keeps the model's own seed, so the
@@ -118,7 +140,9 @@ def evaluate(model, config: Config, *, seed: int = 0, batch_size: int = 256, pro
     # when they are of this very noisy set.
     saved = model.manifest.get("metrics", {})
     cached = saved.get("noisy_fingerprint") == noisy_fingerprint(images, spec, seed)
-    keys = ("psnr_denoised", "ssim_denoised") if cached else ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")
+    keys = (
+        ("psnr_denoised", "ssim_denoised") if cached else ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")
+    )
     scores: dict[str, list[np.ndarray]] = {key: [] for key in keys}
     model_seconds = 0.0
     for noisy, clean, levels in noisy_blocks(images, spec, seed):
@@ -157,13 +181,13 @@ def evaluation_folder(model, config: Config) -> Path:
         if folder and Path(folder).is_dir():
             return Path(folder)
     raise UsageError(
-        "a fully convolutional model is scored on a folder of clean photographs of any sizes: "
-        "pass --data DIR"
+        "a fully convolutional model is scored on a folder of clean photographs of any sizes: pass --data DIR"
     )
 
 
-def evaluate_photographs(model, config: Config, *, seed: int, sigma=None, max_pixels: int | None = None,
-                         progress=None) -> dict[str, Any]:
+def evaluate_photographs(
+    model, config: Config, *, seed: int, sigma=None, max_pixels: int | None = None, progress=None
+) -> dict[str, Any]:
     """Scores a conv model on every image of a folder, whole and at its own size.
 
     Each image gets what `dae noise --seed SEED` gives it (image i of the sorted folder

@@ -27,7 +27,9 @@ FORMATS = ("saved-model", "onnx")
 ENDPOINTS = ("denoise", "encode", "decode")
 
 
-def export_model(model_dir: Path, out: Path, format: str = "saved-model", *, verify: bool = True, overwrite: bool = False) -> dict:
+def export_model(
+    model_dir: Path, out: Path, format: str = "saved-model", *, verify: bool = True, overwrite: bool = False
+) -> dict:
     """Writes `model_dir` to `out` in `format` (one of `FORMATS`); returns what it wrote."""
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -70,7 +72,9 @@ def _write_saved_model(autoencoder, encoder, decoder, manifest: dict, staging: P
         latents = tf.TensorSpec((None, manifest["latent_dim"]), tf.float32, name="latents")
     archive = keras.export.ExportArchive()
     archive.track(autoencoder)
-    archive.add_endpoint("denoise", lambda x: decoder(encoder(x, training=False), training=False), input_signature=[images])
+    archive.add_endpoint(
+        "denoise", lambda x: decoder(encoder(x, training=False), training=False), input_signature=[images]
+    )
     archive.add_endpoint("encode", lambda x: encoder(x, training=False), input_signature=[images])
     archive.add_endpoint("decode", lambda z: decoder(z, training=False), input_signature=[latents])
     archive.write_out(str(staging), verbose=False)

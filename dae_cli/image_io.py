@@ -39,7 +39,15 @@ from dae_cli.files import write_bytes_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # The formats dae writes, by file extension, and the extension each one gets by default.
-WRITABLE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".bmp": "BMP"}
+WRITABLE = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
 FORMAT_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
 FORMAT_CHOICES = ("png", "jpeg", "tiff", "webp", "bmp")  # --format, as users type them
 DEEP_FORMATS = {"PNG", "TIFF"}  # hold 16-bit gray (and TIFF 32-bit float)
@@ -117,8 +125,7 @@ def open_image(path: str | Path) -> Image.Image:
                 return image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(
-            f"{path}: refused: more pixels than Pillow's decompression-bomb limit "
-            f"({Image.MAX_IMAGE_PIXELS})"
+            f"{path}: refused: more pixels than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS})"
         ) from None
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
@@ -172,8 +179,10 @@ def read_for_model(path: str | Path, channels: int, warn=lambda message: None) -
     image = open_image(path)
     meta = image_meta(image)
     if meta.channels == 3 and channels == 1:
-        warn(f"{path} is in colour and this model denoises gray images only: its output is gray "
-             "(use a colour model, such as -m photo, to keep the colour)")
+        warn(
+            f"{path} is in colour and this model denoises gray images only: its output is gray "
+            "(use a colour model, such as -m photo, to keep the colour)"
+        )
     return to_array(image, channels), meta
 
 
@@ -187,11 +196,7 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if pixels.shape[:2] == tuple(size):
         return pixels
     planes = [
-        np.asarray(
-            Image.fromarray(pixels[..., c], mode="F").resize(
-                (size[1], size[0]), Image.Resampling.BICUBIC
-            )
-        )
+        np.asarray(Image.fromarray(pixels[..., c], mode="F").resize((size[1], size[0]), Image.Resampling.BICUBIC))
         for c in range(pixels.shape[-1])
     ]
     return np.clip(np.stack(planes, axis=-1), 0.0, 1.0).astype(np.float32)
@@ -263,8 +268,35 @@ def grid_image(rows: list[np.ndarray], gap: int = 2) -> np.ndarray:
 # TIFF tags that describe a file's own layout: Pillow lists them among a TIFF's EXIF,
 # but copied into another file they would describe the wrong pixels.
 _TIFF_LAYOUT_TAGS = {
-    254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 280, 281, 284, 317, 320,
-    322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532, 34675,
+    254,
+    255,
+    256,
+    257,
+    258,
+    259,
+    262,
+    266,
+    273,
+    277,
+    278,
+    279,
+    280,
+    281,
+    284,
+    317,
+    320,
+    322,
+    323,
+    324,
+    325,
+    338,
+    339,
+    340,
+    341,
+    530,
+    531,
+    532,
+    34675,
 }
 _ORIENTATION = 0x0112
 
@@ -319,8 +351,12 @@ def image_meta(image: Image.Image) -> ImageMeta:
     elif mode in ("La", "RGBa", "PA") or (mode == "P" and "transparency" in image.info):
         alpha = np.asarray(image.convert("RGBA" if mode != "La" else "LA").getchannel("A"))
     return ImageMeta(
-        format=image.format, bit_depth=bit_depth, channels=image_channels(image), alpha=alpha,
-        icc_profile=image.info.get("icc_profile") or None, exif=_exif_bytes(image),
+        format=image.format,
+        bit_depth=bit_depth,
+        channels=image_channels(image),
+        alpha=alpha,
+        icc_profile=image.info.get("icc_profile") or None,
+        exif=_exif_bytes(image),
     )
 
 
@@ -383,8 +419,9 @@ def check_output_options(outputs: list[Path], options: OutputOptions) -> None:
             raise UsageError(f"--bit-depth 16: {', '.join(shallow)} holds 8 bits per channel; use --format png or tiff")
 
 
-def encode_image(pixels: np.ndarray, meta: ImageMeta | None, format: str,
-                 options: OutputOptions = OutputOptions()) -> tuple[bytes, Written]:
+def encode_image(
+    pixels: np.ndarray, meta: ImageMeta | None, format: str, options: OutputOptions = OutputOptions()
+) -> tuple[bytes, Written]:
     """The file bytes of `pixels` ((h, w, 1 or 3) floats on [0, 1], or uint8) in `format`.
 
     The bit depth is `options.bit_depth` or the source's, where the format and Pillow can
@@ -454,8 +491,13 @@ def _icc_fits(profile: bytes | None, channels: int) -> bool:
     return profile[16:20] == (b"GRAY" if channels == 1 else b"RGB ")
 
 
-def write_image(pixels: np.ndarray, meta: ImageMeta | None, path: str | Path, options: OutputOptions = OutputOptions(),
-                overwrite: bool = False) -> Written:
+def write_image(
+    pixels: np.ndarray,
+    meta: ImageMeta | None,
+    path: str | Path,
+    options: OutputOptions = OutputOptions(),
+    overwrite: bool = False,
+) -> Written:
     """Writes `pixels` to `path` in the format its extension names, atomically; never
     replaces an existing file unless `overwrite`."""
     data, written = encode_image(pixels, meta, format_of(path), options)

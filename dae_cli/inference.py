@@ -26,7 +26,9 @@ def chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
-def plan_image(pixels: np.ndarray, model_size: tuple[int, int], mode: str, overlap: int | None, path: Path) -> tiling.Plan:
+def plan_image(
+    pixels: np.ndarray, model_size: tuple[int, int], mode: str, overlap: int | None, path: Path
+) -> tiling.Plan:
     """How one image goes through the model: as it is, resized, or tiled."""
     if pixels.shape[:2] == model_size:
         return tiling.plan_exact(pixels)
@@ -108,7 +110,9 @@ def denoise_files(
                 next_job = index + 1
                 if others:  # they come first, to keep the input order
                     writer.submit(items)
-                    for done in _pillow_chunk(model, [jobs[i] for i in others], size_mode, overlap, overwrite, batch_size, warn):
+                    for done in _pillow_chunk(
+                        model, [jobs[i] for i in others], size_mode, overlap, overwrite, batch_size, warn
+                    ):
                         writer.submit(done)
                     items, others = [], []
                 path, output = jobs[index]
@@ -286,7 +290,9 @@ def encode_files(
             except DaeError as error:
                 report(Outcome(str(path), error=str(error)))
         if ready:
-            latents = _run_batched(model.encode, np.stack([tile for _, tile, _, _ in ready]).astype(np.float32), batch_size)
+            latents = _run_batched(
+                model.encode, np.stack([tile for _, tile, _, _ in ready]).astype(np.float32), batch_size
+            )
             for (source, _, last_tile, kind), latent in zip(ready, latents):
                 report(Outcome(source, latent=latent, kind=kind), finishes_input=last_tile)
 
@@ -338,7 +344,11 @@ def decode_targets(items: list, out_dir: Path, format: str | None = None) -> lis
     """
     sources = {i: split_tile(item.source) for i, item in enumerate(items) if item.source}
     images = list(dict.fromkeys(image for image, _ in sources.values()))
-    paths = output_paths([Path(image) for image in images], out_dir, "decoded", format, directory_only=True) if images else []
+    paths = (
+        output_paths([Path(image) for image in images], out_dir, "decoded", format, directory_only=True)
+        if images
+        else []
+    )
     named = dict(zip(images, paths))
     targets = []
     for i in range(len(items)):

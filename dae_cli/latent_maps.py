@@ -54,7 +54,9 @@ def write_maps(path: Path, encoded: list[tuple], overwrite: bool = False) -> Non
         arrays = {source: np.asarray(latent, np.float32) for source, latent, *_ in encoded}
         sizes = {source: [int(size[0]), int(size[1])] for source, _, size, *_ in encoded}
         kinds = {source: rest[0] for source, _, _, *rest in encoded if rest}
-        np.savez(buffer, **arrays, **{SIZES_KEY: np.asarray(json.dumps(sizes)), KINDS_KEY: np.asarray(json.dumps(kinds))})
+        np.savez(
+            buffer, **arrays, **{SIZES_KEY: np.asarray(json.dumps(sizes)), KINDS_KEY: np.asarray(json.dumps(kinds))}
+        )
     write_bytes_atomic(path, buffer.getvalue(), overwrite=overwrite)
 
 
@@ -72,8 +74,13 @@ def read_maps(spec: str) -> list[MapItem]:
             sizes = json.loads(str(archive[SIZES_KEY])) if SIZES_KEY in archive.files else {}
             kinds = json.loads(str(archive[KINDS_KEY])) if KINDS_KEY in archive.files else {}
             items = [
-                MapItem(key, key, _checked(archive[key], f"{path}:{key}"), tuple(sizes[key]) if key in sizes else None,
-                        kinds.get(key) if isinstance(kinds, dict) else None)
+                MapItem(
+                    key,
+                    key,
+                    _checked(archive[key], f"{path}:{key}"),
+                    tuple(sizes[key]) if key in sizes else None,
+                    kinds.get(key) if isinstance(kinds, dict) else None,
+                )
                 for key in archive.files
                 if key not in (SIZES_KEY, KINDS_KEY)
             ]

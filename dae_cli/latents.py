@@ -61,8 +61,9 @@ def check_vector(item: LatentItem, latent_dim: int) -> np.ndarray:
     return vector
 
 
-def write_latents(path: Path, sources: list[str], latents: np.ndarray, overwrite: bool = False,
-                  kinds: list | None = None) -> None:
+def write_latents(
+    path: Path, sources: list[str], latents: np.ndarray, overwrite: bool = False, kinds: list | None = None
+) -> None:
     """Writes vectors in the format `path`'s suffix names, atomically, with each source's
     kind (`kinds`) where the format holds it (.npz, .json)."""
     suffix = path.suffix.lower()
@@ -196,7 +197,13 @@ def _from_json_value(value, where: str) -> LatentItem:
         if latent is None:
             return LatentItem(where, source, None, f"{where}: object has no 'latent' list")
         kind = value.get("image") if isinstance(value.get("image"), dict) else None
-        return LatentItem(source or where, source, latent if isinstance(latent, list) else None, None if isinstance(latent, list) else f"{where}: 'latent' is not a list of numbers", kind)
+        return LatentItem(
+            source or where,
+            source,
+            latent if isinstance(latent, list) else None,
+            None if isinstance(latent, list) else f"{where}: 'latent' is not a list of numbers",
+            kind,
+        )
     if isinstance(value, list):
         return LatentItem(where, None, value)
     return LatentItem(where, None, None, f"{where}: not a list of numbers")

@@ -42,7 +42,6 @@ def summarize(values) -> dict[str, float | None]:
     return summary
 
 
-
 def quality_report(clean, noisy, denoised, noisy_scores: dict | None = None) -> dict[str, dict[str, float]]:
     """PSNR and SSIM of the noisy input and of the denoised output against clean.
 

@@ -27,7 +27,9 @@ def _block(x, layer, filters, kernel_size, batch_norm, strides=2):
     return layers.Activation("relu")(x)
 
 
-def build_encoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_size=3, batch_norm=False, downsampling="strided"):
+def build_encoder(
+    image_shape, latent_dim=16, layer_filters=(32, 64), kernel_size=3, batch_norm=False, downsampling="strided"
+):
     """Image (h, w, c) -> latent vector (latent_dim,).
 
     `downsampling="maxpool"` halves with a stride-1 convolution and `MaxPooling2D`, the
@@ -47,7 +49,9 @@ def build_encoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_siz
     return keras.Model(inputs, latent, name="encoder")
 
 
-def build_decoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_size=3, batch_norm=False, upsampling="transpose"):
+def build_decoder(
+    image_shape, latent_dim=16, layer_filters=(32, 64), kernel_size=3, batch_norm=False, upsampling="transpose"
+):
     """Latent vector (latent_dim,) -> image (h, w, c) in [0, 1].
 
     `upsampling="upsample"` doubles with `UpSampling2D` and a stride-1 convolution, the
@@ -70,8 +74,15 @@ def build_decoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_siz
     return keras.Model(inputs, outputs, name="decoder")
 
 
-def build_autoencoder(image_shape, latent_dim=16, layer_filters=(32, 64), kernel_size=3, batch_norm=False,
-                      downsampling="strided", upsampling="transpose"):
+def build_autoencoder(
+    image_shape,
+    latent_dim=16,
+    layer_filters=(32, 64),
+    kernel_size=3,
+    batch_norm=False,
+    downsampling="strided",
+    upsampling="transpose",
+):
     """Returns (autoencoder, encoder, decoder) of the reference design; the autoencoder is decoder(encoder(x))."""
     options = dict(latent_dim=latent_dim, layer_filters=layer_filters, kernel_size=kernel_size, batch_norm=batch_norm)
     encoder = build_encoder(image_shape, downsampling=downsampling, **options)
@@ -91,10 +102,17 @@ def build_model(config, image_shape):
     `dense` is the reference design for `image_shape`; `conv` takes any height and
     width (divisible by `config.size_multiple`; `dae` pads by reflection to it).
     """
-    shared = dict(layer_filters=list(config.layer_filters), kernel_size=config.kernel_size, batch_norm=config.batch_norm)
+    shared = dict(
+        layer_filters=list(config.layer_filters), kernel_size=config.kernel_size, batch_norm=config.batch_norm
+    )
     if config.architecture == "dense":
-        return build_autoencoder(image_shape, latent_dim=config.latent_dim, downsampling=config.downsampling,
-                                 upsampling=config.upsampling, **shared)
+        return build_autoencoder(
+            image_shape,
+            latent_dim=config.latent_dim,
+            downsampling=config.downsampling,
+            upsampling=config.upsampling,
+            **shared,
+        )
     channels = image_shape[-1]
     conv = dict(blocks=config.blocks_per_level, skips=config.skips, residual=config.residual, **shared)
     level = bool(config.noise_level_input)
@@ -135,7 +153,12 @@ class SpaceToDepth(_BlockRearrange):
 
     def compute_output_shape(self, shape):
         b = self.block
-        return (shape[0], None if shape[1] is None else shape[1] // b, None if shape[2] is None else shape[2] // b, shape[3] * b * b)
+        return (
+            shape[0],
+            None if shape[1] is None else shape[1] // b,
+            None if shape[2] is None else shape[2] // b,
+            shape[3] * b * b,
+        )
 
 
 @keras.saving.register_keras_serializable(package="dae")
@@ -170,7 +193,12 @@ class DepthToSpace(_BlockRearrange):
 
     def compute_output_shape(self, shape):
         b = self.block
-        return (shape[0], None if shape[1] is None else shape[1] * b, None if shape[2] is None else shape[2] * b, shape[3] // (b * b))
+        return (
+            shape[0],
+            None if shape[1] is None else shape[1] * b,
+            None if shape[2] is None else shape[2] * b,
+            shape[3] // (b * b),
+        )
 
 
 def _conv_block(x, filters, kernel_size, batch_norm, count):
@@ -202,8 +230,17 @@ def conv_latent_channels(channels, layer_filters, skips=True, residual=True):
     return total
 
 
-def build_conv_encoder(channels, layer_filters=(64, 128, 256), kernel_size=3, batch_norm=False,
-                       blocks=2, downsampling="strided", skips=True, residual=True, noise_level_input=False):
+def build_conv_encoder(
+    channels,
+    layer_filters=(64, 128, 256),
+    kernel_size=3,
+    batch_norm=False,
+    blocks=2,
+    downsampling="strided",
+    skips=True,
+    residual=True,
+    noise_level_input=False,
+):
     """Image (h, w, c), any h and w divisible by 2^(levels-1) -> one latent feature map.
 
     With `noise_level_input` the input has one more channel, the noise level map (each
@@ -230,12 +267,24 @@ def build_conv_encoder(channels, layer_filters=(64, 128, 256), kernel_size=3, ba
         x = _downsample(x, layer_filters[level + 1], kernel_size, batch_norm, downsampling)
     x = _conv_block(x, layer_filters[-1], kernel_size, batch_norm, blocks)
     parts.append(x)
-    latent = layers.Concatenate(name="latent_map", dtype="float32")(parts) if len(parts) > 1 else layers.Activation("linear", name="latent_map", dtype="float32")(x)
+    latent = (
+        layers.Concatenate(name="latent_map", dtype="float32")(parts)
+        if len(parts) > 1
+        else layers.Activation("linear", name="latent_map", dtype="float32")(x)
+    )
     return keras.Model(inputs, latent, name="encoder")
 
 
-def build_conv_decoder(channels, layer_filters=(64, 128, 256), kernel_size=3, batch_norm=False,
-                       blocks=2, upsampling="transpose", skips=True, residual=True):
+def build_conv_decoder(
+    channels,
+    layer_filters=(64, 128, 256),
+    kernel_size=3,
+    batch_norm=False,
+    blocks=2,
+    upsampling="transpose",
+    skips=True,
+    residual=True,
+):
     """The conv encoder's latent -> image (h, w, c).
 
     It unfolds the latent into the encoder's scales and climbs back up, joining each
@@ -250,7 +299,10 @@ def build_conv_decoder(channels, layer_filters=(64, 128, 256), kernel_size=3, ba
     if residual:
         sizes.append(("input", channels * 4**depth, 2**depth))
     if skips:
-        sizes += [(f"level{level}", f * 4 ** (depth - level), 2 ** (depth - level)) for level, f in enumerate(layer_filters[:-1])]
+        sizes += [
+            (f"level{level}", f * 4 ** (depth - level), 2 ** (depth - level))
+            for level, f in enumerate(layer_filters[:-1])
+        ]
     sizes.append(("deepest", layer_filters[-1], 1))
     unfolded = {}
     for name, size, fold in sizes:

@@ -110,7 +110,9 @@ def with_level_map(images, levels):
         level_map = np.broadcast_to(levels, images.shape[:3] + (1,)).astype(images.dtype)
         return np.concatenate([images, level_map], axis=-1)
     shape = tf.shape(images)
-    level_map = tf.ones(tf.concat([shape[:3], [1]], 0), images.dtype) * tf.reshape(tf.cast(levels, images.dtype), [-1, 1, 1, 1])
+    level_map = tf.ones(tf.concat([shape[:3], [1]], 0), images.dtype) * tf.reshape(
+        tf.cast(levels, images.dtype), [-1, 1, 1, 1]
+    )
     return tf.concat([images, level_map], axis=-1)
 
 

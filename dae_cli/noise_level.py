@@ -49,9 +49,7 @@ def parse_sigma(text: str) -> str | float:
     except UsageError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise UsageError(
-            f"--sigma must be auto or a noise level like 15 (0-255 scale), 15/255 or 0.06, got {text!r}"
-        )
+        raise UsageError(f"--sigma must be auto or a noise level like 15 (0-255 scale), 15/255 or 0.06, got {text!r}")
     # A plain number above 1 cannot be a std on [0, 1]: it is on the 0-255 scale.
     return value / 255.0 if "/" not in text and value > 1 else value
 

@@ -86,8 +86,9 @@ class OutcomeLog:
         return ExitCode.FAILURE if failed == len(self.outcomes) else ExitCode.PARTIAL_FAILURE
 
 
-def output_paths(inputs: list[Path], out: Path | None, tag: str, format: str | None = None,
-                 directory_only: bool = False) -> list[Path]:
+def output_paths(
+    inputs: list[Path], out: Path | None, tag: str, format: str | None = None, directory_only: bool = False
+) -> list[Path]:
     """Where each input's result goes: beside it, into `out` as one file, or under `out`.
 
     An output is named `<stem>.<tag><extension>`, the extension the input's own (when
@@ -132,15 +133,23 @@ def _make_directory(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)  # once per folder, not once per file
 
 
-def write_image(label: str, pixels: np.ndarray, output: Path, meta: image_io.ImageMeta | None, overwrite: bool,
-                 options: image_io.OutputOptions = image_io.OutputOptions()) -> Outcome:
+def write_image(
+    label: str,
+    pixels: np.ndarray,
+    output: Path,
+    meta: image_io.ImageMeta | None,
+    overwrite: bool,
+    options: image_io.OutputOptions = image_io.OutputOptions(),
+) -> Outcome:
     """Writes one output image in the format its name says (`image_io.encode_image`);
     a failure becomes the input's outcome, not an exception."""
     try:
         _make_directory(output.parent)
         data, written = image_io.encode_image(pixels, meta, image_io.format_of(output), options)
         write_bytes_atomic(output, data, overwrite=overwrite, durable=False)
-        return Outcome(label, output=str(output), format=written.format, bit_depth=written.bit_depth, notes=written.notes)
+        return Outcome(
+            label, output=str(output), format=written.format, bit_depth=written.bit_depth, notes=written.notes
+        )
     except DaeError as error:
         return Outcome(label, error=str(error))
     except OSError as error:

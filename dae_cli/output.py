@@ -194,7 +194,12 @@ class RichReporter(PlainReporter):
         )
         self.progress.start()
         self.task = self.progress.add_task(
-            "train", total=(epochs - initial_epoch) * steps, epoch=initial_epoch + 1, epochs=epochs, loss="-", val_loss="-"
+            "train",
+            total=(epochs - initial_epoch) * steps,
+            epoch=initial_epoch + 1,
+            epochs=epochs,
+            loss="-",
+            val_loss="-",
         )
         self.done_steps = 0
 
@@ -251,7 +256,14 @@ class PlainProgress(Progress):
     A run shorter than `interval` prints nothing.
     """
 
-    def __init__(self, label, total=None, unit="images", interval: float = PLAIN_INTERVAL, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        label,
+        total=None,
+        unit="images",
+        interval: float = PLAIN_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         super().__init__(label, total, unit)
         self.interval, self.clock = interval, clock
         self.started = self.last = clock()

@@ -40,8 +40,17 @@ from dae_cli.files import (
 )
 
 ARCHITECTURE_KEYS = (
-    "architecture", "latent_dim", "layer_filters", "kernel_size", "batch_norm",
-    "downsampling", "upsampling", "blocks_per_level", "skips", "residual", "noise_level_input",
+    "architecture",
+    "latent_dim",
+    "layer_filters",
+    "kernel_size",
+    "batch_norm",
+    "downsampling",
+    "upsampling",
+    "blocks_per_level",
+    "skips",
+    "residual",
+    "noise_level_input",
 )
 STATE = "state.json"
 SAMPLE_COUNT = 8
@@ -128,7 +137,9 @@ def train(
     `tensorboard` is a folder for TensorBoard logs (see `dae_cli.tensorboard`).
     """
     reporter = reporter or Reporter()
-    run = prepare(config_file, overrides, Path(out), resume=resume, overwrite=overwrite, strategy=strategy, reporter=reporter)
+    run = prepare(
+        config_file, overrides, Path(out), resume=resume, overwrite=overwrite, strategy=strategy, reporter=reporter
+    )
     extra = list(callbacks or [])
     if tensorboard is not None and run.is_chief:
         from dae_cli import tensorboard as board
@@ -202,17 +213,27 @@ def prepare(
                 initialize_from(autoencoder, config.init_from, reporter.message)
             optimizer = _optimizer(config, config.epochs * steps_per_epoch, replicas)
         autoencoder.compile(
-            optimizer=optimizer, loss=_loss(config, autoencoder, image_shape[-1]), jit_compile=config.jit_compile,
+            optimizer=optimizer,
+            loss=_loss(config, autoencoder, image_shape[-1]),
+            jit_compile=config.jit_compile,
             steps_per_execution=step_group,
         )
 
     noise = NoiseSpec.from_config(config)
     train_stream = data.training_dataset(
-        training_data.x_train, global_batch, noise, config.seed, patch_size=training_data.patch_size,
-        noise_level_input=config.noise_level_input, gray_fraction=config.gray_fraction, kind=training_data.kind,
+        training_data.x_train,
+        global_batch,
+        noise,
+        config.seed,
+        patch_size=training_data.patch_size,
+        noise_level_input=config.noise_level_input,
+        gray_fraction=config.gray_fraction,
+        kind=training_data.kind,
     )
     # For clean data, the same seeded noisy images `dae evaluate` scores (it defaults to this seed).
-    val_inputs, val_clean, val_noisy, _ = data.validation_set(training_data, noise, config.seed, config.noise_level_input)
+    val_inputs, val_clean, val_noisy, _ = data.validation_set(
+        training_data, noise, config.seed, config.noise_level_input
+    )
 
     previous_seconds = resume_state["training_seconds"] if resume_state else 0.0
     # Only the chief of a multi-worker run writes under `out`; the others keep their
@@ -230,12 +251,28 @@ def prepare(
             history, previous_seconds = list(state["history"]), state["training_seconds"]
         restore = [keras.callbacks.BackupAndRestore(str(backup))]
     return TrainingRun(
-        out=out, config=config, strategy=strategy, overwrite=overwrite, resume=resume,
-        training_data=training_data, distribution=distribution, autoencoder=autoencoder,
-        replicas=replicas, global_batch=global_batch, steps_per_epoch=steps_per_epoch,
-        train_stream=train_stream, val_noisy=val_noisy, val_clean=val_clean, val_inputs=val_inputs, history=history,
-        initial_epoch=initial_epoch, previous_seconds=previous_seconds, is_chief=is_chief,
-        checkpoint=checkpoint, worker_scratch=worker_scratch, restore=restore,
+        out=out,
+        config=config,
+        strategy=strategy,
+        overwrite=overwrite,
+        resume=resume,
+        training_data=training_data,
+        distribution=distribution,
+        autoencoder=autoencoder,
+        replicas=replicas,
+        global_batch=global_batch,
+        steps_per_epoch=steps_per_epoch,
+        train_stream=train_stream,
+        val_noisy=val_noisy,
+        val_clean=val_clean,
+        val_inputs=val_inputs,
+        history=history,
+        initial_epoch=initial_epoch,
+        previous_seconds=previous_seconds,
+        is_chief=is_chief,
+        checkpoint=checkpoint,
+        worker_scratch=worker_scratch,
+        restore=restore,
         training_seconds=previous_seconds,
     )
 
@@ -298,9 +335,11 @@ def initialize_from(autoencoder, model: str, tell=lambda message: None) -> None:
             mine.assign(theirs.astype(mine.dtype))
         else:
             fresh += 1
-    tell(f"initialized from {directory}: {len(target) - fresh} of {len(target)} weights copied"
-         + (f", its noise level input folded in at sigma {FOLD_LEVEL * 255:g}" if folded else "")
-         + (f", {fresh} of other shapes start fresh" if fresh else ""))
+    tell(
+        f"initialized from {directory}: {len(target) - fresh} of {len(target)} weights copied"
+        + (f", its noise level input folded in at sigma {FOLD_LEVEL * 255:g}" if folded else "")
+        + (f", {fresh} of other shapes start fresh" if fresh else "")
+    )
 
 
 def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
@@ -323,8 +362,15 @@ def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
 
         callbacks = [gamma_schedule(run.autoencoder.loss, config.epochs), *callbacks]
     recorder = _epoch_recorder(
-        run.history, reporter, run.checkpoint, config, run.image_shape, run.training_data.source, run.previous_seconds,
-        validation=validation, live=getattr(reporter, "live", False),
+        run.history,
+        reporter,
+        run.checkpoint,
+        config,
+        run.image_shape,
+        run.training_data.source,
+        run.previous_seconds,
+        validation=validation,
+        live=getattr(reporter, "live", False),
     )
     reporter.start(config.epochs, run.steps_per_epoch, run.initial_epoch)
     fixes = _multi_worker_fixes(run.autoencoder) if run.strategy == "multi-worker" else contextlib.nullcontext()
@@ -586,7 +632,9 @@ def _check_destination(out: Path, resume: bool, overwrite: bool, at_commit: bool
     if not at_commit:
         check_writable_directory(out.parent)  # before hours of training, not after
     if resume and at_commit and out.exists() and not (out / artifacts.MANIFEST).exists() and any(out.iterdir()):
-        raise DaeError(f"--out {out} became a non-empty directory that is not a dae model while training; refusing to replace it")
+        raise DaeError(
+            f"--out {out} became a non-empty directory that is not a dae model while training; refusing to replace it"
+        )
     if resume or not out.exists():
         return
     if not out.is_dir():
@@ -716,7 +764,12 @@ class _EpochRecorderMixin:
             self.validate(logs)
         seconds = time.perf_counter() - self.started
         self.training_seconds += seconds
-        row = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan)), "val_loss": float(logs.get("val_loss", math.nan)), "seconds": round(seconds, 3)}
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(logs.get("loss", math.nan)),
+            "val_loss": float(logs.get("val_loss", math.nan)),
+            "seconds": round(seconds, 3),
+        }
         self.history.append(row)
         self.save_checkpoint(self.model)  # every epoch, the last too, before it is reported
         self.reporter.epoch(epoch + 1, self.config.epochs, row, seconds)

@@ -76,7 +76,9 @@ def _blend(placed, size, tile, weight) -> np.ndarray:
     return total
 
 
-def apply_whole(function, pixels: np.ndarray, multiple: int, max_pixels: int, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+def apply_whole(
+    function, pixels: np.ndarray, multiple: int, max_pixels: int, overlap: int = DEFAULT_OVERLAP
+) -> np.ndarray:
     """`function` (batch -> batch of the same height and width) over one image of any size.
 
     The image goes through whole when it fits `max_pixels`; else by overlapping windows
@@ -114,8 +116,15 @@ def _dihedral(k: int, flip: bool):
 DIHEDRAL = [_dihedral(k, flip) for flip in (False, True) for k in range(4)]
 
 
-def denoise_image(model, pixels: np.ndarray, *, level: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                  overlap: int = DEFAULT_OVERLAP, tta: bool = False) -> np.ndarray:
+def denoise_image(
+    model,
+    pixels: np.ndarray,
+    *,
+    level: float | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    overlap: int = DEFAULT_OVERLAP,
+    tta: bool = False,
+) -> np.ndarray:
     """One image (h, w, model channels) on [0, 1], denoised whole (or by windows).
 
     `level` is the noise std on [0, 1] for a model that takes one. With `tta` the
@@ -128,7 +137,9 @@ def denoise_image(model, pixels: np.ndarray, *, level: float | None = None, max_
     transforms = DIHEDRAL if tta else DIHEDRAL[:1]
     total = None
     for forward, inverse in transforms:
-        result = inverse(apply_whole(function, np.ascontiguousarray(forward(pixels)), model.size_multiple, max_pixels, overlap))
+        result = inverse(
+            apply_whole(function, np.ascontiguousarray(forward(pixels)), model.size_multiple, max_pixels, overlap)
+        )
         total = result if total is None else total + result
     return total / len(transforms) if len(transforms) > 1 else total
 
@@ -151,7 +162,9 @@ def _tell_level(detail, path: Path, level: float | None, estimated: bool) -> Non
         detail(f"{path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
 
 
-def denoise_as_own(model, pixels: np.ndarray, own_channels: int, sigma, **options) -> tuple[np.ndarray, float | None, bool]:
+def denoise_as_own(
+    model, pixels: np.ndarray, own_channels: int, sigma, **options
+) -> tuple[np.ndarray, float | None, bool]:
     """(denoised image in its own channels, clipped to [0, 1]; the level given; whether it
     was estimated) for `pixels` in the model's channels, as `dae denoise` writes it."""
     level, estimated = noise_level_for(model, pixels, own_channels, sigma)
@@ -162,10 +175,21 @@ def denoise_as_own(model, pixels: np.ndarray, own_channels: int, sigma, **option
     return np.clip(result, 0.0, 1.0, out=result if result.flags.writeable else None), level, estimated
 
 
-def denoise_files(model, paths: list[Path], outputs: list[Path], *, overwrite: bool = False,
-                  max_pixels: int = DEFAULT_MAX_PIXELS, overlap: int = DEFAULT_OVERLAP, sigma=None,
-                  tta: bool = False, log: OutcomeLog, warn=lambda message: None, detail=lambda message: None,
-                  options: image_io.OutputOptions = image_io.OutputOptions()) -> None:
+def denoise_files(
+    model,
+    paths: list[Path],
+    outputs: list[Path],
+    *,
+    overwrite: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    overlap: int = DEFAULT_OVERLAP,
+    sigma=None,
+    tta: bool = False,
+    log: OutcomeLog,
+    warn=lambda message: None,
+    detail=lambda message: None,
+    options: image_io.OutputOptions = image_io.OutputOptions(),
+) -> None:
     """Denoises each image whole (or by windows beyond `max_pixels`), one image at a time.
 
     `sigma` is the noise level for a model that takes one (`auto`, the default, or a
@@ -191,8 +215,9 @@ def denoise_files(model, paths: list[Path], outputs: list[Path], *, overwrite: b
         log.add(outcome)
 
 
-def encode_files(model, paths: list[Path], *, sigma=None, log: OutcomeLog, warn=lambda message: None,
-                 detail=lambda message: None) -> list[tuple[str, np.ndarray, tuple[int, int], dict]]:
+def encode_files(
+    model, paths: list[Path], *, sigma=None, log: OutcomeLog, warn=lambda message: None, detail=lambda message: None
+) -> list[tuple[str, np.ndarray, tuple[int, int], dict]]:
     """The latent feature map of each image, with the image's own (height, width) and
     what `decode` needs to write the same kind of file (`image_io.source_kind`)."""
 
@@ -213,13 +238,24 @@ def encode_files(model, paths: list[Path], *, sigma=None, log: OutcomeLog, warn=
     return encoded
 
 
-def decode_maps(model, maps: list, out_dir: Path, *, overwrite: bool = False, log: OutcomeLog,
-                options: image_io.OutputOptions = image_io.OutputOptions()) -> None:
+def decode_maps(
+    model,
+    maps: list,
+    out_dir: Path,
+    *,
+    overwrite: bool = False,
+    log: OutcomeLog,
+    options: image_io.OutputOptions = image_io.OutputOptions(),
+) -> None:
     """One image per latent feature map, cropped to its recorded image size, of the kind
     its source was (format, gray or colour, bit depth) when `encode` recorded it."""
 
     named = [m for m in maps if m.source]
-    paths = output_paths([Path(m.source) for m in named], out_dir, "decoded", options.format, directory_only=True) if named else []
+    paths = (
+        output_paths([Path(m.source) for m in named], out_dir, "decoded", options.format, directory_only=True)
+        if named
+        else []
+    )
     targets = dict(zip((m.source for m in named), paths))
     for number, item in enumerate(maps):
         extension = image_io.FORMAT_EXTENSIONS[options.format or "PNG"]
@@ -227,8 +263,7 @@ def decode_maps(model, maps: list, out_dir: Path, *, overwrite: bool = False, lo
         try:
             if item.array.ndim != 3 or item.array.shape[-1] != model.latent_dim:
                 raise DaeError(
-                    f"{item.label}: latent map has shape {item.array.shape}, the model takes "
-                    f"(h, w, {model.latent_dim})"
+                    f"{item.label}: latent map has shape {item.array.shape}, the model takes (h, w, {model.latent_dim})"
                 )
             if target.exists() and not overwrite:
                 raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")

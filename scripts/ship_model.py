@@ -20,6 +20,8 @@ if __name__ == "__main__":
     source, name = Path(sys.argv[1]), sys.argv[2]
     if name not in builtin_models.SHIPPED_MODELS:
         sys.exit(f"{name} is not in builtin_models.SHIPPED_MODELS")
-    manifest = artifacts.write_inference_copy(source, builtin_models.builtin_path(name), float32="--float32" in sys.argv[3:])
+    manifest = artifacts.write_inference_copy(
+        source, builtin_models.builtin_path(name), float32="--float32" in sys.argv[3:]
+    )
     total = sum(path.stat().st_size for path in builtin_models.builtin_path(name).rglob("*") if path.is_file())
     print(f"{builtin_models.builtin_path(name)}: {len(manifest['files'])} files, {total / 1e6:.2f} MB")

@@ -20,7 +20,9 @@ def png_chunk(kind: bytes, payload: bytes) -> bytes:
 def decompression_bomb(path, side=10_000):
     """A PNG header claiming side x side pixels (over Pillow's limit), with almost no data."""
     header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -124,9 +126,13 @@ def test_odd_but_valid_images_are_converted(trained_model, tmp_path, digit):
     images = {path.split("/")[-1]: Image.open(path) for path in result.stdout.split()}
     # The model's one channel, in each input's format and depth, alpha kept beside it.
     assert {name: (image.format, image.mode) for name, image in images.items()} == {
-        "reference.denoised.png": ("PNG", "L"), "rotated.denoised.jpg": ("JPEG", "L"),
-        "sixteen.denoised.png": ("PNG", "I;16"), "palette.denoised.png": ("PNG", "L"),
-        "rgba.denoised.png": ("PNG", "LA"), "la.denoised.png": ("PNG", "LA"), "cmyk.denoised.tiff": ("TIFF", "L"),
+        "reference.denoised.png": ("PNG", "L"),
+        "rotated.denoised.jpg": ("JPEG", "L"),
+        "sixteen.denoised.png": ("PNG", "I;16"),
+        "palette.denoised.png": ("PNG", "L"),
+        "rgba.denoised.png": ("PNG", "LA"),
+        "la.denoised.png": ("PNG", "LA"),
+        "cmyk.denoised.tiff": ("TIFF", "L"),
     }
     outputs = {name: _gray8(image) for name, image in images.items()}
     expected = outputs.pop("reference.denoised.png")
@@ -180,16 +186,22 @@ def test_bad_latents_are_reported_and_good_ones_decoded(trained_model, tmp_path)
 def test_bad_latent_files(trained_model, tmp_path):
     csv = tmp_path / "l.csv"
     csv.write_text("source,z0\na.png," + ",".join(["0.5"] * 15) + ",oops\n")
-    assert_clean_error(run_dae("decode", csv, "-m", trained_model, "-o", tmp_path / "d"), FAILURE, "l.csv:2: not a number: 'oops'")
+    assert_clean_error(
+        run_dae("decode", csv, "-m", trained_model, "-o", tmp_path / "d"), FAILURE, "l.csv:2: not a number: 'oops'"
+    )
     empty = tmp_path / "empty.json"
     empty.write_text("")
     assert_clean_error(run_dae("decode", empty, "-m", trained_model, "-o", tmp_path / "d"), FAILURE, "empty file")
     not_list = tmp_path / "obj.json"
     not_list.write_text('{"latent": 3}')
-    assert_clean_error(run_dae("decode", not_list, "-m", trained_model, "-o", tmp_path / "d"), FAILURE, "expected a JSON list")
+    assert_clean_error(
+        run_dae("decode", not_list, "-m", trained_model, "-o", tmp_path / "d"), FAILURE, "expected a JSON list"
+    )
     numbers = tmp_path / "numbers.json"
     numbers.write_text("[1, 2, 3]")
-    assert_clean_error(run_dae("decode", numbers, "-m", trained_model, "-o", tmp_path / "d"), FAILURE, "not a list of numbers")
+    assert_clean_error(
+        run_dae("decode", numbers, "-m", trained_model, "-o", tmp_path / "d"), FAILURE, "not a list of numbers"
+    )
 
 
 def test_model_directory_problems(model_copy, tmp_path, digit):
@@ -235,7 +247,9 @@ def test_encoder_and_decoder_with_different_latent_sizes_are_refused(model_copy,
     manifest_path.write_text(json.dumps(manifest))
     image = save_gray(digit, tmp_path / "x.png")
     assert_clean_error(
-        run_dae("denoise", image, "-m", model_copy), FAILURE, "latent sizes disagree: decoder input is 8, the manifest says 16"
+        run_dae("denoise", image, "-m", model_copy),
+        FAILURE,
+        "latent sizes disagree: decoder input is 8, the manifest says 16",
     )
 
 
@@ -274,9 +288,13 @@ def test_bad_training_flags_are_usage_errors(tmp_path, args, fragment):
 def test_bad_config_files_are_usage_errors(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('latent_dims = 8\nepochs = "x"\n')
-    assert_clean_error(run_dae("train", "--config", config, "--out", tmp_path / "m"), USAGE, "unknown key(s) latent_dims; valid keys:")
+    assert_clean_error(
+        run_dae("train", "--config", config, "--out", tmp_path / "m"), USAGE, "unknown key(s) latent_dims; valid keys:"
+    )
     config.write_text('epochs = "x"\n')
-    assert_clean_error(run_dae("train", "--config", config, "--out", tmp_path / "m"), USAGE, "epochs must be an integer")
+    assert_clean_error(
+        run_dae("train", "--config", config, "--out", tmp_path / "m"), USAGE, "epochs must be an integer"
+    )
 
 
 def test_image_size_not_divisible_by_the_strides(tmp_path, odd_sized_folder):
@@ -287,6 +305,9 @@ def test_image_size_not_divisible_by_the_strides(tmp_path, odd_sized_folder):
 def test_traceback_only_with_debug(tmp_path):
     plain = run_dae("info", tmp_path / "nowhere")
     assert_clean_error(plain, FAILURE, "does not exist")
-    for result in (run_dae("--debug", "info", tmp_path / "nowhere"), run_dae("info", tmp_path / "nowhere", env=cli_env(DAE_DEBUG="1"))):
+    for result in (
+        run_dae("--debug", "info", tmp_path / "nowhere"),
+        run_dae("info", tmp_path / "nowhere", env=cli_env(DAE_DEBUG="1")),
+    ):
         assert result.returncode == FAILURE
         assert "Traceback" in result.stderr

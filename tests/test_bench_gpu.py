@@ -10,9 +10,23 @@ from conftest import ROOT, SAMPLE, cli_env
 def test_gpu_benchmark_quick_mode_runs_on_a_cpu_and_reports_every_figure(tmp_path):
     env = cli_env(DAE_BENCH_MNIST=str(SAMPLE), DAE_BENCH_RESULTS=str(tmp_path))
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "gpu.py"), "--quick", "--epochs", "1", "--limit", "512",
-         "--test-images", "200", "--files", "40"],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "gpu.py"),
+            "--quick",
+            "--epochs",
+            "1",
+            "--limit",
+            "512",
+            "--test-images",
+            "200",
+            "--files",
+            "40",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((tmp_path / "gpu-quick.json").read_text())
@@ -29,7 +43,9 @@ def test_gpu_benchmark_quick_mode_runs_on_a_cpu_and_reports_every_figure(tmp_pat
 
 def test_gpu_benchmark_refuses_a_full_run_without_a_gpu(tmp_path):
     env = cli_env(DAE_BENCH_MNIST=str(SAMPLE), DAE_BENCH_RESULTS=str(tmp_path), CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py")], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu.py")], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 2 and "no GPU" in result.stderr
 
 
@@ -39,9 +55,23 @@ def test_keras_only_gpu_benchmark_quick_mode_runs_and_reports_every_figure(tmp_p
     breaks it shows before a GPU session finds it."""
     env = cli_env(DAE_BENCH_RESULTS=str(tmp_path))
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "gpu_keras.py"), "--quick", "--mnist", str(SAMPLE), "--epochs", "1",
-         "--limit", "256", "--contender", "b256:batch_size=256,learning_rate=0.004"],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "gpu_keras.py"),
+            "--quick",
+            "--mnist",
+            str(SAMPLE),
+            "--epochs",
+            "1",
+            "--limit",
+            "256",
+            "--contender",
+            "b256:batch_size=256,learning_rate=0.004",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((tmp_path / "gpu-keras-quick.json").read_text())

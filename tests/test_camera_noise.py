@@ -75,9 +75,24 @@ def test_a_camera_noise_level_is_the_measured_rms_noise():
         (("--noise", "camera", "--noise-read-range", "-0.01,0.02"), "noise_read_range must all be 0 or more"),
         (("--noise", "camera", "--noise-shot-range", "0,0.01"), "noise_shot_range must all be positive"),
         (("--noise", "camera", "--noise-jpeg-range", "90,101"), "noise_jpeg_range must all be between 1 and 100"),
-        (("--noise-channel-spread", "1.5",), "noise_channel_spread must be between 0 and 1"),
-        (("--noise-shot-range", "0.01",), "--noise-shot-range must be LOW,HIGH"),
-        (("--arch", "conv", "--noise", "camera", "--noise-level-input"), "noise_level_input needs a noise with a level"),
+        (
+            (
+                "--noise-channel-spread",
+                "1.5",
+            ),
+            "noise_channel_spread must be between 0 and 1",
+        ),
+        (
+            (
+                "--noise-shot-range",
+                "0.01",
+            ),
+            "--noise-shot-range must be LOW,HIGH",
+        ),
+        (
+            ("--arch", "conv", "--noise", "camera", "--noise-level-input"),
+            "noise_level_input needs a noise with a level",
+        ),
         (("--targets", "somewhere"), "targets needs data"),
         (("--self-supervised", "--dataset", "mnist-sample"), "self_supervised needs data"),
     ],
@@ -89,11 +104,31 @@ def test_bad_noise_and_noisy_data_settings_are_one_line_usage_errors(tmp_path, a
 
 
 def test_dae_noise_makes_camera_noise_files(tmp_path):
-    result = run_dae("noise", SHIPPED / "coins.png", "--noise", "camera", "--noise-jpeg-range", "80,90",
-                     "--seed", "3", "-o", tmp_path / "a.png")
+    result = run_dae(
+        "noise",
+        SHIPPED / "coins.png",
+        "--noise",
+        "camera",
+        "--noise-jpeg-range",
+        "80,90",
+        "--seed",
+        "3",
+        "-o",
+        tmp_path / "a.png",
+    )
     assert result.returncode == 0, result.stderr
-    again = run_dae("noise", SHIPPED / "coins.png", "--noise", "camera", "--noise-jpeg-range", "80,90",
-                    "--seed", "3", "-o", tmp_path / "b.png")
+    again = run_dae(
+        "noise",
+        SHIPPED / "coins.png",
+        "--noise",
+        "camera",
+        "--noise-jpeg-range",
+        "80,90",
+        "--seed",
+        "3",
+        "-o",
+        tmp_path / "b.png",
+    )
     assert again.returncode == 0, again.stderr
     a, b = (np.asarray(Image.open(tmp_path / name)) for name in ("a.png", "b.png"))
     np.testing.assert_array_equal(a, b)

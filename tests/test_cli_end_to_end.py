@@ -105,8 +105,8 @@ def test_saved_models_load_with_tensorflow_alone(trained_model):
 import sys
 import numpy as np
 import tensorflow as tf
-encoder = tf.saved_model.load({str(trained_model / 'encoder')!r})
-decoder = tf.saved_model.load({str(trained_model / 'decoder')!r})
+encoder = tf.saved_model.load({str(trained_model / "encoder")!r})
+decoder = tf.saved_model.load({str(trained_model / "decoder")!r})
 latent = encoder.serve(np.zeros((2, 28, 28, 1), np.float32))
 image = decoder.serve(latent)
 sig = encoder.signatures['serving_default']

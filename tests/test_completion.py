@@ -17,7 +17,9 @@ DAE = Path(sys.executable).parent / "dae"  # the console script of this install
 def bash_complete(words, cwd):
     """What bash offers for the command line `words` (last word being typed), through
     the script that `dae --show-completion bash` prints, as an interactive shell runs it."""
-    env = cli_env(PATH=f"{DAE.parent}{os.pathsep}{os.environ['PATH']}", _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1")
+    env = cli_env(
+        PATH=f"{DAE.parent}{os.pathsep}{os.environ['PATH']}", _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1"
+    )
     script = subprocess.run([str(DAE), "--show-completion", "bash"], capture_output=True, text=True, env=env)
     assert script.returncode == 0, script.stderr
     quoted = " ".join(f"'{word}'" for word in words)
@@ -52,7 +54,10 @@ def test_bash_completes_built_in_models_and_directories(workdir):
     "words, expected",
     [
         (["dae", "train", "--noise", "s"], ["salt-pepper", "speckle"]),
-        (["dae", "noise", "x.png", "--noise", ""], ["gaussian", "salt-pepper", "speckle", "poisson", "mask", "poisson-gaussian", "camera"]),
+        (
+            ["dae", "noise", "x.png", "--noise", ""],
+            ["gaussian", "salt-pepper", "speckle", "poisson", "mask", "poisson-gaussian", "camera"],
+        ),
         (["dae", "train", "--strategy", "m"], ["mirrored", "multi-worker"]),
         (["dae", "train", "--lr-schedule", ""], ["constant", "cosine"]),
         (["dae", "train", "--precision", "f"], ["float32"]),
@@ -74,13 +79,17 @@ def test_complete_model_offers_names_then_directories(workdir, monkeypatch):
 
 def test_install_and_show_completion(tmp_path):
     env = cli_env(HOME=str(tmp_path), _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1")
-    installed = subprocess.run([sys.executable, "-m", "dae_cli", "--install-completion", "bash"], capture_output=True, text=True, env=env)
+    installed = subprocess.run(
+        [sys.executable, "-m", "dae_cli", "--install-completion", "bash"], capture_output=True, text=True, env=env
+    )
     assert installed.returncode == 0, installed.stderr
     script = tmp_path / ".bash_completions" / "dae.sh"
     assert f"source '{script}'" in (tmp_path / ".bashrc").read_text()
     assert "complete -o default -F _dae_completion dae" in script.read_text()
     for shell in ("zsh", "fish"):
-        shown = subprocess.run([sys.executable, "-m", "dae_cli", "--show-completion", shell], capture_output=True, text=True, env=env)
+        shown = subprocess.run(
+            [sys.executable, "-m", "dae_cli", "--show-completion", shell], capture_output=True, text=True, env=env
+        )
         assert shown.returncode == 0 and "_DAE_COMPLETE=complete_" + shell in shown.stdout, shown.stderr
 
 

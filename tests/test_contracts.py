@@ -30,8 +30,12 @@ def default_sigint() -> None:
 def start_dae(*args, env=None, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "dae_cli", *map(str, args)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or cli_env(),
-        preexec_fn=default_sigint, **kwargs,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or cli_env(),
+        preexec_fn=default_sigint,
+        **kwargs,
     )
 
 
@@ -55,7 +59,12 @@ def test_a_folder_denoised_twice_does_not_take_its_outputs_for_inputs(trained_mo
     assert sorted(again.stdout.split()) == sorted(first.stdout.split())  # 3 outputs, rewritten
     assert "skipped 3 file(s) named like dae's outputs" in again.stderr
     assert sorted(p.name for p in digit_folder.iterdir()) == [
-        "n0.denoised.png", "n0.png", "n1.denoised.png", "n1.png", "n2.denoised.png", "n2.png"
+        "n0.denoised.png",
+        "n0.png",
+        "n1.denoised.png",
+        "n1.png",
+        "n2.denoised.png",
+        "n2.png",
     ]
     # Named explicitly, an output is an input like any other; -q drops the note.
     named = run_dae("-q", "denoise", digit_folder / "n0.denoised.png", "-m", trained_model)
@@ -86,8 +95,13 @@ from dae_cli.cli import main
 code = main(["train", "--dataset", "mnist", "--out", "x/y/z", *{args!r}])
 print(code, "tensorflow" in sys.modules)
 """
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                            env=cli_env(KERAS_HOME=str(tmp_path / "keras")))
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=cli_env(KERAS_HOME=str(tmp_path / "keras")),
+    )
     assert result.stdout.split() == ["2", "False"], result.stderr
     assert fragment in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -186,7 +200,9 @@ def test_training_on_a_terminal_draws_live_progress(tmp_path):
     del env["NO_COLOR"]
     process = subprocess.Popen(
         [sys.executable, "-m", "dae_cli", "train", *TINY, "--epochs", "2", "--out", tmp_path / "m"],
-        stdout=subprocess.PIPE, stderr=secondary, env=env,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        env=env,
     )
     os.close(secondary)
     drawn = b""
@@ -241,8 +257,20 @@ def test_limit_means_at_most_n(trained_model):
 def wide_model(tmp_path_factory):
     """A model that differs from the defaults in architecture, noise, rate and seed."""
     out = tmp_path_factory.mktemp("wide") / "model"
-    result = run_dae("train", *TINY, "--latent-dim", "32", "--noise-std", "0.3", "--learning-rate", "0.002",
-                     "--seed", "4", "--out", out)
+    result = run_dae(
+        "train",
+        *TINY,
+        "--latent-dim",
+        "32",
+        "--noise-std",
+        "0.3",
+        "--learning-rate",
+        "0.002",
+        "--seed",
+        "4",
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     return out
 
@@ -270,7 +298,13 @@ def test_resume_with_a_config_file_changes_only_the_keys_it_sets(wide_model, tmp
     result = run_dae("train", "--resume", "--config", config, "--out", model)
     assert result.returncode == 0, result.stderr
     saved = artifacts.read_manifest(model)["config"]
-    assert (saved["epochs"], saved["latent_dim"], saved["noise_std"], saved["learning_rate"], saved["seed"]) == (3, 32, 0.3, 0.002, 4)
+    assert (saved["epochs"], saved["latent_dim"], saved["noise_std"], saved["learning_rate"], saved["seed"]) == (
+        3,
+        32,
+        0.3,
+        0.002,
+        4,
+    )
     # Training further restarts the cosine schedule for the new epochs (4 steps each),
     # from the learning rate: not the end of the old schedule, 1% of it.
     schedule = optimizer_of(model).get_config()["learning_rate"]["config"]
@@ -278,7 +312,9 @@ def test_resume_with_a_config_file_changes_only_the_keys_it_sets(wide_model, tmp
     assert schedule["decay_steps"] == 2 * 4
     assert int(optimizer_of(model).iterations.numpy()) == 2 * 4
 
-    constant = run_dae("train", "--resume", "--epochs", "4", "--learning-rate", "0.0005", "--lr-schedule", "constant", "--out", model)
+    constant = run_dae(
+        "train", "--resume", "--epochs", "4", "--learning-rate", "0.0005", "--lr-schedule", "constant", "--out", model
+    )
     assert constant.returncode == 0, constant.stderr
     assert float(optimizer_of(model).learning_rate.numpy()) == pytest.approx(0.0005)
     assert artifacts.read_manifest(model)["config"]["lr_schedule"] == "constant"
@@ -327,8 +363,13 @@ def test_a_model_that_appears_at_out_while_training_is_not_replaced(tmp_path):
             (out / "dae.json").write_text('{"format_version": 1}')
 
     with pytest.raises(DaeError, match=r"appeared while training.*the new model is kept at .*m\.new"):
-        training.train(None, dict(dataset="mnist-sample", limit=128, epochs=1, batch_size=32, precision="float32"), out,
-                       strategy="one", callbacks=[SomeoneElse()])
+        training.train(
+            None,
+            dict(dataset="mnist-sample", limit=128, epochs=1, batch_size=32, precision="float32"),
+            out,
+            strategy="one",
+            callbacks=[SomeoneElse()],
+        )
     assert (out / "dae.json").read_text() == '{"format_version": 1}'
     kept = tmp_path / "m.new"
     manifest = artifacts.read_manifest(kept)
@@ -349,7 +390,12 @@ def test_a_failed_final_rename_keeps_the_new_model_and_says_where(tmp_path, monk
 
     monkeypatch.setattr(training, "commit_directory", failing)
     with pytest.raises(DaeError, match=r"Input/output error; the new model is kept at .*m\.new"):
-        training.train(None, dict(dataset="mnist-sample", limit=128, epochs=1, batch_size=32, precision="float32"), tmp_path / "m", strategy="one")
+        training.train(
+            None,
+            dict(dataset="mnist-sample", limit=128, epochs=1, batch_size=32, precision="float32"),
+            tmp_path / "m",
+            strategy="one",
+        )
     artifacts.verify_files(tmp_path / "m.new", artifacts.read_manifest(tmp_path / "m.new"), ("encoder", "decoder"))
 
 
@@ -361,8 +407,22 @@ def test_env_model_channels_3_scale_lr_precision_auto_and_quiet(tmp_path):
 
     env = cli_env(DAE_MODEL=str(tmp_path / "env-model"), DAE_CPU_DEVICES="2")
     # `--precision auto` (the default) on purpose: the layers get what auto picks on this CPU.
-    result = run_dae("train", *TINY_ANY_PRECISION, "-q", "--channels", "3", "--strategy", "mirrored", "--scale-lr",
-                     "--lr-schedule", "constant", "--learning-rate", "0.001", env=env, cwd=tmp_path)
+    result = run_dae(
+        "train",
+        *TINY_ANY_PRECISION,
+        "-q",
+        "--channels",
+        "3",
+        "--strategy",
+        "mirrored",
+        "--scale-lr",
+        "--lr-schedule",
+        "constant",
+        "--learning-rate",
+        "0.001",
+        env=env,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # -q: no progress, no information
     model = tmp_path / "env-model"  # $DAE_MODEL is the default --out

@@ -96,12 +96,17 @@ def test_training_stream_shuffles_distinct_images_anew_every_epoch():
 
     images = (np.arange(8, dtype=np.uint8) * 30).reshape(8, 1, 1, 1) * np.ones((1, 4, 4, 1), np.uint8)
     stream = data.training_dataset(images, batch_size=8, noise=NoiseSpec(), seed=3)
-    orders = [tuple(np.rint(clean[:, 0, 0, 0] * 255 / 30).astype(int)) for _, clean in stream.take(3).as_numpy_iterator()]
+    orders = [
+        tuple(np.rint(clean[:, 0, 0, 0] * 255 / 30).astype(int)) for _, clean in stream.take(3).as_numpy_iterator()
+    ]
     for order in orders:
         assert sorted(order) == list(range(8))  # each epoch: every image once
     assert orders[0] != tuple(range(8))  # shuffled
     assert len(set(orders)) == 3  # and shuffled anew each epoch
-    again = [tuple(np.rint(c[:, 0, 0, 0] * 255 / 30).astype(int)) for _, c in data.training_dataset(images, 8, NoiseSpec(), seed=3).take(3).as_numpy_iterator()]
+    again = [
+        tuple(np.rint(c[:, 0, 0, 0] * 255 / 30).astype(int))
+        for _, c in data.training_dataset(images, 8, NoiseSpec(), seed=3).take(3).as_numpy_iterator()
+    ]
     assert again == orders  # seeded
 
 

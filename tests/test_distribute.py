@@ -19,9 +19,22 @@ def losses(model_dir):
 
 def test_mirrored_on_two_cpus_follows_the_single_device_loss_curve(tmp_path):
     env = cli_env(DAE_CPU_DEVICES="2")
-    one = run_dae("--json", "train", *SMALL, "--strategy", "one", "--batch-size", "128", "--out", tmp_path / "one", env=env)
+    one = run_dae(
+        "--json", "train", *SMALL, "--strategy", "one", "--batch-size", "128", "--out", tmp_path / "one", env=env
+    )
     # --batch-size is per replica: 2 x 64 is the same global batch of 128.
-    mirrored = run_dae("--json", "train", *SMALL, "--strategy", "mirrored", "--batch-size", "64", "--out", tmp_path / "mirrored", env=env)
+    mirrored = run_dae(
+        "--json",
+        "train",
+        *SMALL,
+        "--strategy",
+        "mirrored",
+        "--batch-size",
+        "64",
+        "--out",
+        tmp_path / "mirrored",
+        env=env,
+    )
     assert one.returncode == 0, one.stderr
     assert mirrored.returncode == 0, mirrored.stderr
     assert artifacts.read_manifest(tmp_path / "mirrored")["replicas"] == 2
@@ -43,9 +56,26 @@ def start_workers(out, epochs):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "dae_cli", "--json", "train", *SMALL, "--epochs", str(epochs), "--batch-size", "64",
-                 "--strategy", "multi-worker", "--out", str(out)],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(TF_CONFIG=json.dumps(config)),
+                [
+                    sys.executable,
+                    "-m",
+                    "dae_cli",
+                    "--json",
+                    "train",
+                    *SMALL,
+                    "--epochs",
+                    str(epochs),
+                    "--batch-size",
+                    "64",
+                    "--strategy",
+                    "multi-worker",
+                    "--out",
+                    str(out),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=cli_env(TF_CONFIG=json.dumps(config)),
             )
         )
     return processes

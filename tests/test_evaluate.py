@@ -45,7 +45,9 @@ def test_the_same_seed_gives_the_same_figures_whatever_the_batch_size(trained_mo
     # The noisy images are the same to the bit; the model's output may differ in the last
     # float digits with the batch size (oneDNN picks its convolution kernels by shape, seen
     # on AMD EPYC), far below any figure's printed precision.
-    assert {k: again[k] for k in ("psnr_noisy", "ssim_noisy")} == {k: seeded_report[k] for k in ("psnr_noisy", "ssim_noisy")}
+    assert {k: again[k] for k in ("psnr_noisy", "ssim_noisy")} == {
+        k: seeded_report[k] for k in ("psnr_noisy", "ssim_noisy")
+    }
     for key in ("psnr_denoised", "ssim_denoised"):
         for stat, value in seeded_report[key].items():
             assert again[key][stat] == pytest.approx(value, rel=1e-5, abs=1e-6), (key, stat)
@@ -88,5 +90,7 @@ def test_in_process_matches_the_cli_and_streams_in_blocks(trained_model, seeded_
 def test_bad_flags_and_missing_model_are_clean_errors(trained_model, tmp_path):
     assert_clean_error(run_dae("evaluate", "-m", tmp_path / "nope"), 1, "does not exist")
     assert_clean_error(
-        run_dae("evaluate", "-m", trained_model, "--dataset", "mnist-sample", "--noise", "purple"), 2, "'purple' is not one of 'gaussian'"
+        run_dae("evaluate", "-m", trained_model, "--dataset", "mnist-sample", "--noise", "purple"),
+        2,
+        "'purple' is not one of 'gaussian'",
     )

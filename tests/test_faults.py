@@ -21,7 +21,11 @@ TRAIN_SMALL = ["train", "--dataset", "mnist-sample", "--limit", "600", "--batch-
 def start_dae(*args, env=None, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "dae_cli", *map(str, args)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or cli_env(), **kwargs,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or cli_env(),
+        **kwargs,
     )
 
 
@@ -179,7 +183,10 @@ def test_full_disk_during_train_is_a_clear_error_and_the_old_model_survives(mode
     before = artifacts.hash_tree(model_copy)
     result = subprocess.run(
         [sys.executable, "-m", "dae_cli", *TRAIN_SMALL, "--epochs", "1", "--out", str(model_copy), "--overwrite"],
-        capture_output=True, text=True, env=cli_env(), preexec_fn=limit_file_size,
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        preexec_fn=limit_file_size,
     )
     assert_clean_error(result, 1, "File too large")
     assert artifacts.hash_tree(model_copy) == before
@@ -197,7 +204,10 @@ def test_full_disk_during_denoise_keeps_earlier_outputs(trained_model, tmp_path,
 
     result = subprocess.run(
         [sys.executable, "-m", "dae_cli", "denoise", str(image), "-m", str(trained_model), "--overwrite"],
-        capture_output=True, text=True, env=cli_env(), preexec_fn=tiny_files,
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        preexec_fn=tiny_files,
     )
     assert_clean_error(result, 1, "cannot write (File too large)")
     assert earlier.read_bytes() == b"earlier output"
@@ -256,7 +266,9 @@ def test_outputs_never_collide_nor_escape_the_output_directory(trained_model, tm
     out = tmp_path / "out"
     # Each output keeps its input's format (a/same.denoised.jpg, a/same.denoised.png)
     # unless --format makes them one: then the input's whole name keeps them apart.
-    result = run_dae("denoise", tmp_path / "in" / "a", tmp_path / "in" / "b", "-m", trained_model, "-o", out, "--format", "png")
+    result = run_dae(
+        "denoise", tmp_path / "in" / "a", tmp_path / "in" / "b", "-m", trained_model, "-o", out, "--format", "png"
+    )
     assert result.returncode == 0, result.stderr
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
     assert written == ["a/same.jpg.denoised.png", "a/same.png.denoised.png", "b/same.denoised.png"]

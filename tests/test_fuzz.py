@@ -46,7 +46,12 @@ def test_random_bytes_behind_real_magic_numbers(tmp_path_factory, prefix, data):
 
 
 MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr"]
-FORMATS = {"PNG": ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"), "TIFF": tuple(MODES), "BMP": ("1", "L", "P", "RGB"), "JPEG": ("L", "RGB", "CMYK")}
+FORMATS = {
+    "PNG": ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"),
+    "TIFF": tuple(MODES),
+    "BMP": ("1", "L", "P", "RGB"),
+    "JPEG": ("L", "RGB", "CMYK"),
+}
 
 
 @FUZZ
@@ -73,7 +78,10 @@ def test_valid_but_odd_images(tmp_path_factory, mode, size, fmt, seed, truncate)
 
 
 toml_scalars = st.one_of(
-    st.integers(-10, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.text(max_size=8),
+    st.integers(-10, 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=8),
     st.lists(st.integers(-5, 300), max_size=4),
 )
 
@@ -106,7 +114,11 @@ def to_toml(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return "nan" if value != value else ("inf" if value == float("inf") else "-inf" if value == float("-inf") else repr(value))
+        return (
+            "nan"
+            if value != value
+            else ("inf" if value == float("inf") else "-inf" if value == float("-inf") else repr(value))
+        )
     if isinstance(value, str):
         return json.dumps(value)  # a JSON string is a TOML basic string
     if isinstance(value, list):

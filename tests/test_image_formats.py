@@ -56,11 +56,15 @@ def pixels_of(mode: str, seed: int = 0) -> np.ndarray:
     colour = np.stack([base, base[::-1], 1 - base][: 3 if mode.startswith("RGB") else 1], axis=-1)
     values = np.clip(colour * 255 + rng.normal(0, 12, colour.shape), 0, 255).astype(np.uint8)
     if mode in ("LA", "RGBA"):
-        values = np.concatenate([values, (np.arange(SIZE[1]) * 4 % 256).astype(np.uint8)[None, :, None].repeat(SIZE[0], 0)], -1)
+        values = np.concatenate(
+            [values, (np.arange(SIZE[1]) * 4 % 256).astype(np.uint8)[None, :, None].repeat(SIZE[0], 0)], -1
+        )
     return values[..., 0] if mode == "L" else values
 
 
-def save(path, mode: str, *, icc: bool = True, exif: bool = True, orientation: int | None = 6, seed: int = 0, **settings):
+def save(
+    path, mode: str, *, icc: bool = True, exif: bool = True, orientation: int | None = 6, seed: int = 0, **settings
+):
     image = Image.fromarray(pixels_of(mode, seed), mode=None)
     assert image.mode == mode
     if icc:
@@ -101,7 +105,10 @@ def test_every_mode_round_trips_in_every_format(tmp_path, mode, format):
     out = read_back(data)
     wanted = OUTPUT_MODES[format][mode]
     assert (out.format, out.mode) == (format, wanted)
-    depth = {"F": 32 if format == "TIFF" else 16 if format == "PNG" else 8, "I;16": 16 if format in ("PNG", "TIFF") else 8}
+    depth = {
+        "F": 32 if format == "TIFF" else 16 if format == "PNG" else 8,
+        "I;16": 16 if format in ("PNG", "TIFF") else 8,
+    }
     assert written == image_io.Written(format, depth.get(mode, 8), written.notes)
     assert out.size == ((SIZE[0], SIZE[1]) if turned else (SIZE[1], SIZE[0]))  # upright by its EXIF orientation
     exif = out.getexif()
@@ -201,8 +208,16 @@ def test_output_names_keep_the_input_format_unless_told(tmp_path):
     from dae_cli.outcomes import output_paths
 
     inputs = [tmp_path / "a.JPG", tmp_path / "b.tiff", tmp_path / "c.gif"]
-    assert [p.name for p in output_paths(inputs, None, "denoised")] == ["a.denoised.JPG", "b.denoised.tiff", "c.denoised.png"]
-    assert [p.name for p in output_paths(inputs, None, "noisy", "WEBP")] == ["a.noisy.webp", "b.noisy.webp", "c.noisy.webp"]
+    assert [p.name for p in output_paths(inputs, None, "denoised")] == [
+        "a.denoised.JPG",
+        "b.denoised.tiff",
+        "c.denoised.png",
+    ]
+    assert [p.name for p in output_paths(inputs, None, "noisy", "WEBP")] == [
+        "a.noisy.webp",
+        "b.noisy.webp",
+        "c.noisy.webp",
+    ]
     assert output_paths(inputs[:1], tmp_path / "x.tif", "denoised") == [tmp_path / "x.tif"]
     with pytest.raises(UsageError, match="not an image format"):
         output_paths(inputs[:1], tmp_path / "x.xyz", "denoised")
@@ -225,7 +240,19 @@ def test_noise_with_no_noise_gives_back_every_file_as_it_was(tmp_path):
         "rgba.png": save(folder / "rgba.png", "RGBA", exif=False),
         "la.tif": save(folder / "la.tif", "LA", orientation=None),
     }
-    result = run_dae("--json", "noise", folder, "-o", tmp_path / "out", "--noise", "gaussian", "--noise-mean", "0", "--noise-std", "0")
+    result = run_dae(
+        "--json",
+        "noise",
+        folder,
+        "-o",
+        tmp_path / "out",
+        "--noise",
+        "gaussian",
+        "--noise-mean",
+        "0",
+        "--noise-std",
+        "0",
+    )
     assert result.returncode == 0, result.stderr
     records = {r["input"].split("/")[-1]: r for r in json_lines(result.stdout)}
     for name, path in sources.items():
@@ -334,7 +361,9 @@ def test_strip_metadata_drops_profile_and_exif(tmp_path):
 
 def test_unwritable_extensions_and_depths_are_usage_errors_that_create_nothing(tmp_path):
     source = save(tmp_path / "photo.jpg", "RGB")
-    assert_clean_error(run_dae("denoise", source, "-m", "photo", "-o", tmp_path / "x.xyz"), USAGE, "x.xyz", "not an image format")
+    assert_clean_error(
+        run_dae("denoise", source, "-m", "photo", "-o", tmp_path / "x.xyz"), USAGE, "x.xyz", "not an image format"
+    )
     assert_clean_error(run_dae("noise", source, "-o", tmp_path / "y.jpg", "--bit-depth", "16"), USAGE, "--bit-depth 16")
     assert_clean_error(run_dae("noise", source, "--format", "gif"), USAGE, "gif")
     assert_clean_error(run_dae("noise", source, "--format", "png", "-o", tmp_path / "z.jpg"), USAGE, "--format")

@@ -37,7 +37,10 @@ def test_noise_command_is_seeded_and_never_overwrites(tmp_path, mnist_test_image
         # a third of the pixels go to 0 or 1
         (["--noise", "salt-pepper", "--noise-amount", "0.3"], lambda d: 0.2 < np.mean(np.abs(d) > 0.4) < 0.4),
         # half the pixels dropped to 0, the others untouched
-        (["--noise", "mask", "--noise-amount", "0.5"], lambda d: 0.4 < np.mean(d < -0.4) < 0.6 and np.all((d == 0) | (d < -0.4))),
+        (
+            ["--noise", "mask", "--noise-amount", "0.5"],
+            lambda d: 0.4 < np.mean(d < -0.4) < 0.6 and np.all((d == 0) | (d < -0.4)),
+        ),
         # x + x * N(0, 0.3): zero mean, std 0.3 * 0.5
         (["--noise", "speckle", "--noise-std", "0.3"], lambda d: abs(d.mean()) < 0.03 and abs(d.std() - 0.15) < 0.03),
         # Poisson(0.5 * 5) / 5: zero mean, std sqrt(0.5 / 5), in steps of 1/5
@@ -56,8 +59,22 @@ def test_each_noise_model_through_the_cli(tmp_path, flags, check):
 
 def test_training_records_its_noise_model(tmp_path):
     out = tmp_path / "m"
-    result = run_dae("train", "--dataset", "mnist-sample", "--limit", "300", "--epochs", "1", "--noise", "mask",
-                     "--noise-amount", "0.4", *FLOAT32, "--out", out)
+    result = run_dae(
+        "train",
+        "--dataset",
+        "mnist-sample",
+        "--limit",
+        "300",
+        "--epochs",
+        "1",
+        "--noise",
+        "mask",
+        "--noise-amount",
+        "0.4",
+        *FLOAT32,
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     config = artifacts.read_manifest(out)["config"]
     assert (config["noise"], config["noise_amount"]) == ("mask", 0.4)
@@ -71,8 +88,12 @@ def test_export_serves_encode_decode_and_denoise_like_the_cli(trained_model, tmp
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(exported)
 
-    listing = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir", str(exported), "--all"],
-                             capture_output=True, text=True, env=cli_env())
+    listing = subprocess.run(
+        [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir", str(exported), "--all"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+    )
     assert listing.returncode == 0, listing.stderr
     for endpoint in ("encode", "decode", "denoise", "serving_default"):
         assert f"signature_def['{endpoint}']" in listing.stdout
@@ -84,11 +105,11 @@ def test_export_serves_encode_decode_and_denoise_like_the_cli(trained_model, tmp
     script = f"""
 import numpy as np, sys, tensorflow as tf
 served = tf.saved_model.load({str(exported)!r})
-x = np.load({str(tmp_path / 'inputs.npy')!r})
+x = np.load({str(tmp_path / "inputs.npy")!r})
 z = served.encode(x).numpy()
-np.save({str(tmp_path / 'z.npy')!r}, z)
-np.save({str(tmp_path / 'd.npy')!r}, served.denoise(x).numpy())
-np.save({str(tmp_path / 'r.npy')!r}, served.decode(z).numpy())
+np.save({str(tmp_path / "z.npy")!r}, z)
+np.save({str(tmp_path / "d.npy")!r}, served.denoise(x).numpy())
+np.save({str(tmp_path / "r.npy")!r}, served.decode(z).numpy())
 assert not any(name.startswith('dae_cli') for name in sys.modules)
 """
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=cli_env(), cwd="/")
@@ -121,8 +142,20 @@ def photo_folder(tmp_path):
 
 def test_patch_training_on_larger_images_then_tiled_denoising(photo_folder, tmp_path):
     out = tmp_path / "model"
-    result = run_dae("train", "--data", photo_folder, "--patch-size", "32", "--epochs", "3", "--batch-size", "32",
-                     *FLOAT32, "--out", out)
+    result = run_dae(
+        "train",
+        "--data",
+        photo_folder,
+        "--patch-size",
+        "32",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        *FLOAT32,
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     assert "smaller than --patch-size 32" in result.stderr
     manifest = artifacts.read_manifest(out)

@@ -61,11 +61,40 @@ def level_model(tmp_path_factory):
     train, val = photo_folders(root, ("chelsea", "coins"), "RGB")
     out = root / "model"
     result = run_dae(
-        "train", "--arch", "conv", "--filters", "16,32", "--blocks-per-level", "1", "--loss", "mae",
-        "--noise-level-input", "--channels", "3", "--gray-fraction", "0.3",
-        "--data", train, "--val-data", val, "--patch-size", "32", "--batch-size", "16", "--epochs", "8",
-        "--learning-rate", "0.003", "--noise-mean", "0", "--noise-std-range", "0,50/255", *FLOAT32,
-        "--out", out, timeout=600,
+        "train",
+        "--arch",
+        "conv",
+        "--filters",
+        "16,32",
+        "--blocks-per-level",
+        "1",
+        "--loss",
+        "mae",
+        "--noise-level-input",
+        "--channels",
+        "3",
+        "--gray-fraction",
+        "0.3",
+        "--data",
+        train,
+        "--val-data",
+        val,
+        "--patch-size",
+        "32",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "8",
+        "--learning-rate",
+        "0.003",
+        "--noise-mean",
+        "0",
+        "--noise-std-range",
+        "0,50/255",
+        *FLOAT32,
+        "--out",
+        out,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     return out
@@ -122,7 +151,9 @@ def test_tta_is_the_mean_of_the_eight_flips_and_rotations(level_model, tmp_path)
     expected = np.mean(passes, axis=0)
     np.testing.assert_allclose(denoise_image(model, noisy, level=20 / 255, tta=True), expected, atol=1e-5)
     assert np.abs(passes[0] - expected).max() > 1e-3  # the passes differ: the mean is not one of them
-    result = run_dae("denoise", tmp_path / "n.png", "-m", level_model, "--sigma", "20", "--tta", "-o", tmp_path / "t.png")
+    result = run_dae(
+        "denoise", tmp_path / "n.png", "-m", level_model, "--sigma", "20", "--tta", "-o", tmp_path / "t.png"
+    )
     assert result.returncode == 0, result.stderr
     assert np.abs(read(tmp_path / "t.png") - np.clip(expected, 0, 1)).max() <= 0.5 / 255 + 1e-6
 
@@ -143,7 +174,9 @@ def test_evaluate_of_a_conv_model_equals_noise_then_denoise_then_scoring(level_m
     assert report["images"] == 2 and report["sigma"] == "auto" and len(report["sigma_per_image"]) == 2
     assert report["psnr_denoised"]["mean"] == pytest.approx(np.mean(scores), abs=1e-3)
     assert report["psnr_denoised"]["mean"] > report["psnr_noisy"]["mean"] + 1
-    given = json_lines(run_dae("--json", "evaluate", "-m", level_model, "--data", clean_dir, *noise, "--sigma", "25").stdout)[0]
+    given = json_lines(
+        run_dae("--json", "evaluate", "-m", level_model, "--data", clean_dir, *noise, "--sigma", "25").stdout
+    )[0]
     assert given["sigma"] == "given" and given["sigma_per_image"] == [25.0, 25.0]
 
 
@@ -177,9 +210,28 @@ def test_a_colour_image_given_to_a_gray_model_says_so(tmp_path):
     data.mkdir()
     for i in range(4):
         Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(data / f"{i}.png")
-    trained = run_dae("train", "--arch", "conv", "--filters", "4,8", "--blocks-per-level", "1", "--data", data,
-                      "--patch-size", "16", "--epochs", "1", "--noise-mean", "0", "--noise-std", "0.1", *FLOAT32,
-                      "--out", out)
+    trained = run_dae(
+        "train",
+        "--arch",
+        "conv",
+        "--filters",
+        "4,8",
+        "--blocks-per-level",
+        "1",
+        "--data",
+        data,
+        "--patch-size",
+        "16",
+        "--epochs",
+        "1",
+        "--noise-mean",
+        "0",
+        "--noise-std",
+        "0.1",
+        *FLOAT32,
+        "--out",
+        out,
+    )
     assert trained.returncode == 0, trained.stderr
     colour = tmp_path / "colour.png"
     Image.fromarray((shipped("astronaut", "RGB")[:64, :64] * 255).astype(np.uint8)).save(colour)

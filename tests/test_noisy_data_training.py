@@ -63,21 +63,45 @@ def test_unmatched_files_are_an_error_that_names_them(pair_folders, tmp_path):
     noisy, clean = pair_folders
     shutil.copytree(clean, tmp_path / "clean")
     (tmp_path / "clean" / "camera-2.png").unlink()
-    result = run_dae("train", "--data", noisy, "--targets", tmp_path / "clean", *SMALL_CONV, "--patch-size", "32",
-                     "--out", tmp_path / "m")
+    result = run_dae(
+        "train",
+        "--data",
+        noisy,
+        "--targets",
+        tmp_path / "clean",
+        *SMALL_CONV,
+        "--patch-size",
+        "32",
+        "--out",
+        tmp_path / "m",
+    )
     assert_clean_error(result, 2, "unmatched files", "camera-2.png")
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = run_dae("train", "--data", noisy, "--targets", empty, *SMALL_CONV, "--patch-size", "32",
-                     "--out", tmp_path / "m")
+    result = run_dae(
+        "train", "--data", noisy, "--targets", empty, *SMALL_CONV, "--patch-size", "32", "--out", tmp_path / "m"
+    )
     assert_clean_error(result, 2, "--targets no images")
     assert not (tmp_path / "m").exists()
 
 
 def test_training_on_pairs_learns_to_denoise_them(pair_folders, tmp_path):
     noisy, clean = pair_folders
-    result = run_dae("--json", "train", "--data", noisy, "--targets", clean, *SMALL_CONV, "--patch-size", "32",
-                     "--epochs", "3", "--out", tmp_path / "m")
+    result = run_dae(
+        "--json",
+        "train",
+        "--data",
+        noisy,
+        "--targets",
+        clean,
+        *SMALL_CONV,
+        "--patch-size",
+        "32",
+        "--epochs",
+        "3",
+        "--out",
+        tmp_path / "m",
+    )
     assert result.returncode == 0, result.stderr
     import json
 
@@ -98,22 +122,36 @@ def test_self_supervised_training_on_noisy_images_alone_beats_its_noisy_input(tm
     for name in ("camera", "coins", "astronaut", "chelsea"):
         clean[name] = shipped(name)
         _save(_noisy(clean[name], len(name)), folder / f"{name}.png")
-    result = run_dae("train", "--self-supervised", "--data", folder, *SMALL_CONV, "--patch-size", "32",
-                     "--epochs", "3", "--out", tmp_path / "m")
+    result = run_dae(
+        "train",
+        "--self-supervised",
+        "--data",
+        folder,
+        *SMALL_CONV,
+        "--patch-size",
+        "32",
+        "--epochs",
+        "3",
+        "--out",
+        tmp_path / "m",
+    )
     assert result.returncode == 0, result.stderr
     assert "self-supervised" in run_dae("info", tmp_path / "m").stdout
     denoised = run_dae("denoise", folder / "camera.png", "-m", tmp_path / "m", "-o", tmp_path / "out.png")
     assert denoised.returncode == 0, denoised.stderr
     from dae_cli.metrics import psnr
 
-    before = psnr(clean["camera"][None, ..., None], np.asarray(Image.open(folder / "camera.png"))[None, ..., None] / 255)
+    before = psnr(
+        clean["camera"][None, ..., None], np.asarray(Image.open(folder / "camera.png"))[None, ..., None] / 255
+    )
     after = psnr(clean["camera"][None, ..., None], np.asarray(Image.open(tmp_path / "out.png"))[None, ..., None] / 255)
     assert after[0] > before[0] + 3, (before, after)
 
 
 def test_self_supervised_needs_what_it_trains_on(tmp_path):
-    result = run_dae("train", "--self-supervised", "--data", SHIPPED, "--arch", "conv", "--patch-size", "34",
-                     "--out", tmp_path / "m")
+    result = run_dae(
+        "train", "--self-supervised", "--data", SHIPPED, "--arch", "conv", "--patch-size", "34", "--out", tmp_path / "m"
+    )
     assert_clean_error(result, 2, "patch_size divisible by")
     result = run_dae("train", "--self-supervised", "--data", SHIPPED, "--patch-size", "32", "--out", tmp_path / "m")
     assert_clean_error(result, 2, "self_supervised needs architecture")
@@ -145,9 +183,24 @@ def test_init_from_starts_from_another_models_weights(tmp_path):
     from dae_cli.builtin_models import builtin_path
     from dae_cli.training import FOLD_LEVEL
 
-    result = run_dae("train", "--config", "configs/photo-real.toml", "--data", SHIPPED, "--limit", "2",
-                     "--epochs", "1", "--learning-rate", "1e-9", "--lr-schedule", "constant", "--out", tmp_path / "m",
-                     cwd=SHIPPED.parents[1])
+    result = run_dae(
+        "train",
+        "--config",
+        "configs/photo-real.toml",
+        "--data",
+        SHIPPED,
+        "--limit",
+        "2",
+        "--epochs",
+        "1",
+        "--learning-rate",
+        "1e-9",
+        "--lr-schedule",
+        "constant",
+        "--out",
+        tmp_path / "m",
+        cwd=SHIPPED.parents[1],
+    )
     assert result.returncode == 0, result.stderr
     assert "20 of 20 weights copied, its noise level input folded in at sigma 15" in result.stderr
     mine = artifacts.load_keras_model(tmp_path / "m" / "autoencoder.keras")
@@ -163,8 +216,19 @@ def test_init_from_starts_from_another_models_weights(tmp_path):
 
 
 def test_init_from_a_model_of_other_layers_is_refused(tmp_path):
-    result = run_dae("train", "--arch", "conv", "--filters", "8", "--data", SHIPPED, "--patch-size", "32",
-                     "--init-from", "photo", "--out", tmp_path / "m")
+    result = run_dae(
+        "train",
+        "--arch",
+        "conv",
+        "--filters",
+        "8",
+        "--data",
+        SHIPPED,
+        "--patch-size",
+        "32",
+        "--init-from",
+        "photo",
+        "--out",
+        tmp_path / "m",
+    )
     assert_clean_error(result, 2, "--init-from photo: its layers differ")
-
-

@@ -17,7 +17,9 @@ def test_an_old_model_directory_loads_and_gives_the_same_output(name, prefix):
     np.testing.assert_allclose(model.denoise(expected[f"{prefix}_in"]), expected[f"{prefix}_out"], atol=1e-6)
     np.testing.assert_allclose(model.encode(expected[f"{prefix}_in"]), expected[f"{prefix}_latent"], atol=1e-6)
     keras_model = artifacts.load_keras_model(OLD / name / "autoencoder.keras")  # what --resume and export load
-    np.testing.assert_allclose(keras_model.predict(expected[f"{prefix}_in"], verbose=0), expected[f"{prefix}_out"], atol=1e-5)
+    np.testing.assert_allclose(
+        keras_model.predict(expected[f"{prefix}_in"], verbose=0), expected[f"{prefix}_out"], atol=1e-5
+    )
 
 
 def test_an_old_model_directory_shows_its_manifest():

@@ -38,7 +38,9 @@ def test_onnx_export_matches_dae_encode_and_denoise(trained_model, tmp_path, mni
     pngs = np.stack([np.asarray(Image.open(p), np.float32)[..., None] / 255 for p in written])
     np.testing.assert_allclose(np.round(denoiser.run(None, {"images": images})[0] * 255) / 255, pngs, atol=1.01 / 255)
     # `dae encode` prints its latents in full: the same within 1e-4; any batch size.
-    latents = np.array([r["latent"] for r in json_lines(run_dae("encode", *paths, "-m", trained_model).stdout)], np.float32)
+    latents = np.array(
+        [r["latent"] for r in json_lines(run_dae("encode", *paths, "-m", trained_model).stdout)], np.float32
+    )
     np.testing.assert_allclose(encoder.run(None, {"images": images})[0], latents, atol=1e-4)
     np.testing.assert_allclose(encoder.run(None, {"images": images[:1]})[0], latents[:1], atol=1e-4)
     np.testing.assert_allclose(decoder.run(None, {"latents": latents})[0], model.decode(latents), atol=1e-4)
@@ -77,7 +79,10 @@ def test_onnx_export_of_a_fully_convolutional_pair_with_two_latents(tmp_path, po
         keras.mixed_precision.set_global_policy("float32")
     assert write_onnx(encoder, decoder, tmp_path) == ["encoder.onnx", "decoder.onnx", "denoiser.onnx"]
     enc, dec, den = (session(tmp_path / f"{name}.onnx") for name in ("encoder", "decoder", "denoiser"))
-    assert [(v.name, v.shape[0], v.shape[3]) for v in enc.get_outputs()] == [("latents_0", "batch", 8), ("latents_1", "batch", 16)]
+    assert [(v.name, v.shape[0], v.shape[3]) for v in enc.get_outputs()] == [
+        ("latents_0", "batch", 8),
+        ("latents_1", "batch", 16),
+    ]
     assert [v.name for v in dec.get_inputs()] == ["latents_0", "latents_1"]
 
     exact_encoder, exact_decoder = float32_copy(encoder), float32_copy(decoder)
@@ -93,13 +98,17 @@ def test_onnx_export_of_a_fully_convolutional_pair_with_two_latents(tmp_path, po
         decoded = dec.run(None, {"latents_0": latents[0], "latents_1": latents[1]})[0]
         np.testing.assert_allclose(decoded, denoised, atol=1e-5)
         # ONNX Runtime has no bfloat16 convolutions: the float32 copy holds the same weights.
-        np.testing.assert_allclose(denoised, np.asarray(decoder(encoder(images)), np.float32), atol=0.02 if policy != "float32" else 1e-4)
+        np.testing.assert_allclose(
+            denoised, np.asarray(decoder(encoder(images)), np.float32), atol=0.02 if policy != "float32" else 1e-4
+        )
 
 
 def test_onnx_without_the_extra_is_a_one_line_error(trained_model, tmp_path):
     blocker = tmp_path / "site"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['tf2onnx'] = None\n")
-    result = run_dae("export", trained_model, "--format", "onnx", "-o", tmp_path / "o", env=cli_env(PYTHONPATH=str(blocker)))
+    result = run_dae(
+        "export", trained_model, "--format", "onnx", "-o", tmp_path / "o", env=cli_env(PYTHONPATH=str(blocker))
+    )
     assert_clean_error(result, 1, 'pip install "dae-cli[onnx]"', "tf2onnx")
     assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "o").exists()

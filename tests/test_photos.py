@@ -42,7 +42,9 @@ def noisy_png(clean: np.ndarray, path: Path, seed: int = 0, sigma: float = SIGMA
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("options", [{}, {"skips": False, "residual": False}, {"downsampling": "maxpool", "upsampling": "upsample"}])
+@pytest.mark.parametrize(
+    "options", [{}, {"skips": False, "residual": False}, {"downsampling": "maxpool", "upsampling": "upsample"}]
+)
 def test_conv_model_takes_any_multiple_and_its_latent_is_one_feature_map(channels, options):
     from dae_cli.model import build_model, split_autoencoder
 
@@ -88,7 +90,9 @@ def test_windows_blend_a_model_that_is_not_the_identity_without_seams():
     def box_filter(batch):
         calls.append(batch.shape)
         padded = np.pad(batch, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
-        return sum(padded[:, dy : dy + batch.shape[1], dx : dx + batch.shape[2]] for dy in range(3) for dx in range(3)) / 9
+        return (
+            sum(padded[:, dy : dy + batch.shape[1], dx : dx + batch.shape[2]] for dy in range(3) for dx in range(3)) / 9
+        )
 
     whole = box_filter(pixels[None])[0]
     calls.clear()
@@ -152,10 +156,36 @@ def photo_model(tmp_path_factory):
     train, val = photo_folders(root, ("astronaut", "chelsea", "coins"), "L")
     out = root / "model"
     result = run_dae(
-        "train", "--arch", "conv", "--filters", "16,32,32", "--blocks-per-level", "1", "--loss", "mae",
-        "--data", train, "--val-data", val, "--patch-size", "32", "--batch-size", "16", "--epochs", "4",
-        "--learning-rate", "0.002", "--noise-mean", "0", "--noise-std", "25/255", "--precision", "float32",
-        "--out", out, timeout=600,
+        "train",
+        "--arch",
+        "conv",
+        "--filters",
+        "16,32,32",
+        "--blocks-per-level",
+        "1",
+        "--loss",
+        "mae",
+        "--data",
+        train,
+        "--val-data",
+        val,
+        "--patch-size",
+        "32",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "4",
+        "--learning-rate",
+        "0.002",
+        "--noise-mean",
+        "0",
+        "--noise-std",
+        "25/255",
+        "--precision",
+        "float32",
+        "--out",
+        out,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     return out
@@ -209,7 +239,9 @@ def test_encode_then_decode_equals_denoise_for_feature_maps(photo_model, tmp_pat
     one = run_dae("encode", inputs / "b.png", "-m", photo_model, "-o", tmp_path / "b.npy")
     assert one.returncode == 0, one.stderr
     assert run_dae("decode", tmp_path / "b.npy", "-m", photo_model, "-o", tmp_path / "dec1").returncode == 0
-    np.testing.assert_array_equal(read_png(tmp_path / "dec1" / "latent_00000.png"), read_png(tmp_path / "den" / "b.denoised.png"))
+    np.testing.assert_array_equal(
+        read_png(tmp_path / "dec1" / "latent_00000.png"), read_png(tmp_path / "den" / "b.denoised.png")
+    )
 
 
 @pytest.mark.parametrize("target", ["z.csv", "z.json", None])
@@ -225,8 +257,8 @@ def test_feature_maps_to_text_formats_are_usage_errors_naming_npz(photo_model, t
 def test_conv_saved_models_load_with_tensorflow_alone(photo_model):
     script = f"""
 import numpy as np, tensorflow as tf
-encoder = tf.saved_model.load({str(photo_model / 'encoder')!r})
-decoder = tf.saved_model.load({str(photo_model / 'decoder')!r})
+encoder = tf.saved_model.load({str(photo_model / "encoder")!r})
+decoder = tf.saved_model.load({str(photo_model / "decoder")!r})
 for size in ((32, 48), (64, 36)):
     latent = encoder.serve(np.zeros((2, *size, 1), np.float32))
     print(latent.shape, decoder.serve(latent).shape)
@@ -248,9 +280,30 @@ def test_colour_conv_model_trains_and_denoises(tmp_path):
         Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(data / f"{i}.png")
     out = tmp_path / "model"
     trained = run_dae(
-        "train", "--arch", "conv", "--filters", "8,16", "--blocks-per-level", "1", "--data", data,
-        "--channels", "3", "--patch-size", "32", "--epochs", "2", "--noise-mean", "0", "--noise-std", "0.1",
-        "--precision", "float32", "--out", out, timeout=600,
+        "train",
+        "--arch",
+        "conv",
+        "--filters",
+        "8,16",
+        "--blocks-per-level",
+        "1",
+        "--data",
+        data,
+        "--channels",
+        "3",
+        "--patch-size",
+        "32",
+        "--epochs",
+        "2",
+        "--noise-mean",
+        "0",
+        "--noise-std",
+        "0.1",
+        "--precision",
+        "float32",
+        "--out",
+        out,
+        timeout=600,
     )
     assert trained.returncode == 0, trained.stderr
     assert json.loads((out / "dae.json").read_text())["image_shape"] == [None, None, 3]
@@ -285,8 +338,8 @@ def test_conv_model_exports_for_serving_and_onnx(photo_model, tmp_path):
     assert run_dae("export", photo_model, "--format", "onnx", "-o", tmp_path / "onnx").returncode == 0
     script = f"""
 import numpy as np, tensorflow as tf
-served = tf.saved_model.load({str(tmp_path / 'sm')!r})
-np.save({str(tmp_path / 'served.npy')!r}, served.denoise(np.load({str(tmp_path / 'x.npy')!r})).numpy())
+served = tf.saved_model.load({str(tmp_path / "sm")!r})
+np.save({str(tmp_path / "served.npy")!r}, served.denoise(np.load({str(tmp_path / "x.npy")!r})).numpy())
 """
     np.save(tmp_path / "x.npy", images)
     assert subprocess.run([sys.executable, "-c", script], timeout=300).returncode == 0

@@ -204,7 +204,9 @@ def test_evaluate_reuses_the_noisy_figures_of_the_same_noisy_set_only(loaded, tr
     saved = loaded.manifest["metrics"]
     assert computed["psnr_noisy"] == pytest.approx(saved["psnr_noisy"])
     assert computed["ssim_noisy"] == pytest.approx(saved["ssim_noisy"])
-    marked = artifacts.LoadedModel(loaded.directory, json.loads(json.dumps(loaded.manifest)), loaded.encoder, loaded.decoder)
+    marked = artifacts.LoadedModel(
+        loaded.directory, json.loads(json.dumps(loaded.manifest)), loaded.encoder, loaded.decoder
+    )
     marked.manifest["metrics"]["psnr_noisy"] = {"mean": -1.0, "p05": -1.0, "p50": -1.0, "p95": -1.0}
     assert evaluation.evaluate(marked, config, seed=0)["psnr_noisy"]["mean"] == -1.0  # taken from the manifest
     other_seed = evaluation.evaluate(marked, config, seed=1)
@@ -233,9 +235,25 @@ def test_training_under_a_live_progress_bar(tmp_path):
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     process = subprocess.run(
-        [sys.executable, "-m", "dae_cli", "train", "--dataset", "mnist-sample", "--limit", "600",
-         "--epochs", "2", *FLOAT32, "--out", str(tmp_path / "m")],
-        stdout=subprocess.PIPE, stderr=slave, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "dae_cli",
+            "train",
+            "--dataset",
+            "mnist-sample",
+            "--limit",
+            "600",
+            "--epochs",
+            "2",
+            *FLOAT32,
+            "--out",
+            str(tmp_path / "m"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+        timeout=300,
     )
     os.close(slave)
     reader.join(timeout=10)

@@ -22,8 +22,19 @@ EXPORT_TOLERANCE = {"float32": 1e-4, "mixed_bfloat16": 1e-2}
 @pytest.fixture(scope="module", params=["float32", "mixed_bfloat16"])
 def model_of_each_precision(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(request.param) / "model"
-    result = run_dae("train", "--dataset", "mnist-sample", "--limit", "1024", "--epochs", "2",
-                     "--precision", request.param, "--out", out)
+    result = run_dae(
+        "train",
+        "--dataset",
+        "mnist-sample",
+        "--limit",
+        "1024",
+        "--epochs",
+        "2",
+        "--precision",
+        request.param,
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     return request.param, out
 
@@ -47,7 +58,9 @@ def test_each_precision_trains_its_layers_in_it_and_denoises(model_of_each_preci
     assert gain > 3.0, f"{precision}: denoising gained only {gain:.2f} dB"
 
 
-def test_onnx_export_of_each_precision_agrees_with_dae_within_its_tolerance(model_of_each_precision, mnist_test_images, tmp_path):
+def test_onnx_export_of_each_precision_agrees_with_dae_within_its_tolerance(
+    model_of_each_precision, mnist_test_images, tmp_path
+):
     import onnxruntime as ort  # the onnx extra, installed with the tests (README)
 
     precision, out = model_of_each_precision
@@ -60,7 +73,9 @@ def test_onnx_export_of_each_precision_agrees_with_dae_within_its_tolerance(mode
     assert difference <= EXPORT_TOLERANCE[precision], (precision, difference)
 
 
-def test_dae_denoise_of_each_precision_writes_what_the_model_computes(model_of_each_precision, mnist_test_images, tmp_path):
+def test_dae_denoise_of_each_precision_writes_what_the_model_computes(
+    model_of_each_precision, mnist_test_images, tmp_path
+):
     from PIL import Image
 
     precision, out = model_of_each_precision

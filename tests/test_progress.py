@@ -27,7 +27,10 @@ def run_on_terminal(*args, extra_env=None, input=None):
     process = subprocess.Popen(
         [sys.executable, "-m", "dae_cli", *map(str, args)],
         stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=slave, env=env, text=True,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+        text=True,
     )
     os.close(slave)
     shown = bytearray()
@@ -64,7 +67,9 @@ def digits(tmp_path_factory, mnist_test_images):
 
 
 def test_denoise_shows_a_bar_on_a_terminal_and_keeps_stdout(trained_model, digits, tmp_path):
-    code, stdout, shown = run_on_terminal("denoise", *digits, "-m", trained_model, "-o", tmp_path / "a", "--batch-size", "4")
+    code, stdout, shown = run_on_terminal(
+        "denoise", *digits, "-m", trained_model, "-o", tmp_path / "a", "--batch-size", "4"
+    )
     assert code == 0, shown
     assert bar(shown, "denoise", 6), shown
     assert stdout.split() == [str(tmp_path / "a" / f"d{i}.denoised.png") for i in range(6)]

@@ -15,7 +15,18 @@ from dae_cli.config import Config
 from dae_cli.errors import UsageError
 
 # The options of `train` that are not settings of the model (where to write, how to run).
-TRAIN_ONLY = {"config", "out", "resume", "overwrite", "strategy", "tensorboard", "json_output", "quiet", "verbose", "debug"}
+TRAIN_ONLY = {
+    "config",
+    "out",
+    "resume",
+    "overwrite",
+    "strategy",
+    "tensorboard",
+    "json_output",
+    "quiet",
+    "verbose",
+    "debug",
+}
 
 
 def options(command: str) -> dict:
@@ -59,12 +70,24 @@ def test_every_field_is_type_checked_in_toml(key, tmp_path):
 
 # Each mode and each range, refused by its flag; the same rule refuses the TOML value.
 BAD_VALUES = {
-    "dataset": ("cifar", '"cifar"'), "architecture": ("mlp", '"mlp"'), "downsampling": ("avg", '"avg"'),
-    "upsampling": ("pixel", '"pixel"'), "loss": ("huber", '"huber"'), "lr_schedule": ("step", '"step"'),
-    "precision": ("float16", '"float16"'), "noise": ("pink", '"pink"'), "channels": ("2", "2"),
-    "val_split": ("1", "1.0"), "limit": ("0", "0"), "seed": ("-1", "-1"), "epochs": ("0", "0"),
-    "noise_amount": ("1.5", "1.5"), "noise_peak": ("0", "0"), "layer_filters": ("32,0", "[32, 0]"),
-    "noise_std": ("-1/255", "-0.1"), "learning_rate": ("0", "0"),
+    "dataset": ("cifar", '"cifar"'),
+    "architecture": ("mlp", '"mlp"'),
+    "downsampling": ("avg", '"avg"'),
+    "upsampling": ("pixel", '"pixel"'),
+    "loss": ("huber", '"huber"'),
+    "lr_schedule": ("step", '"step"'),
+    "precision": ("float16", '"float16"'),
+    "noise": ("pink", '"pink"'),
+    "channels": ("2", "2"),
+    "val_split": ("1", "1.0"),
+    "limit": ("0", "0"),
+    "seed": ("-1", "-1"),
+    "epochs": ("0", "0"),
+    "noise_amount": ("1.5", "1.5"),
+    "noise_peak": ("0", "0"),
+    "layer_filters": ("32,0", "[32, 0]"),
+    "noise_std": ("-1/255", "-0.1"),
+    "learning_rate": ("0", "0"),
 }
 
 
@@ -78,9 +101,11 @@ def test_bad_values_are_refused_in_toml(key, tmp_path):
 
 def test_bad_flags_exit_2_at_parse_time_before_any_file_or_import(tmp_path):
     train = options("train")
-    runs = [
-        [train[key].opts[0], flag_value] for key, (flag_value, _) in BAD_VALUES.items()
-    ] + [["--epochs", "two"], ["--noise-std", "x"], ["--strategy", "bogus"]]
+    runs = [[train[key].opts[0], flag_value] for key, (flag_value, _) in BAD_VALUES.items()] + [
+        ["--epochs", "two"],
+        ["--noise-std", "x"],
+        ["--strategy", "bogus"],
+    ]
     script = f"""
 import sys
 from dae_cli.cli import main
@@ -88,8 +113,13 @@ for args in {runs!r}:
     print(main(["train", "--dataset", "mnist", "--out", "x/y/z", *args]))
 print("tensorflow" in sys.modules)
 """
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                            env=cli_env(KERAS_HOME=str(tmp_path / "keras")))
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=cli_env(KERAS_HOME=str(tmp_path / "keras")),
+    )
     assert result.stdout.split() == ["2"] * len(runs) + ["False"], result.stderr
     errors = result.stderr.splitlines()
     assert len(errors) == len(runs) and all(line.startswith("error: Invalid value for '--") for line in errors), errors
@@ -97,8 +127,9 @@ print("tensorflow" in sys.modules)
 
 
 def test_train_help_has_panels_choice_lists_and_plain_on_off_flags():
-    result = subprocess.run([sys.executable, "-m", "dae_cli", "train", "--help"], capture_output=True, text=True,
-                            env=cli_env(COLUMNS="200"))
+    result = subprocess.run(
+        [sys.executable, "-m", "dae_cli", "train", "--help"], capture_output=True, text=True, env=cli_env(COLUMNS="200")
+    )
     assert result.returncode == 0, result.stderr
     text = result.stdout
     for panel in schema.PANELS:

@@ -27,12 +27,29 @@ def read_events(log_dir):
 
 def test_tensorboard_logs_loss_quality_and_samples_per_epoch(tmp_path):
     out, logs = tmp_path / "model", tmp_path / "tb"
-    result = run_dae("train", "--dataset", "mnist-sample", "--limit", "300", "--epochs", "2", *FLOAT32, "--out", out,
-                     "--tensorboard", logs)
+    result = run_dae(
+        "train",
+        "--dataset",
+        "mnist-sample",
+        "--limit",
+        "300",
+        "--epochs",
+        "2",
+        *FLOAT32,
+        "--out",
+        out,
+        "--tensorboard",
+        logs,
+    )
     assert result.returncode == 0, result.stderr
     events = read_events(logs)
-    for run, tag in [("train", "epoch_loss"), ("validation", "epoch_loss"), ("validation", "epoch_psnr"),
-                     ("validation", "epoch_ssim"), ("validation", "samples")]:
+    for run, tag in [
+        ("train", "epoch_loss"),
+        ("validation", "epoch_loss"),
+        ("validation", "epoch_psnr"),
+        ("validation", "epoch_ssim"),
+        ("validation", "samples"),
+    ]:
         assert [step for step, _ in events[(run, tag)]] == [0, 1], (run, tag, sorted(events))
 
     manifest = artifacts.read_manifest(out)
@@ -57,8 +74,18 @@ def test_tensorboard_without_the_extra_is_a_one_line_error(tmp_path):
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['tensorboard'] = None\n")
     env = cli_env(PYTHONPATH=str(blocker))
-    result = run_dae("train", "--dataset", "mnist-sample", "--epochs", "1", "--out", tmp_path / "m",
-                     "--tensorboard", tmp_path / "tb", env=env)
+    result = run_dae(
+        "train",
+        "--dataset",
+        "mnist-sample",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "m",
+        "--tensorboard",
+        tmp_path / "tb",
+        env=env,
+    )
     assert_clean_error(result, 1, 'pip install "dae-cli[tensorboard]"')
     assert len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "m").exists() and not (tmp_path / "tb").exists()
