@@ -1,7 +1,7 @@
 """Which conv architecture denoises photographs best for a fixed CPU training budget?
 
 Two steps, because the CPU here is slow and a GPU, where one is lent, has no
-TensorFlow (Keras 3 runs there on JAX; `dae_cli.model` uses only Keras layers and ops):
+TensorFlow (Keras 3 runs there on JAX; `dae_cli.models.networks` uses only Keras layers and ops):
 
 1. `--measure-cpu OUT.json`, on the CPU that will train: each candidate's training
    throughput (pixels/s, forward and backward, median of timed batches).
@@ -36,7 +36,7 @@ if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
 
     sys.modules["dae_cli.backend"] = types.SimpleNamespace(keras=keras, tf=None)
 from dae_cli.backend import keras  # noqa: E402
-from dae_cli.model import build_conv_decoder, build_conv_encoder, compose  # noqa: E402
+from dae_cli.models.networks import build_conv_decoder, build_conv_encoder, compose  # noqa: E402
 
 PATCH, BATCH, SIGMA = 64, 32, 25 / 255
 

@@ -67,7 +67,7 @@ def main(argv=None):
     parser.add_argument("--name", default="classical")
     args = parser.parse_args(argv)
 
-    from dae_cli.metrics import psnr, quality_report
+    from dae_cli.apply.metrics import psnr, quality_report
 
     x_train, x_test = common.load_mnist()
     test_noisy, test_clean = common.noisy_test_set(x_test[: args.test_images])

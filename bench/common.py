@@ -2,7 +2,7 @@
 the reference Keras example, and small helpers for timing and results.
 
 Every script measures against the same noisy test set: MNIST `x_test` with one seeded
-`x + N(0.5, 0.5)` draw, clipped, made by `dae_cli.evaluation.noisy_set` -- the same set
+`x + N(0.5, 0.5)` draw, clipped, made by `dae_cli.apply.evaluation.noisy_set` -- the same set
 `dae evaluate --seed 0` scores, so benchmark and CLI figures agree.
 """
 
@@ -37,7 +37,7 @@ def load_mnist():
 
 def noisy_test_set(x_test_uint8, seed: int = TEST_SEED):
     """(noisy, clean) float32 (N, 28, 28, 1): the fixed test set every figure uses."""
-    from dae_cli.evaluation import noisy_set
+    from dae_cli.apply.evaluation import noisy_set
     from dae_cli.noise import NoiseSpec
 
     noisy, clean, _ = noisy_set(x_test_uint8[..., None], NoiseSpec("gaussian", 0.5, 0.5), seed)

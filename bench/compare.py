@@ -3,7 +3,7 @@
 All contenders train in ONE process, taking turns epoch by epoch (reference epoch 1,
 dae epoch 1, ..., reference epoch 2, ...), each epoch timed on its own, so background
 load on a shared machine hits them all alike. The dae contenders run
-`dae_cli.training.train` itself -- its tf.data pipeline, model builder, compile
+`dae_cli.training.trainer.train` itself -- its tf.data pipeline, model builder, compile
 settings and per-epoch checkpoint -- with one extra Keras callback that takes turns
 and times; the reference is `bench/common.py`'s plain Keras example fitted on arrays.
 
@@ -74,7 +74,7 @@ def parse_contender(spec: str):
 
 
 def make_timer(keras, name, n_train, baton, test_noisy, test_clean, rows):
-    from dae_cli.metrics import psnr, ssim
+    from dae_cli.apply.metrics import psnr, ssim
 
     class TurnTimer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -116,8 +116,8 @@ def make_timer(keras, name, n_train, baton, test_noisy, test_clean, rows):
 def run(contenders, epochs, limit, out_dir: Path, test_limit=None, keep_models=False):
     """Trains `contenders` taking turns; with `keep_models`, the reference's Keras model
     stays in its result under "model" (not JSON)."""
-    from dae_cli import training
     from dae_cli.backend import keras
+    from dae_cli.training import trainer as training
 
     x_train_u8, x_test_u8 = common.load_mnist()
     if limit:

@@ -8,7 +8,7 @@ One command, one process for the training part:
     .venv/bin/python bench/gpu.py --contender conv:configs/conv.toml   # more dae contenders
 
 1. Training (`compare.py`'s method): the Keras example as plain Keras and
-   `dae_cli.training.train` with the default config (plus any `--contender`) take turns
+   `dae_cli.training.trainer.train` with the default config (plus any `--contender`) take turns
    epoch by epoch in one process on the same device, each epoch timed on its own;
    images/s counts training steps only. The reference runs 30 epochs as the example
    does, so "time to the reference's PSNR" is the dae time (cumulative epoch seconds,
@@ -68,8 +68,8 @@ def best_rate(function, arrays, batch_size: int, repeats: int = 3) -> float:
 
 
 def denoise_in_memory(results: dict, test_noisy, batch_size: int) -> dict:
-    from dae_cli import artifacts
     from dae_cli.backend import keras
+    from dae_cli.models import artifacts
 
     pixels = int(test_noisy.shape[1] * test_noisy.shape[2])
     rates = {}

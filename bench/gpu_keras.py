@@ -9,7 +9,7 @@ does not need TensorFlow, on Keras 3 over JAX:
 1. Training, taking turns epoch by epoch in one process on the same device: the Keras
    example (`common.build_reference`: batch 128, Adam 0.001, float32, one fixed noise
    draw, one step per call) against dae's default dense model as `dae train` builds
-   and compiles it (`dae_cli.model.build_model`, Adam on dae's cosine schedule, dae's
+   and compiles it (`dae_cli.models.networks.build_model`, Adam on dae's cosine schedule, dae's
    GPU `steps_per_execution`), in float32 (what `precision = "auto"` picks on a GPU)
    and in mixed bfloat16. dae draws new noise every epoch, as its input pipeline does;
    here the draw is made in NumPy between epochs, untimed. Images/s counts training
@@ -54,16 +54,16 @@ if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
 import common  # noqa: E402
 import gpu  # noqa: E402 -- its best_rate; it imports TensorFlow only inside functions
 
-from dae_cli import training  # noqa: E402
 from dae_cli.backend import keras  # noqa: E402
 from dae_cli.config import Config  # noqa: E402
-from dae_cli.model import build_model  # noqa: E402
+from dae_cli.models.networks import build_model  # noqa: E402
+from dae_cli.training import trainer as training  # noqa: E402
 
 CONV_SIZES = ((256, 256, 16), (512, 512, 4), (1024, 1024, 1), (2048, 2048, 1))  # height, width, batch
 
 
 def psnr(clean, restored) -> float:
-    """Mean per-image PSNR in dB, images in [0, 1] (NumPy: dae_cli.metrics needs TensorFlow)."""
+    """Mean per-image PSNR in dB, images in [0, 1] (NumPy: dae_cli.apply.metrics needs TensorFlow)."""
     errors = np.mean((clean.astype("float64") - restored.astype("float64")) ** 2, axis=(1, 2, 3))
     return float(np.mean(10 * np.log10(1 / np.maximum(errors, 1e-12))))
 

@@ -5,7 +5,7 @@
    fresh process under `/usr/bin/time -v` (wall time and peak RSS of the whole command,
    TensorFlow start-up and model loading included). Steady-state images/s is
    (10,000 - 1,000) / (t_10000 - t_1000): the per-file cost without the fixed start-up.
-3. In-memory: a fresh process loads the same SavedModels with `dae_cli.artifacts` and
+3. In-memory: a fresh process loads the same SavedModels with `dae_cli.models.artifacts` and
    times `LoadedModel.denoise` over the same arrays (already decoded, batches of 256).
 4. Latency (median of several interleaved runs): `dae --help`, `dae denoise one.png`,
    and `python -c "import tensorflow"`.
@@ -40,7 +40,7 @@ import common  # noqa: E402
 IN_MEMORY = r"""
 import json, sys, time, resource
 import numpy as np
-from dae_cli import artifacts
+from dae_cli.models import artifacts
 model = artifacts.load_model(sys.argv[1])
 noisy = np.load(sys.argv[2]).astype(np.float32)[..., None] / 255.0
 model.denoise(noisy[:256])  # trace once, as the CLI's first batch does

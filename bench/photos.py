@@ -102,7 +102,7 @@ def bm3d_denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def takes_level(model: str) -> bool:
-    from dae_cli import artifacts, builtin_models
+    from dae_cli.models import artifacts, builtin_models
 
     return bool(artifacts.read_manifest(builtin_models.resolve_model(model)).get("noise_level_input"))
 

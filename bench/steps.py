@@ -1,5 +1,5 @@
 """Training-step levers that are not config keys: `steps_per_execution` and TensorFlow's
-thread pools, measured on `dae_cli.training.train` itself.
+thread pools, measured on `dae_cli.training.trainer.train` itself.
 
 Every run is a fresh process (TensorFlow fixes its thread pools when it starts), and
 the variants take turns round by round, so load from other work on a shared machine
@@ -43,8 +43,8 @@ def parse_variant(text: str) -> dict:
 
 def child(args) -> None:
     """One training run in this process; prints one JSON line."""
-    from dae_cli import training
     from dae_cli.backend import keras
+    from dae_cli.training import trainer as training
 
     spe = args.spe
     training.steps_per_execution = lambda steps_per_epoch, distribution: max(1, min(spe, steps_per_epoch))

@@ -1,7 +1,7 @@
 """The training configuration: the one schema of every setting, TOML loading, validation.
 
 Each `Config` field declares, with `setting(...)`, its flag, help, `--help` panel,
-choices or range; the options of `dae train`, `evaluate` and `noise` (dae_cli.options),
+choices or range; the options of `dae train`, `evaluate` and `noise` (dae_cli.cli.options),
 the TOML type checks and `validate` are built from it, so a new setting is one field.
 
 `Config()` holds the reference Keras example's values (the same as `configs/mnist.toml`).
@@ -223,7 +223,7 @@ class Config:
         "trains on these pairs, adding no noise.",
     )
     # Self-supervised: the images of --data are noisy and no clean ones exist
-    # (dae_cli.neighbor2neighbor); no noise is added.
+    # (dae_cli.training.neighbor2neighbor); no noise is added.
     self_supervised: bool = setting(
         False,
         panel="Data",

@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dae_cli import artifacts, builtin_models  # noqa: E402
+from dae_cli.models import (
+    artifacts,  # noqa: E402
+    builtin_models,
+)
 
 if __name__ == "__main__":
     source, name = Path(sys.argv[1]), sys.argv[2]

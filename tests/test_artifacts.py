@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from dae_cli import artifacts
 from dae_cli.errors import ModelError
+from dae_cli.models import artifacts
 
 
 def test_manifest_round_trip(trained_model):

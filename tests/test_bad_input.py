@@ -236,8 +236,8 @@ def test_changed_model_file_is_refused_unless_no_verify(model_copy, tmp_path, di
 
 
 def test_encoder_and_decoder_with_different_latent_sizes_are_refused(model_copy, tmp_path, digit):
-    from dae_cli import artifacts
-    from dae_cli.model import build_decoder
+    from dae_cli.models import artifacts
+    from dae_cli.models.networks import build_decoder
 
     shutil.rmtree(model_copy / "decoder")
     build_decoder((28, 28, 1), latent_dim=8).export(str(model_copy / "decoder"), verbose=False)

@@ -141,7 +141,7 @@ def test_dae_noise_makes_camera_noise_files(tmp_path):
 def test_built_in_photo_real_verifies_keeps_colour_and_gray_and_beats_photo_on_colour_camera_noise(tmp_path):
     import json
 
-    from dae_cli.metrics import psnr
+    from dae_cli.apply.metrics import psnr
 
     info = run_dae("--json", "info", "photo-real")
     assert info.returncode == 0, info.stderr

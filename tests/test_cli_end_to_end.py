@@ -31,7 +31,7 @@ def test_denoise_matches_the_keras_autoencoder_and_beats_the_noise(trained_model
     assert outputs == [str(tmp_path / "out" / f"digit{i}.denoised.png") for i in range(8)]
     denoised = np.stack([read_png(p) for p in outputs])
 
-    from dae_cli import artifacts
+    from dae_cli.models import artifacts
 
     keras_model = artifacts.load_keras_model(trained_model / "autoencoder.keras")
     expected = keras_model.predict(noisy, verbose=0)
@@ -78,7 +78,7 @@ def test_encode_then_decode_round_trips(trained_model, noisy_files, tmp_path, su
     assert len(outputs) == 8
     if suffix != ".npy":  # every format but bare .npy keeps the source names
         assert [p.split("/")[-1] for p in outputs] == [f"digit{i}.decoded.png" for i in range(8)]
-    from dae_cli import artifacts
+    from dae_cli.models import artifacts
 
     expected = artifacts.load_model(trained_model).denoise(noisy)
     images = np.stack([read_png(p) for p in outputs])
@@ -88,7 +88,7 @@ def test_encode_then_decode_round_trips(trained_model, noisy_files, tmp_path, su
 @pytest.mark.parametrize("suffix", [".npy", ".npz", ".csv", ".json"])
 def test_every_latent_format_reads_back_what_was_written(tmp_path, suffix):
     # The CLI round trip above runs .npz and a pipe; the formats share this code path.
-    from dae_cli.latents import read_latents, write_latents
+    from dae_cli.io.latents import read_latents, write_latents
 
     sources = [f"digit{i}.png" for i in range(3)]
     vectors = np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32)
@@ -154,7 +154,7 @@ def test_train_with_defaults_then_denoise_with_no_flags_then_resume(tmp_path, mn
 def test_help_never_imports_tensorflow():
     script = """
 import sys
-from dae_cli.cli import main
+from dae_cli.cli.commands import main
 for args in (['--help'], ['train', '--help'], ['denoise', '--help'], ['encode', '--help'], ['decode', '--help'], ['info', '--help']):
     assert main(args) == 0
 print('tensorflow' in sys.modules)
@@ -167,7 +167,7 @@ print('tensorflow' in sys.modules)
 
 def test_train_reports_the_figures_dae_evaluate_gives(trained_model):
     # Same split (the sample's 1,000 test images), same seeded noise: the same scores.
-    from dae_cli import artifacts
+    from dae_cli.models import artifacts
 
     trained = artifacts.read_manifest(trained_model)["metrics"]
     result = run_dae("--json", "evaluate", "-m", trained_model)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import cli_env
 
-from dae_cli.builtin_models import BUILTIN_MODELS
-from dae_cli.completion import complete_model
+from dae_cli.cli.completion import complete_model
+from dae_cli.models.builtin_models import BUILTIN_MODELS
 
 DAE = Path(sys.executable).parent / "dae"  # the console script of this install
 
@@ -97,7 +97,7 @@ def test_completion_never_imports_tensorflow():
     script = """
 import os, sys
 os.environ.update(_DAE_COMPLETE="complete_bash", COMP_WORDS="dae denoise -m ", COMP_CWORD="3")
-from dae_cli.cli import main
+from dae_cli.cli.commands import main
 try:
     main([])
 except SystemExit:

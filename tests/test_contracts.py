@@ -15,7 +15,7 @@ import pytest
 from conftest import FLOAT32, assert_clean_error, cli_env, json_lines, run_dae, save_gray
 from PIL import Image
 
-from dae_cli import artifacts
+from dae_cli.models import artifacts
 
 TINY_ANY_PRECISION = ["--dataset", "mnist-sample", "--limit", "128", "--epochs", "1", "--batch-size", "32"]
 TINY = [*TINY_ANY_PRECISION, *FLOAT32]
@@ -91,7 +91,7 @@ def test_bad_train_flags_create_nothing_and_import_nothing(tmp_path, args, fragm
     # `--dataset mnist` with an empty Keras cache would download: it must not get there.
     script = f"""
 import sys
-from dae_cli.cli import main
+from dae_cli.cli.commands import main
 code = main(["train", "--dataset", "mnist", "--out", "x/y/z", *{args!r}])
 print(code, "tensorflow" in sys.modules)
 """
@@ -132,7 +132,7 @@ def test_debug_turns_python_warnings_back_on():
     # A command that meets a library warning, as TensorFlow and Keras commands do.
     script = """
 import sys, warnings
-from dae_cli import cli
+from dae_cli.cli import commands as cli
 
 @cli.app.command("warn-for-test", hidden=True)
 def warn_for_test():
@@ -324,8 +324,9 @@ def test_resume_with_a_config_file_changes_only_the_keys_it_sets(wide_model, tmp
 
 
 def test_the_last_epoch_is_checkpointed_before_finishing_can_fail(tmp_path, monkeypatch):
-    from dae_cli import metrics, training
+    from dae_cli.apply import metrics
     from dae_cli.config import Config
+    from dae_cli.training import trainer as training
 
     out = tmp_path / "m"
     overrides = dict(dataset="mnist-sample", limit=128, epochs=2, batch_size=32, precision="float32")
@@ -351,9 +352,9 @@ def test_the_last_epoch_is_checkpointed_before_finishing_can_fail(tmp_path, monk
 
 
 def test_a_model_that_appears_at_out_while_training_is_not_replaced(tmp_path):
-    from dae_cli import training
     from dae_cli.backend import keras
     from dae_cli.errors import DaeError
+    from dae_cli.training import trainer as training
 
     out = tmp_path / "m"
 
@@ -378,8 +379,8 @@ def test_a_model_that_appears_at_out_while_training_is_not_replaced(tmp_path):
 
 
 def test_a_failed_final_rename_keeps_the_new_model_and_says_where(tmp_path, monkeypatch):
-    from dae_cli import training
     from dae_cli.errors import DaeError
+    from dae_cli.training import trainer as training
 
     real_commit = training.commit_directory
 
@@ -403,7 +404,7 @@ def test_a_failed_final_rename_keeps_the_new_model_and_says_where(tmp_path, monk
 
 
 def test_env_model_channels_3_scale_lr_precision_auto_and_quiet(tmp_path):
-    from dae_cli.training import precision_policy
+    from dae_cli.training.trainer import precision_policy
 
     env = cli_env(DAE_MODEL=str(tmp_path / "env-model"), DAE_CPU_DEVICES="2")
     # `--precision auto` (the default) on purpose: the layers get what auto picks on this CPU.
@@ -440,8 +441,8 @@ def test_env_model_channels_3_scale_lr_precision_auto_and_quiet(tmp_path):
 
 
 def test_precision_auto_follows_the_hardware(monkeypatch):
-    from dae_cli import training
     from dae_cli.backend import tf
+    from dae_cli.training import trainer as training
 
     class FakeCpuinfo:
         flags = ""

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dae_cli import data
 from dae_cli.config import Config
 from dae_cli.errors import DaeError, UsageError
+from dae_cli.training import data
 
 
 def test_mnist_is_read_from_the_keras_cache_honouring_keras_home(tmp_path, monkeypatch):

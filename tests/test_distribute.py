@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from conftest import cli_env, run_dae
 
-from dae_cli import artifacts
+from dae_cli.models import artifacts
 
 SMALL = ["--dataset", "mnist-sample", "--limit", "1024", "--epochs", "3", "--precision", "float32"]
 

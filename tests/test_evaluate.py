@@ -69,7 +69,8 @@ def test_table_output(trained_model):
 
 
 def test_in_process_matches_the_cli_and_streams_in_blocks(trained_model, seeded_report):
-    from dae_cli import artifacts, evaluation
+    from dae_cli.apply import evaluation
+    from dae_cli.models import artifacts
 
     model = artifacts.load_model(trained_model)
     config = evaluation.evaluation_config(model.manifest, {"dataset": "mnist-sample", "limit": 300})
@@ -77,8 +78,8 @@ def test_in_process_matches_the_cli_and_streams_in_blocks(trained_model, seeded_
     for key in METRICS:
         assert report[key] == pytest.approx(seeded_report[key])
     # noisy_set is exactly what evaluate scores, block by block
-    from dae_cli.data import load_training_data
     from dae_cli.noise import NoiseSpec
+    from dae_cli.training.data import load_training_data
 
     images = load_training_data(config).x_val
     noisy, clean, _ = evaluation.noisy_set(images, NoiseSpec.from_config(config), 3)

@@ -13,7 +13,7 @@ import pytest
 from conftest import FLOAT32, assert_clean_error, cli_env, run_dae, save_gray
 from PIL import Image
 
-from dae_cli import artifacts
+from dae_cli.models import artifacts
 
 TRAIN_SMALL = ["train", "--dataset", "mnist-sample", "--limit", "600", "--batch-size", "32", *FLOAT32]
 

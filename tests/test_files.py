@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from dae_cli import files
-from dae_cli.files import OutputExistsError, write_bytes_atomic
+from dae_cli.io import files
+from dae_cli.io.files import OutputExistsError, write_bytes_atomic
 
 
 def refuse(code):

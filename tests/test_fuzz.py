@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from dae_cli import image_io
 from dae_cli.config import Config
 from dae_cli.errors import InputError, UsageError
+from dae_cli.io import image_io
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import assert_clean_error, json_lines, run_dae
 from PIL import Image, ImageCms
 
-from dae_cli import image_io
+from dae_cli.io import image_io
 
 USAGE = 2
 SIZE = (40, 56)  # (height, width) as stored; EXIF orientation 6 turns it to 56x40
@@ -204,8 +204,8 @@ def test_dae_outputs_of_every_format_are_skipped_in_a_directory(tmp_path):
 
 
 def test_output_names_keep_the_input_format_unless_told(tmp_path):
+    from dae_cli.apply.outcomes import output_paths
     from dae_cli.errors import UsageError
-    from dae_cli.outcomes import output_paths
 
     inputs = [tmp_path / "a.JPG", tmp_path / "b.tiff", tmp_path / "c.gif"]
     assert [p.name for p in output_paths(inputs, None, "denoised")] == [
@@ -384,7 +384,7 @@ def test_encode_records_what_decode_needs_to_write_the_same_kind(tmp_path):
 
 
 def test_old_latent_files_without_kinds_decode_as_before(tmp_path):
-    from dae_cli import latent_maps
+    from dae_cli.io import latent_maps
 
     latent = np.zeros((3, 4, 8), np.float32)
     np.savez(tmp_path / "old.npz", **{"a.png": latent, latent_maps.SIZES_KEY: np.asarray('{"a.png": [10, 14]}')})
@@ -408,7 +408,7 @@ def test_dense_latents_carry_the_source_kind_to_decode(trained_model, tmp_path):
 
 
 def test_vector_files_keep_the_source_kind(tmp_path):
-    from dae_cli import latents
+    from dae_cli.io import latents
 
     kind = {"format": "PNG", "bit_depth": 16, "channels": 1, "mode": "I;16"}
     for name in ("z.npz", "z.json", "z.csv"):
@@ -420,7 +420,7 @@ def test_vector_files_keep_the_source_kind(tmp_path):
 
 
 def test_the_cli_offers_the_formats_and_quality_image_io_writes():
-    from dae_cli import cli
+    from dae_cli.cli import commands as cli
 
     assert tuple(member.value for member in cli.ImageFormat) == image_io.FORMAT_CHOICES
     assert {choice.upper() for choice in image_io.FORMAT_CHOICES} == set(image_io.FORMAT_EXTENSIONS)

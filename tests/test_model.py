@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dae_cli.errors import UsageError
-from dae_cli.model import build_autoencoder
+from dae_cli.models.networks import build_autoencoder
 
 
 def test_reference_shapes_and_layer_names():

@@ -8,7 +8,7 @@ import pytest
 from conftest import FLOAT32, cli_env, json_lines, run_dae, save_gray
 from PIL import Image, ImageDraw
 
-from dae_cli import artifacts
+from dae_cli.models import artifacts
 
 
 def test_noise_command_is_seeded_and_never_overwrites(tmp_path, mnist_test_images):

@@ -32,7 +32,7 @@ def noisy_file(clean: np.ndarray, sigma: float, path: Path, seed: int = 0) -> Pa
 
 @pytest.mark.parametrize("sigma", [5, 15, 25, 50])
 def test_the_level_estimate_is_within_ten_percent_on_a_photograph(sigma):
-    from dae_cli.noise_level import estimate_sigma
+    from dae_cli.apply.noise_level import estimate_sigma
 
     clean = shipped("astronaut", "RGB")
     noisy = np.clip(clean + np.random.default_rng(sigma).normal(0, sigma / 255, clean.shape), 0, 1)
@@ -41,8 +41,8 @@ def test_the_level_estimate_is_within_ten_percent_on_a_photograph(sigma):
 
 
 def test_sigma_values_parse_on_either_scale():
+    from dae_cli.apply.noise_level import parse_sigma
     from dae_cli.errors import UsageError
-    from dae_cli.noise_level import parse_sigma
 
     assert parse_sigma("auto") == parse_sigma(" AUTO ") == "auto"
     assert parse_sigma("15") == parse_sigma("15/255") == pytest.approx(15 / 255)
@@ -136,8 +136,8 @@ def test_sigma_auto_is_the_default_reported_per_image_and_lower_keeps_more(level
 
 
 def test_tta_is_the_mean_of_the_eight_flips_and_rotations(level_model, tmp_path):
-    from dae_cli import artifacts
-    from dae_cli.whole_images import denoise_image
+    from dae_cli.apply.whole_images import denoise_image
+    from dae_cli.models import artifacts
 
     model = artifacts.load_model(level_model)
     noisy = read(noisy_file(shipped("astronaut", "RGB")[:96, :120], 20, tmp_path / "n.png")).astype(np.float32)

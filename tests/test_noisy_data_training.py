@@ -43,7 +43,7 @@ def pair_folders(tmp_path_factory):
 
 def test_pairs_match_by_relative_path_and_crops_take_both_alike(pair_folders):
     from dae_cli.backend import tf
-    from dae_cli.data import match_pairs, random_patches, split_pair
+    from dae_cli.training.data import match_pairs, random_patches, split_pair
 
     noisy, clean = pair_folders
     pairs = match_pairs(noisy, clean)
@@ -139,7 +139,7 @@ def test_self_supervised_training_on_noisy_images_alone_beats_its_noisy_input(tm
     assert "self-supervised" in run_dae("info", tmp_path / "m").stdout
     denoised = run_dae("denoise", folder / "camera.png", "-m", tmp_path / "m", "-o", tmp_path / "out.png")
     assert denoised.returncode == 0, denoised.stderr
-    from dae_cli.metrics import psnr
+    from dae_cli.apply.metrics import psnr
 
     before = psnr(
         clean["camera"][None, ..., None], np.asarray(Image.open(folder / "camera.png"))[None, ..., None] / 255
@@ -159,7 +159,7 @@ def test_self_supervised_needs_what_it_trains_on(tmp_path):
 
 def test_neighbour_sampler_picks_two_adjacent_pixels_of_each_cell():
     from dae_cli.backend import tf
-    from dae_cli.neighbor2neighbor import neighbor_pair, second_image
+    from dae_cli.training.neighbor2neighbor import neighbor_pair, second_image
 
     image = np.arange(2 * 8 * 8 * 1, dtype=np.float32).reshape(2, 8, 8, 1)
     first, packed = neighbor_pair(tf.constant(image), tf.constant([1, 2], tf.int64))
@@ -179,9 +179,9 @@ def test_init_from_starts_from_another_models_weights(tmp_path):
     """A blind model started from the built-in `photo`, which takes the noise level: it
     starts as `photo` given the level FOLD_LEVEL (the level channel's weights folded into
     the first convolution's bias), every other weight the built-in's."""
-    from dae_cli import artifacts
-    from dae_cli.builtin_models import builtin_path
-    from dae_cli.training import FOLD_LEVEL
+    from dae_cli.models import artifacts
+    from dae_cli.models.builtin_models import builtin_path
+    from dae_cli.training.trainer import FOLD_LEVEL
 
     result = run_dae(
         "train",

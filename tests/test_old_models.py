@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_dae
 
-from dae_cli import artifacts
+from dae_cli.models import artifacts
 
 OLD = ROOT / "tests" / "fixtures" / "models-2fe6816"
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import assert_clean_error, cli_env, json_lines, run_dae, save_gray
 from PIL import Image
 
-from dae_cli import artifacts
+from dae_cli.models import artifacts
 
 
 def session(path):
@@ -70,7 +70,7 @@ def conv_encoder_decoder(keras, channels=1):
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 def test_onnx_export_of_a_fully_convolutional_pair_with_two_latents(tmp_path, policy):
     from dae_cli.backend import keras
-    from dae_cli.onnx_export import float32_copy, write_onnx
+    from dae_cli.models.onnx_export import float32_copy, write_onnx
 
     keras.mixed_precision.set_global_policy(policy)
     try:

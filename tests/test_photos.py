@@ -46,7 +46,7 @@ def noisy_png(clean: np.ndarray, path: Path, seed: int = 0, sigma: float = SIGMA
     "options", [{}, {"skips": False, "residual": False}, {"downsampling": "maxpool", "upsampling": "upsample"}]
 )
 def test_conv_model_takes_any_multiple_and_its_latent_is_one_feature_map(channels, options):
-    from dae_cli.model import build_model, split_autoencoder
+    from dae_cli.models.networks import build_model, split_autoencoder
 
     config = conv_config(**options)
     autoencoder, encoder, decoder = build_model(config, (None, None, channels))
@@ -63,7 +63,7 @@ def test_conv_model_takes_any_multiple_and_its_latent_is_one_feature_map(channel
 
 
 def test_padding_reflects_to_the_multiple_and_crops_back():
-    from dae_cli.whole_images import apply_whole, pad_to_multiple
+    from dae_cli.apply.whole_images import apply_whole, pad_to_multiple
 
     pixels = np.random.default_rng(0).random((37, 53, 3), dtype=np.float32)
     padded = pad_to_multiple(pixels, 8)
@@ -81,7 +81,7 @@ def test_padding_reflects_to_the_multiple_and_crops_back():
 
 def test_windows_blend_a_model_that_is_not_the_identity_without_seams():
     """Windows of a local (3x3 mean) filter, blended, equal the filter on the whole image."""
-    from dae_cli.whole_images import apply_whole
+    from dae_cli.apply.whole_images import apply_whole
 
     rng = np.random.default_rng(1)
     pixels = rng.random((300, 410, 1)).astype(np.float32)
@@ -314,7 +314,7 @@ def test_colour_conv_model_trains_and_denoises(tmp_path):
 
 @pytest.mark.parametrize("downsampling, upsampling", [("maxpool", "transpose"), ("strided", "upsample")])
 def test_dense_design_offers_the_examples_alternatives(downsampling, upsampling):
-    from dae_cli.model import build_autoencoder
+    from dae_cli.models.networks import build_autoencoder
 
     autoencoder, encoder, decoder = build_autoencoder(
         (28, 28, 1), latent_dim=8, layer_filters=[8, 16], downsampling=downsampling, upsampling=upsampling
@@ -329,7 +329,7 @@ def test_conv_model_exports_for_serving_and_onnx(photo_model, tmp_path):
     """Both exports take any image size and agree with `dae denoise`'s model output."""
     import onnxruntime
 
-    from dae_cli.artifacts import load_model
+    from dae_cli.models.artifacts import load_model
 
     rng = np.random.default_rng(5)
     images = rng.random((2, 44, 60, 1), dtype=np.float32)
@@ -408,7 +408,7 @@ def test_an_existing_path_wins_over_a_built_in_name_and_unknown_names_list_them(
 def test_a_changed_built_in_model_is_refused(tmp_path):
     import shutil
 
-    from dae_cli.builtin_models import builtin_path
+    from dae_cli.models.builtin_models import builtin_path
 
     copy = tmp_path / "photo"
     shutil.copytree(builtin_path("photo"), copy)

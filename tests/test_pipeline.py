@@ -16,8 +16,10 @@ import pytest
 from conftest import FLOAT32, cli_env
 from PIL import Image, PngImagePlugin
 
-from dae_cli import artifacts, evaluation, image_io, inference, outcomes
+from dae_cli.apply import evaluation, inference, outcomes
 from dae_cli.errors import DaeError
+from dae_cli.io import image_io
+from dae_cli.models import artifacts
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +272,7 @@ def test_large_images_are_handed_on_as_their_windows_fill_a_batch_not_per_256_fi
     windows), not all together as one chunk of files."""
     from PIL import Image
 
-    from dae_cli import inference
+    from dae_cli.apply import inference
 
     class HalvingModel:
         image_shape = (28, 28, 1)

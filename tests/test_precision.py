@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import run_dae, save_gray
 
-from dae_cli import artifacts
+from dae_cli.models import artifacts
 
 # `dae denoise` of a mixed-bfloat16 model computes in bfloat16; its ONNX export computes
 # the same weights in float32. Measured on models of this size: up to 3e-3 apart
@@ -52,7 +52,7 @@ def test_each_precision_trains_its_layers_in_it_and_denoises(model_of_each_preci
     clean, noisy = mnist_test_images
     denoised = artifacts.load_model(out).denoise(noisy[:32])
     assert denoised.dtype == np.float32 and denoised.shape == noisy[:32].shape
-    from dae_cli.metrics import psnr
+    from dae_cli.apply.metrics import psnr
 
     gain = float(np.mean(psnr(clean[:32], denoised)) - np.mean(psnr(clean[:32], noisy[:32])))
     assert gain > 3.0, f"{precision}: denoising gained only {gain:.2f} dB"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import cli_env, run_dae, save_gray
 
-from dae_cli import output as output_module
+from dae_cli.cli import output as output_module
 
 
 def run_on_terminal(*args, extra_env=None, input=None):
@@ -92,7 +92,7 @@ def test_encode_counts_images_not_tiles(trained_model, digits, tmp_path):
 def test_decode_noise_and_evaluate_show_bars(trained_model, digits, tmp_path):
     from PIL import Image
 
-    from dae_cli import artifacts
+    from dae_cli.models import artifacts
 
     images = np.stack([np.asarray(Image.open(path), np.float32)[..., None] / 255 for path in digits])
     latents = artifacts.load_model(trained_model, parts=(artifacts.ENCODER,)).encode(images)

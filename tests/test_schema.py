@@ -10,7 +10,7 @@ import pytest
 from conftest import cli_env
 
 from dae_cli import config as schema
-from dae_cli.cli import build_command
+from dae_cli.cli.commands import build_command
 from dae_cli.config import Config
 from dae_cli.errors import UsageError
 
@@ -108,7 +108,7 @@ def test_bad_flags_exit_2_at_parse_time_before_any_file_or_import(tmp_path):
     ]
     script = f"""
 import sys
-from dae_cli.cli import main
+from dae_cli.cli.commands import main
 for args in {runs!r}:
     print(main(["train", "--dataset", "mnist", "--out", "x/y/z", *args]))
 print("tensorflow" in sys.modules)
@@ -149,7 +149,7 @@ def test_a_new_field_with_its_setting_is_a_flag_and_a_checked_key(monkeypatch, t
     monkeypatch.setattr(schema, "Config", extended)
     monkeypatch.setattr(schema, "_FIELDS", {field.name: field for field in dataclasses.fields(extended)})
     monkeypatch.setattr(schema, "_HINTS", {**schema._HINTS, "warmup_epochs": int})
-    from dae_cli.options import with_settings
+    from dae_cli.cli.options import with_settings
 
     def command(settings: dict = None):
         return settings

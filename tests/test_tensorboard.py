@@ -7,7 +7,7 @@ import numpy as np
 from conftest import FLOAT32, assert_clean_error, cli_env, run_dae
 from PIL import Image
 
-from dae_cli import artifacts
+from dae_cli.models import artifacts
 
 
 def read_events(log_dir):

@@ -5,7 +5,7 @@ import pytest
 from conftest import SAMPLE, run_dae
 from PIL import Image
 
-from dae_cli import tiling
+from dae_cli.apply import tiling
 
 
 @pytest.mark.parametrize("size", [(28, 28), (29, 61), (280, 280), (5, 90), (1, 1)])

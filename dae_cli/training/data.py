@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dae_cli import image_io
 from dae_cli.errors import DaeError, InputError, UsageError
+from dae_cli.io import image_io
 
 
 @dataclasses.dataclass
@@ -367,7 +367,7 @@ def training_dataset(
 
     `kind` is `TrainingData.kind`: for `pairs` the images are split into (input, target)
     and no noise is added; for `noisy` each batch becomes a Neighbor2Neighbor pair
-    (`dae_cli.neighbor2neighbor.neighbor_pair`).
+    (`dae_cli.training.neighbor2neighbor.neighbor_pair`).
     """
     from dae_cli.backend import tf
     from dae_cli.noise import add_noise, noise_levels, with_level_map
@@ -389,7 +389,7 @@ def training_dataset(
     def noisy_pair(images_uint8, pair_seed):
         images = tf.cast(images_uint8, tf.float32) / 255.0
         if kind == "noisy":
-            from dae_cli.neighbor2neighbor import neighbor_pair
+            from dae_cli.training.neighbor2neighbor import neighbor_pair
 
             return neighbor_pair(images, pair_seed)
         noisy, target = split_pair(images)
@@ -422,7 +422,7 @@ def validation_set(data: TrainingData, noise, seed: int, noise_level_input: bool
     data (self-supervised) becomes one seeded Neighbor2Neighbor pair per crop, whose
     target is the second sub-image (there is nothing clean to compare with).
     """
-    from dae_cli import evaluation
+    from dae_cli.apply import evaluation
     from dae_cli.noise import with_level_map
 
     if data.kind == "clean":
@@ -432,7 +432,7 @@ def validation_set(data: TrainingData, noise, seed: int, noise_level_input: bool
         levels = np.sqrt(np.mean(np.square(noisy - clean), axis=(1, 2, 3)))
     else:
         from dae_cli.backend import tf
-        from dae_cli.neighbor2neighbor import neighbor_pair, second_image
+        from dae_cli.training.neighbor2neighbor import neighbor_pair, second_image
 
         images = data.x_val.astype(np.float32) / 255.0
         inputs, packed = neighbor_pair(tf.constant(images), tf.constant([seed, 0x2B2], tf.int64))

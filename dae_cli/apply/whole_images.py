@@ -12,7 +12,7 @@ The latent of an image is one feature map, (h/m, w/m, channels) for the padded s
 gives exactly `denoise`'s image.
 
 A model that takes the noise level (`noise_level_input`) gets each image's level:
-given, or estimated from the image (`dae_cli.noise_level`). A gray image given to a
+given, or estimated from the image (`dae_cli.apply.noise_level`). A gray image given to a
 colour model goes through as gray in all three channels and comes back gray.
 
 Example:
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dae_cli import image_io
+from dae_cli.apply.outcomes import Outcome, OutcomeLog, output_paths, write_image
+from dae_cli.apply.tiling import flat_top, window_starts
 from dae_cli.errors import DaeError, UsageError
-from dae_cli.files import OutputExistsError
-from dae_cli.outcomes import Outcome, OutcomeLog, output_paths, write_image
-from dae_cli.tiling import flat_top, window_starts
+from dae_cli.io import image_io
+from dae_cli.io.files import OutputExistsError
 
 DEFAULT_MAX_PIXELS = 1_000_000  # the default --max-megapixels: a 24-megapixel photo in 2.4 GB (BENCHMARKS.md)
 DEFAULT_OVERLAP = 64  # more than the built-in model's reach across a window's edge
@@ -150,7 +150,7 @@ def noise_level_for(model, pixels: np.ndarray, own_channels: int, sigma) -> tupl
     a std on [0, 1], or None for a model without a level input."""
     if not model.takes_noise_level:
         return None, False
-    from dae_cli.noise_level import AUTO, estimate_sigma
+    from dae_cli.apply.noise_level import AUTO, estimate_sigma
 
     if sigma is None or sigma == AUTO:
         return estimate_sigma(pixels[..., :own_channels]), True

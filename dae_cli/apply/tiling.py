@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from dae_cli import image_io
+from dae_cli.io import image_io
 
 
 @dataclasses.dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterable
 
-from dae_cli.builtin_models import BUILTIN_MODELS
+from dae_cli.models.builtin_models import BUILTIN_MODELS
 
 
 def complete_model(incomplete: str) -> list[str]:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dae_cli import artifacts
 from dae_cli.errors import UsageError
-from dae_cli.files import commit_directory, staging_directory
+from dae_cli.io.files import commit_directory, staging_directory
+from dae_cli.models import artifacts
 
 FORMATS = ("saved-model", "onnx")
 ENDPOINTS = ("denoise", "encode", "decode")
@@ -48,12 +48,12 @@ def export_model(
         artifacts.verify_files(Path(model_dir), manifest, (artifacts.KERAS_MODEL,))
     autoencoder = artifacts.load_keras_model(Path(model_dir) / artifacts.KERAS_MODEL)
 
-    from dae_cli.model import split_autoencoder
+    from dae_cli.models.networks import split_autoencoder
 
     encoder, decoder = split_autoencoder(autoencoder)
     with staging_directory(out) as staging:
         if format == "onnx":
-            from dae_cli.onnx_export import write_onnx
+            from dae_cli.models.onnx_export import write_onnx
 
             written = {"files": write_onnx(encoder, decoder, staging)}
         else:

@@ -26,7 +26,7 @@ from typing import Any
 
 from dae_cli import __version__
 from dae_cli.errors import ModelError
-from dae_cli.files import write_bytes_atomic
+from dae_cli.io.files import write_bytes_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "dae.json"
@@ -110,7 +110,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     """The manifest of a model directory, or a `ModelError` saying what is wrong."""
     directory = Path(directory)
     if not directory.exists():
-        from dae_cli.builtin_models import BUILTIN_MODELS
+        from dae_cli.models.builtin_models import BUILTIN_MODELS
 
         raise ModelError(
             f"model directory {directory} does not exist; train one with 'dae train --out {directory}' "
@@ -280,7 +280,7 @@ def write_inference_copy(source: Path, target: Path, float32: bool = False) -> d
     import shutil
 
     from dae_cli.backend import keras
-    from dae_cli.files import commit_directory, staging_directory
+    from dae_cli.io.files import commit_directory, staging_directory
 
     source, target = Path(source), Path(target)
     manifest = read_manifest(source)
@@ -288,8 +288,8 @@ def write_inference_copy(source: Path, target: Path, float32: bool = False) -> d
     trained = load_keras_model(source / KERAS_MODEL)
     with staging_directory(target) as staging:
         if float32:
-            from dae_cli.model import compose, split_autoencoder
-            from dae_cli.onnx_export import float32_copy
+            from dae_cli.models.networks import compose, split_autoencoder
+            from dae_cli.models.onnx_export import float32_copy
 
             encoder, decoder = (float32_copy(part) for part in split_autoencoder(trained))
             encoder.export(str(staging / ENCODER), verbose=False)
@@ -310,8 +310,8 @@ def write_inference_copy(source: Path, target: Path, float32: bool = False) -> d
 
 def load_keras_model(path: Path):
     """`autoencoder.keras` with `safe_mode=True`: no arbitrary Python code is run."""
-    from dae_cli import model, neighbor2neighbor  # noqa: F401 - register dae's own layers and loss
     from dae_cli.backend import keras
+    from dae_cli.models import networks as model  # noqa: F401 - register dae's own layers and loss
 
     try:
         return keras.models.load_model(path, safe_mode=True)

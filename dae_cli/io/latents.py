@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from dae_cli.errors import InputError, UsageError
-from dae_cli.files import write_bytes_atomic
+from dae_cli.io.files import write_bytes_atomic
 
 SUFFIXES = (".npy", ".npz", ".csv", ".json")
 

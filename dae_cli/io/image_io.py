@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dae_cli.errors import InputError, UsageError
-from dae_cli.files import write_bytes_atomic
+from dae_cli.io.files import write_bytes_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # The formats dae writes, by file extension, and the extension each one gets by default.

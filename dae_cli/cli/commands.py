@@ -21,12 +21,12 @@ from typing import List, Optional
 import typer
 
 from dae_cli import __version__
-from dae_cli.completion import choices, complete_model
+from dae_cli.cli.completion import choices, complete_model
+from dae_cli.cli.options import choice_enum, with_settings
+from dae_cli.cli.output import Output
 from dae_cli.config import STRATEGIES
 from dae_cli.errors import DaeError, ExitCode, UsageError
-from dae_cli.export import FORMATS
-from dae_cli.options import choice_enum, with_settings
-from dae_cli.output import Output
+from dae_cli.models.export import FORMATS
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 failure; 2 usage error (bad flags, config or arguments); "
@@ -126,7 +126,7 @@ def main_options(
 
 
 def _model_dir(model: Optional[Path]) -> Path:
-    from dae_cli.builtin_models import resolve_model
+    from dae_cli.models.builtin_models import resolve_model
 
     return resolve_model(model or Path(os.environ.get("DAE_MODEL") or DEFAULT_MODEL))
 
@@ -180,7 +180,7 @@ def train(
     settings: dict = None,
 ) -> None:
     """Train a denoising autoencoder and save it as a model directory."""
-    from dae_cli.training import train as run_training
+    from dae_cli.training.trainer import train as run_training
 
     if tensorboard is not None:
         from dae_cli.extras import require
@@ -219,7 +219,7 @@ def train(
 
 
 def _quality_rows(metrics: dict) -> list:
-    from dae_cli.output import format_summary
+    from dae_cli.cli.output import format_summary
 
     if "psnr_denoised" not in metrics:
         return [("PSNR, SSIM", "none: trained without clean images (self-supervised)")]
@@ -244,7 +244,7 @@ def _report_outcome(outcome, text: Optional[str]) -> None:
 
 
 def _outcome_log(fail_fast: bool, on_outcome=None, progress=None):
-    from dae_cli.outcomes import OutcomeLog
+    from dae_cli.apply.outcomes import OutcomeLog
 
     report = on_outcome or (lambda o: _report_outcome(o, o.output))
     warned: set = set()
@@ -261,7 +261,7 @@ def _outcome_log(fail_fast: bool, on_outcome=None, progress=None):
 
 def _output_options(format, bit_depth, quality: int, strip_metadata: bool = False):
     """`image_io.OutputOptions` of the parsed `--format`, `--bit-depth`, `--quality`, `--strip-metadata`."""
-    from dae_cli.image_io import OutputOptions
+    from dae_cli.io.image_io import OutputOptions
 
     return OutputOptions(
         format=format.value.upper() if format is not None else None,
@@ -313,7 +313,9 @@ def denoise(
     no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
     """Denoise images with the encoder and decoder SavedModels; print one output path per line."""
-    from dae_cli import artifacts, image_io, inference, outcomes
+    from dae_cli.apply import inference, outcomes
+    from dae_cli.io import image_io
+    from dae_cli.models import artifacts
 
     level = _parse_sigma(sigma)
     options = _output_options(format, bit_depth, quality, strip_metadata)
@@ -330,7 +332,7 @@ def denoise(
     with State.output.progress("denoise", len(paths)) as progress:
         log = _outcome_log(fail_fast, progress=progress)
         if loaded.architecture == "conv":
-            from dae_cli import whole_images
+            from dae_cli.apply import whole_images
 
             whole_images.denoise_files(
                 loaded,
@@ -383,7 +385,9 @@ def encode(
     """Encode images to latents with the encoder SavedModel alone: vectors, or feature maps (conv) to .npz."""
     import numpy as np
 
-    from dae_cli import artifacts, image_io, inference, latents
+    from dae_cli.apply import inference
+    from dae_cli.io import image_io, latents
+    from dae_cli.models import artifacts
 
     output = State.output
     if out is not None and out.suffix.lower() not in latents.SUFFIXES:
@@ -429,7 +433,9 @@ def _encode_maps(
     inputs, directory: Path, out: Optional[Path], overwrite: bool, fail_fast: bool, no_verify: bool, level=None
 ) -> None:
     """`encode` for a conv model: one latent feature map per image, to .npz or .npy."""
-    from dae_cli import artifacts, image_io, latent_maps, whole_images
+    from dae_cli.apply import whole_images
+    from dae_cli.io import image_io, latent_maps
+    from dae_cli.models import artifacts
 
     whole_images.check_latent_format(out)
     paths = image_io.expand_inputs(inputs, note=State.output.info)
@@ -452,7 +458,7 @@ def _parse_sigma(text: Optional[str]):
     """`--sigma` as `auto`, a std on [0, 1], or None when not given."""
     if text is None:
         return None
-    from dae_cli.noise_level import parse_sigma
+    from dae_cli.apply.noise_level import parse_sigma
 
     return parse_sigma(text)
 
@@ -496,7 +502,9 @@ def decode(
     no_verify: bool = NO_VERIFY_OPTION,
 ) -> None:
     """Decode latents (vectors, or a conv model's feature maps) to images with the decoder SavedModel alone."""
-    from dae_cli import artifacts, inference, latents
+    from dae_cli.apply import inference
+    from dae_cli.io import latents
+    from dae_cli.models import artifacts
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out} is a file; decode writes a directory of images")
@@ -505,7 +513,8 @@ def decode(
         raise UsageError(f"--bit-depth 16: {options.format} holds 8 bits per channel; use --format png or tiff")
     directory = _model_dir(model)
     if artifacts.read_manifest(directory).get("architecture") == "conv":
-        from dae_cli import latent_maps, whole_images
+        from dae_cli.apply import whole_images
+        from dae_cli.io import latent_maps
 
         maps = latent_maps.read_maps(latents_file)
         loaded = artifacts.load_model(directory, parts=(artifacts.DECODER,), verify=not no_verify)
@@ -550,7 +559,7 @@ def info(
     model: Optional[Path] = typer.Argument(None, help=MODEL_HELP, autocompletion=complete_model),
 ) -> None:
     """Show a model directory's manifest."""
-    from dae_cli import artifacts
+    from dae_cli.models import artifacts
 
     directory = _model_dir(model)
     manifest = artifacts.read_manifest(directory)
@@ -602,7 +611,8 @@ def evaluate(
     settings: dict = None,
 ) -> None:
     """Score a model on held-out images: PSNR and SSIM before and after denoising, and images/s."""
-    from dae_cli import artifacts, evaluation
+    from dae_cli.apply import evaluation
+    from dae_cli.models import artifacts
 
     level = _parse_sigma(sigma)
     directory = _model_dir(model)
@@ -617,7 +627,7 @@ def evaluate(
         seed = int(loaded.manifest["config"].get("seed", 0))
     with State.output.progress("evaluate") as progress:
         report = evaluation.evaluate(loaded, config, seed=seed, batch_size=batch_size, progress=progress, sigma=level)
-    from dae_cli.output import format_spread as spread
+    from dae_cli.cli.output import format_spread as spread
 
     State.output.table(
         "dae evaluate",
@@ -665,8 +675,9 @@ def noise_command(
     settings: dict = None,
 ) -> None:
     """Add noise to clean images (seeded), to make demos and test sets; writes <stem>.noisy.<ext>."""
-    from dae_cli import image_io, inference, outcomes
+    from dae_cli.apply import inference, outcomes
     from dae_cli.config import Config
+    from dae_cli.io import image_io
     from dae_cli.noise import NoiseSpec
 
     config = Config.resolve(None, settings)
@@ -698,7 +709,7 @@ def export_command(
     ),
 ) -> None:
     """Export the model for serving: one SavedModel for TensorFlow Serving, or ONNX files for ONNX Runtime."""
-    from dae_cli.export import export_model
+    from dae_cli.models.export import export_model
 
     record = export_model(_model_dir(model), out, format, verify=not no_verify, overwrite=overwrite)
     State.output.record(record, record["output"])

@@ -15,10 +15,11 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from dae_cli import image_io, tiling
+from dae_cli.apply import tiling
+from dae_cli.apply.outcomes import Outcome, OutcomeLog, output_paths, write_image
 from dae_cli.errors import DaeError, InputError
-from dae_cli.files import OutputExistsError
-from dae_cli.outcomes import Outcome, OutcomeLog, output_paths, write_image
+from dae_cli.io import image_io
+from dae_cli.io.files import OutputExistsError
 
 
 def chunks(items: list, size: int) -> Iterator[list]:
@@ -310,7 +311,7 @@ def decode_latents(
     """One image per latent vector, named after its source image when it is known, in
     its source's format (or `options.format`) and, where `encode` recorded it, its
     source's channels and bit depth."""
-    from dae_cli.latents import check_vector
+    from dae_cli.io.latents import check_vector
 
     report = log.add
 

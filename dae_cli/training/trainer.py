@@ -28,16 +28,19 @@ from typing import Any
 
 import numpy as np
 
-from dae_cli import artifacts, data, evaluation, image_io
+from dae_cli.apply import evaluation
 from dae_cli.config import STRATEGIES, Config
 from dae_cli.errors import DaeError, TrainingInterrupted, UsageError
-from dae_cli.files import (
+from dae_cli.io import image_io
+from dae_cli.io.files import (
     check_writable_directory,
     commit_directory,
     keep_aside,
     remove_stale_staging,
     staging_directory,
 )
+from dae_cli.models import artifacts
+from dae_cli.training import data
 
 ARCHITECTURE_KEYS = (
     "architecture",
@@ -134,7 +137,7 @@ def train(
     """Trains a model as configured and writes its directory to `out`.
 
     `callbacks` are extra Keras callbacks, run after dae's own (the benchmark uses them).
-    `tensorboard` is a folder for TensorBoard logs (see `dae_cli.tensorboard`).
+    `tensorboard` is a folder for TensorBoard logs (see `dae_cli.training.tensorboard`).
     """
     reporter = reporter or Reporter()
     run = prepare(
@@ -142,7 +145,7 @@ def train(
     )
     extra = list(callbacks or [])
     if tensorboard is not None and run.is_chief:
-        from dae_cli import tensorboard as board
+        from dae_cli.training import tensorboard as board
 
         extra = board.callbacks(tensorboard, run.val_inputs, run.val_clean, run.global_batch, SAMPLE_COUNT) + extra
     fit(run, reporter, extra)
@@ -281,7 +284,7 @@ def _loss(config: Config, autoencoder, channels: int):
     """The configured loss; self-supervised, Neighbor2Neighbor's over it (which runs the model)."""
     if not config.self_supervised:
         return config.loss
-    from dae_cli.neighbor2neighbor import Neighbor2NeighborLoss
+    from dae_cli.training.neighbor2neighbor import Neighbor2NeighborLoss
 
     loss = Neighbor2NeighborLoss(channels=channels, squared=config.loss == "mse")
     loss.model = autoencoder
@@ -290,7 +293,7 @@ def _loss(config: Config, autoencoder, channels: int):
 
 def _build_model(config: Config, image_shape: tuple[int, int, int]):
     """The untrained autoencoder `config` describes (the one place a model is built)."""
-    from dae_cli.model import build_model
+    from dae_cli.models.networks import build_model
 
     autoencoder, _, _ = build_model(config, image_shape)
     return autoencoder
@@ -304,7 +307,7 @@ FOLD_LEVEL = 15 / 255
 def initialize_from(autoencoder, model: str, tell=lambda message: None) -> None:
     """Copies the weights of `model` (a directory or built-in name) into `autoencoder`.
 
-    Both are built by `dae_cli.model` from their configs, so their weights come in the
+    Both are built by `dae_cli.models.networks` from their configs, so their weights come in the
     same order. A blind model started from one that takes the noise level gets the
     level channel's weights folded into the first convolution's bias at `FOLD_LEVEL`,
     so it starts as that model given that level (a first convolution started fresh
@@ -312,7 +315,7 @@ def initialize_from(autoencoder, model: str, tell=lambda message: None) -> None:
     weight whose shape differs keeps its fresh initial value, and `tell` says how many.
     Models of other layers are refused.
     """
-    from dae_cli.builtin_models import resolve_model
+    from dae_cli.models.builtin_models import resolve_model
 
     directory = resolve_model(model)
     if not (directory / artifacts.KERAS_MODEL).exists():
@@ -358,7 +361,7 @@ def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
     # predict inside a multi-worker fit is not tested here.
     validation = None if run.strategy == "multi-worker" else (run.val_inputs, run.val_clean, run.global_batch)
     if config.self_supervised:
-        from dae_cli.neighbor2neighbor import gamma_schedule
+        from dae_cli.training.neighbor2neighbor import gamma_schedule
 
         callbacks = [gamma_schedule(run.autoencoder.loss, config.epochs), *callbacks]
     recorder = _epoch_recorder(
@@ -420,7 +423,7 @@ def finish(run: TrainingRun) -> TrainResult:
     autoencoder, config, out = run.autoencoder, run.config, run.out
     if not all(np.all(np.isfinite(w)) for w in autoencoder.get_weights()):
         raise DaeError("training produced non-finite weights; nothing was saved")
-    from dae_cli.model import split_autoencoder
+    from dae_cli.models.networks import split_autoencoder
 
     encoder, decoder = split_autoencoder(autoencoder)
     if run.predictions is not None:  # the last epoch's validation, of these very weights
@@ -429,7 +432,7 @@ def finish(run: TrainingRun) -> TrainResult:
         predict_started = time.perf_counter()
         denoised = autoencoder.predict(run.val_inputs, batch_size=run.global_batch, verbose=0)
         predict_seconds = time.perf_counter() - predict_started
-    from dae_cli.metrics import quality_report
+    from dae_cli.apply.metrics import quality_report
     from dae_cli.noise import NoiseSpec
 
     val_noisy, val_clean = run.val_noisy, run.val_clean

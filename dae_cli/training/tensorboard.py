@@ -43,8 +43,8 @@ def _quality_logger(directory, val_noisy, val_clean, batch_size, sample_count):
         def on_epoch_end(self, epoch, logs=None):
             if self.model.stop_training:  # interrupted or diverged: the epoch is not kept
                 return
-            from dae_cli.image_io import grid_image
-            from dae_cli.metrics import psnr, ssim, summarize
+            from dae_cli.apply.metrics import psnr, ssim, summarize
+            from dae_cli.io.image_io import grid_image
 
             denoised = self.model.predict(val_noisy, batch_size=batch_size, verbose=0)
             shown = val_noisy[:sample_count, ..., : val_clean.shape[-1]]  # without a noise level channel

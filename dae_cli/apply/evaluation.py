@@ -122,9 +122,9 @@ def evaluate(
         return evaluate_photographs(model, config, seed=seed, sigma=sigma, progress=progress)
     if sigma is not None:
         raise UsageError("--sigma is for models that take the noise level as an input; this model does not")
-    from dae_cli import data
-    from dae_cli.metrics import psnr, ssim, summarize
+    from dae_cli.apply.metrics import psnr, ssim, summarize
     from dae_cli.noise import NoiseSpec
+    from dae_cli.training import data
 
     loaded = data.load_training_data(config)
     images = loaded.x_val
@@ -195,9 +195,10 @@ def evaluate_photographs(
     `dae denoise --sigma SIGMA` does it, and is scored as the 8-bit file it writes, so
     the figures are those of `dae noise`, `dae denoise` and scoring the files.
     """
-    from dae_cli import image_io, whole_images
+    from dae_cli.apply import whole_images
+    from dae_cli.apply.metrics import psnr, ssim, summarize
     from dae_cli.backend import tf
-    from dae_cli.metrics import psnr, ssim, summarize
+    from dae_cli.io import image_io
     from dae_cli.noise import NoiseSpec, add_noise
 
     folder = evaluation_folder(model, config)

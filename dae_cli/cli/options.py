@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from dae_cli import config as schema
-from dae_cli.completion import choices as complete_choices
+from dae_cli.cli.completion import choices as complete_choices
 from dae_cli.errors import UsageError
 
 

@@ -17,9 +17,9 @@ from typing import Callable
 
 import numpy as np
 
-from dae_cli import image_io
 from dae_cli.errors import DaeError, ExitCode, UsageError
-from dae_cli.files import write_bytes_atomic
+from dae_cli.io import image_io
+from dae_cli.io.files import write_bytes_atomic
 
 
 @dataclasses.dataclass
