@@ -69,7 +69,7 @@ def best_rate(function, arrays, batch_size: int, repeats: int = 3) -> float:
 
 def denoise_in_memory(results: dict, test_noisy, batch_size: int) -> dict:
     from dae_cli.backend import keras
-    from dae_cli.models import artifacts
+    from dae_cli.models.denoiser import load_denoiser
 
     pixels = int(test_noisy.shape[1] * test_noisy.shape[2])
     rates = {}
@@ -78,7 +78,7 @@ def denoise_in_memory(results: dict, test_noisy, batch_size: int) -> dict:
         rates["reference"] = best_rate(lambda x: reference.predict_on_batch(x), test_noisy, batch_size)
     for name, result in results.items():
         if result.get("model_dir"):
-            loaded = artifacts.load_model(result["model_dir"])
+            loaded = load_denoiser(result["model_dir"])
             rates[name] = best_rate(loaded.denoise, test_noisy, batch_size)
     keras.backend.clear_session()
     return {

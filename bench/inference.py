@@ -41,7 +41,8 @@ IN_MEMORY = r"""
 import json, sys, time, resource
 import numpy as np
 from dae_cli.models import artifacts
-model = artifacts.load_model(sys.argv[1])
+from dae_cli.models.denoiser import load_denoiser
+model = load_denoiser(sys.argv[1])
 noisy = np.load(sys.argv[2]).astype(np.float32)[..., None] / 255.0
 model.denoise(noisy[:256])  # trace once, as the CLI's first batch does
 best = None

@@ -1,3 +1,3 @@
-from dae_cli.cli.commands import run
+from dae_cli.cli.entry import run
 
 run()

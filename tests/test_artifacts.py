@@ -6,6 +6,7 @@ import pytest
 
 from dae_cli.errors import ModelError
 from dae_cli.models import artifacts
+from dae_cli.models.denoiser import load_denoiser
 
 
 def test_manifest_round_trip(trained_model):
@@ -28,15 +29,15 @@ def test_changed_file_is_refused_unless_verification_is_off(model_copy):
     manifest["files"]["encoder/saved_model.pb"] = "0" * 64  # the file no longer matches
     path.write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="does not match the sha256"):
-        artifacts.load_model(model_copy)
-    artifacts.load_model(model_copy, verify=False)  # the user's explicit choice
+        load_denoiser(model_copy)
+    load_denoiser(model_copy, verify=False)  # the user's explicit choice
 
 
 def test_corrupt_variables_are_refused_before_loading(model_copy):
     variables = model_copy / "decoder" / "variables" / "variables.data-00000-of-00001"
     variables.write_bytes(variables.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(ModelError, match="decoder/variables/variables.data-00000-of-00001 does not match"):
-        artifacts.load_model(model_copy)
+        load_denoiser(model_copy)
 
 
 def test_newer_format_version_is_refused(model_copy):

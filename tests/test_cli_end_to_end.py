@@ -32,10 +32,11 @@ def test_denoise_matches_the_keras_autoencoder_and_beats_the_noise(trained_model
     denoised = np.stack([read_png(p) for p in outputs])
 
     from dae_cli.models import artifacts
+    from dae_cli.models.denoiser import load_denoiser
 
     keras_model = artifacts.load_keras_model(trained_model / "autoencoder.keras")
     expected = keras_model.predict(noisy, verbose=0)
-    composed = artifacts.load_model(trained_model).denoise(noisy)
+    composed = load_denoiser(trained_model).denoise(noisy)
     np.testing.assert_allclose(composed, expected, atol=1e-5)  # before quantisation
     np.testing.assert_allclose(denoised, np.rint(expected * 255) / 255, atol=1.01 / 255)
     assert np.mean((denoised - clean) ** 2) < 0.5 * np.mean((noisy - clean) ** 2)
@@ -78,9 +79,9 @@ def test_encode_then_decode_round_trips(trained_model, noisy_files, tmp_path, su
     assert len(outputs) == 8
     if suffix != ".npy":  # every format but bare .npy keeps the source names
         assert [p.split("/")[-1] for p in outputs] == [f"digit{i}.decoded.png" for i in range(8)]
-    from dae_cli.models import artifacts
+    from dae_cli.models.denoiser import load_denoiser
 
-    expected = artifacts.load_model(trained_model).denoise(noisy)
+    expected = load_denoiser(trained_model).denoise(noisy)
     images = np.stack([read_png(p) for p in outputs])
     np.testing.assert_allclose(images, expected, atol=1.01 / 255)
 
@@ -154,7 +155,7 @@ def test_train_with_defaults_then_denoise_with_no_flags_then_resume(tmp_path, mn
 def test_help_never_imports_tensorflow():
     script = """
 import sys
-from dae_cli.cli.commands import main
+from dae_cli.cli.entry import main
 for args in (['--help'], ['train', '--help'], ['denoise', '--help'], ['encode', '--help'], ['decode', '--help'], ['info', '--help']):
     assert main(args) == 0
 print('tensorflow' in sys.modules)

@@ -97,7 +97,7 @@ def test_completion_never_imports_tensorflow():
     script = """
 import os, sys
 os.environ.update(_DAE_COMPLETE="complete_bash", COMP_WORDS="dae denoise -m ", COMP_CWORD="3")
-from dae_cli.cli.commands import main
+from dae_cli.cli.entry import main
 try:
     main([])
 except SystemExit:

@@ -91,7 +91,7 @@ def test_bad_train_flags_create_nothing_and_import_nothing(tmp_path, args, fragm
     # `--dataset mnist` with an empty Keras cache would download: it must not get there.
     script = f"""
 import sys
-from dae_cli.cli.commands import main
+from dae_cli.cli.entry import main
 code = main(["train", "--dataset", "mnist", "--out", "x/y/z", *{args!r}])
 print(code, "tensorflow" in sys.modules)
 """
@@ -132,13 +132,13 @@ def test_debug_turns_python_warnings_back_on():
     # A command that meets a library warning, as TensorFlow and Keras commands do.
     script = """
 import sys, warnings
-from dae_cli.cli import commands as cli
+from dae_cli.cli import commands, entry
 
-@cli.app.command("warn-for-test", hidden=True)
+@commands.app.command("warn-for-test", hidden=True)
 def warn_for_test():
     warnings.warn("a library warning", UserWarning)
 
-print(cli.main(sys.argv[1:]))
+print(entry.main(sys.argv[1:]))
 """
 
     def run(*args):

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from dae_cli import ExitCode
-from dae_cli.cli.commands import EXIT_CODES_HELP
+from dae_cli.cli.flags import EXIT_CODES_HELP
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -70,11 +70,11 @@ def test_table_output(trained_model):
 
 def test_in_process_matches_the_cli_and_streams_in_blocks(trained_model, seeded_report):
     from dae_cli.apply import evaluation
-    from dae_cli.models import artifacts
+    from dae_cli.models.denoiser import ApplyOptions, load_denoiser
 
-    model = artifacts.load_model(trained_model)
+    model = load_denoiser(trained_model)
     config = evaluation.evaluation_config(model.manifest, {"dataset": "mnist-sample", "limit": 300})
-    report = evaluation.evaluate(model, config, seed=3, batch_size=64)
+    report = evaluation.evaluate(model, config, seed=3, options=ApplyOptions(batch_size=64))
     for key in METRICS:
         assert report[key] == pytest.approx(seeded_report[key])
     # noisy_set is exactly what evaluate scores, block by block

@@ -420,8 +420,8 @@ def test_vector_files_keep_the_source_kind(tmp_path):
 
 
 def test_the_cli_offers_the_formats_and_quality_image_io_writes():
-    from dae_cli.cli import commands as cli
+    from dae_cli.cli import flags
 
-    assert tuple(member.value for member in cli.ImageFormat) == image_io.FORMAT_CHOICES
+    assert tuple(member.value for member in flags.ImageFormat) == image_io.FORMAT_CHOICES
     assert {choice.upper() for choice in image_io.FORMAT_CHOICES} == set(image_io.FORMAT_EXTENSIONS)
-    assert cli.QUALITY_OPTION.default == image_io.DEFAULT_QUALITY == image_io.OutputOptions().quality
+    assert flags.QUALITY.default == image_io.DEFAULT_QUALITY == image_io.OutputOptions().quality

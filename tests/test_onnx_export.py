@@ -6,7 +6,7 @@ import pytest
 from conftest import assert_clean_error, cli_env, json_lines, run_dae, save_gray
 from PIL import Image
 
-from dae_cli.models import artifacts
+from dae_cli.models.denoiser import load_denoiser
 
 
 def session(path):
@@ -32,7 +32,7 @@ def test_onnx_export_matches_dae_encode_and_denoise(trained_model, tmp_path, mni
 
     images = np.stack([np.asarray(Image.open(p), np.float32)[..., None] / 255 for p in paths])
     # The numbers `dae denoise` computes before it writes PNGs, and the PNGs it writes.
-    model = artifacts.load_model(trained_model)
+    model = load_denoiser(trained_model)
     np.testing.assert_allclose(denoiser.run(None, {"images": images})[0], model.denoise(images), atol=1e-4)
     written = run_dae("denoise", *paths, "-m", trained_model, "-o", tmp_path / "den").stdout.split()
     pngs = np.stack([np.asarray(Image.open(p), np.float32)[..., None] / 255 for p in written])

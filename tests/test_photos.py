@@ -63,7 +63,7 @@ def test_conv_model_takes_any_multiple_and_its_latent_is_one_feature_map(channel
 
 
 def test_padding_reflects_to_the_multiple_and_crops_back():
-    from dae_cli.apply.whole_images import apply_whole, pad_to_multiple
+    from dae_cli.apply.windows import Tiling, pad_to_multiple
 
     pixels = np.random.default_rng(0).random((37, 53, 3), dtype=np.float32)
     padded = pad_to_multiple(pixels, 8)
@@ -75,13 +75,13 @@ def test_padding_reflects_to_the_multiple_and_crops_back():
         shapes.append(batch.shape)
         return batch
 
-    np.testing.assert_array_equal(apply_whole(identity, pixels, 8, max_pixels=10_000), pixels)
+    np.testing.assert_array_equal(Tiling.padded(pixels, 8).apply(identity), pixels)
     assert shapes == [(1, 40, 56, 3)]  # whole, padded, in one call
 
 
 def test_windows_blend_a_model_that_is_not_the_identity_without_seams():
     """Windows of a local (3x3 mean) filter, blended, equal the filter on the whole image."""
-    from dae_cli.apply.whole_images import apply_whole
+    from dae_cli.apply.windows import CROSS_FADE, Tiling
 
     rng = np.random.default_rng(1)
     pixels = rng.random((300, 410, 1)).astype(np.float32)
@@ -96,7 +96,7 @@ def test_windows_blend_a_model_that_is_not_the_identity_without_seams():
 
     whole = box_filter(pixels[None])[0]
     calls.clear()
-    tiled = apply_whole(box_filter, pixels, 4, max_pixels=100 * 100, overlap=16)
+    tiled = Tiling.tiled(pixels, (100, 100), 16, CROSS_FADE, multiple=4).apply(box_filter)
     assert len(calls) > 9 and all(shape[1:3] == (100, 100) for shape in calls)  # one window a call
     assert tiled.shape == pixels.shape
     # A window's edge pixels (padded there, not the image's neighbours) are faded out
@@ -104,7 +104,7 @@ def test_windows_blend_a_model_that_is_not_the_identity_without_seams():
     inner = np.abs(tiled - whole)[:-4, :-4]
     assert np.median(inner) < 1e-6 and inner.max() < 0.02
     assert psnr(whole[:-4, :-4], tiled[:-4, :-4]) > 55
-    seams = apply_whole(box_filter, pixels, 4, max_pixels=100 * 100, overlap=0)
+    seams = Tiling.tiled(pixels, (100, 100), 0, CROSS_FADE, multiple=4).apply(box_filter)
     assert psnr(whole[:-4, :-4], seams[:-4, :-4]) < 40  # what the blending removes
 
 
@@ -329,11 +329,11 @@ def test_conv_model_exports_for_serving_and_onnx(photo_model, tmp_path):
     """Both exports take any image size and agree with `dae denoise`'s model output."""
     import onnxruntime
 
-    from dae_cli.models.artifacts import load_model
+    from dae_cli.models.denoiser import load_denoiser
 
     rng = np.random.default_rng(5)
     images = rng.random((2, 44, 60, 1), dtype=np.float32)
-    expected = load_model(photo_model).denoise(images)
+    expected = load_denoiser(photo_model).denoise(images)
     assert run_dae("export", photo_model, "--format", "saved-model", "-o", tmp_path / "sm").returncode == 0
     assert run_dae("export", photo_model, "--format", "onnx", "-o", tmp_path / "onnx").returncode == 0
     script = f"""

@@ -16,21 +16,22 @@ import pytest
 from conftest import FLOAT32, cli_env
 from PIL import Image, PngImagePlugin
 
-from dae_cli.apply import evaluation, inference, outcomes
+from dae_cli.apply import evaluation, outcomes, pipeline, reading
 from dae_cli.errors import DaeError
 from dae_cli.io import image_io
 from dae_cli.models import artifacts
+from dae_cli.models.denoiser import ApplyOptions, DenseDenoiser, load_denoiser
 
 
 @pytest.fixture(scope="module")
 def loaded(trained_model):
-    return artifacts.load_model(trained_model)
+    return load_denoiser(trained_model)
 
 
 @pytest.fixture(autouse=True)
 def pipeline_for_any_count(monkeypatch):
     """The tf.data stage even for the few files a test has (normally from 256 on)."""
-    monkeypatch.setattr(inference, "PIPELINE_MIN_FILES", 1)
+    monkeypatch.setattr(reading, "PIPELINE_MIN_FILES", 1)
 
 
 @pytest.fixture
@@ -43,10 +44,10 @@ def expected_output(loaded, gray_uint8: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(denoised * 255), 0, 255).astype(np.uint8)
 
 
-def run(loaded, paths, out, fail_fast=False, **options):
+def run(loaded, paths, out, fail_fast=False, overwrite=False, **options):
     outputs = outcomes.output_paths(paths, out, "denoised")
     log = outcomes.OutcomeLog(lambda outcome: None, fail_fast)
-    inference.denoise_files(loaded, paths, outputs, log=log, **options)
+    pipeline.denoise_files(loaded, paths, outputs, ApplyOptions(**options), log=log, overwrite=overwrite)
     return log, outputs
 
 
@@ -107,7 +108,7 @@ def test_outcomes_come_in_input_order_whichever_path_each_input_takes(loaded, di
     (folder / "g-text.png").write_text("not a PNG")
     Image.fromarray(digit).save(folder / "h.png")
     paths = sorted(folder.iterdir())
-    log, outputs = run(loaded, paths, tmp_path / "out", size_mode="tile", batch_size=2)
+    log, outputs = run(loaded, paths, tmp_path / "out", batch_size=2)
     assert [outcome.input for outcome in log.outcomes] == [str(path) for path in paths]
     assert [outcome.ok for outcome in log.outcomes] == [True, False, True, False, True, True, False, True]
     assert "empty file" in log.outcomes[1].error and "corrupt or truncated" in log.outcomes[3].error
@@ -150,20 +151,19 @@ def test_a_png_with_exif_rotation_is_turned_as_pillow_turns_it(loaded, digit, tm
     np.testing.assert_array_equal(np.asarray(Image.open(outputs[0])), expected_output(loaded, digit))
 
 
-def test_any_model_with_image_shape_and_denoise_will_do(loaded, digit, tmp_path):
-    class Plain:  # the stages ask nothing else of a model
-        image_shape = loaded.image_shape
+def test_the_stages_ask_a_model_only_for_the_denoiser_interface(loaded, digit, tmp_path):
+    class Plain(DenseDenoiser):  # no SavedModels: only the manifest and a denoise
         denoise = staticmethod(loaded.denoise)
 
     Image.fromarray(digit).save(tmp_path / "x.png")
-    log, outputs = run(Plain(), [tmp_path / "x.png"], tmp_path / "out")
+    log, outputs = run(Plain(tmp_path, loaded.manifest), [tmp_path / "x.png"], tmp_path / "out")
     assert log.outcomes[0].ok
     np.testing.assert_array_equal(np.asarray(Image.open(outputs[0])), expected_output(loaded, digit))
 
 
 def test_a_few_files_skip_the_tf_data_stage_with_the_same_result(loaded, digit, tmp_path, monkeypatch):
-    monkeypatch.setattr(inference, "PIPELINE_MIN_FILES", 3)
-    monkeypatch.setattr(inference, "_plain_png_batches", None)  # would fail if called
+    monkeypatch.setattr(reading, "PIPELINE_MIN_FILES", 3)
+    monkeypatch.setattr(reading, "plain_png_batches", None)  # would fail if called
     for name in ("a", "b"):
         Image.fromarray(digit).save(tmp_path / f"{name}.png")
     log, outputs = run(loaded, [tmp_path / "a.png", tmp_path / "b.png"], tmp_path / "out")
@@ -206,9 +206,7 @@ def test_evaluate_reuses_the_noisy_figures_of_the_same_noisy_set_only(loaded, tr
     saved = loaded.manifest["metrics"]
     assert computed["psnr_noisy"] == pytest.approx(saved["psnr_noisy"])
     assert computed["ssim_noisy"] == pytest.approx(saved["ssim_noisy"])
-    marked = artifacts.LoadedModel(
-        loaded.directory, json.loads(json.dumps(loaded.manifest)), loaded.encoder, loaded.decoder
-    )
+    marked = type(loaded)(loaded.directory, json.loads(json.dumps(loaded.manifest)), loaded.encoder, loaded.decoder)
     marked.manifest["metrics"]["psnr_noisy"] = {"mean": -1.0, "p05": -1.0, "p50": -1.0, "p95": -1.0}
     assert evaluation.evaluate(marked, config, seed=0)["psnr_noisy"]["mean"] == -1.0  # taken from the manifest
     other_seed = evaluation.evaluate(marked, config, seed=1)
@@ -268,30 +266,22 @@ def test_training_under_a_live_progress_bar(tmp_path):
 
 def test_large_images_are_handed_on_as_their_windows_fill_a_batch_not_per_256_files(tmp_path):
     """Memory is bounded by the windows in flight: six 84x84 images on a 28x28 model
-    with batches of 8 windows go to the writer one by one (each has more than 8
-    windows), not all together as one chunk of files."""
-    from PIL import Image
+    with batches of 8 windows are handed to the writer one by one (each has more than 8
+    windows), not all together once the files are done."""
 
-    from dae_cli.apply import inference
-
-    class HalvingModel:
-        image_shape = (28, 28, 1)
+    class Halving(DenseDenoiser):
         calls: list = []
 
-        def denoise(self, batch):
+        def denoise(self, batch, levels=None):
             self.calls.append(len(batch))
             return batch * 0.5
 
-    rng = np.random.default_rng(0)
-    jobs = []
-    for i in range(6):
-        path = tmp_path / f"big{i}.png"
-        Image.fromarray(rng.integers(0, 256, (84, 84), dtype=np.uint8)).save(path)
-        jobs.append((path, tmp_path / f"big{i}.denoised.png"))
-    model = HalvingModel()
-    handed_on = list(inference._pillow_chunk(model, jobs, "tile", None, False, 8))
-    assert [len(items) for items in handed_on] == [1] * 6
+    model = Halving(tmp_path, {"image_shape": [28, 28, 1], "latent_dim": 4})
+    options = ApplyOptions(batch_size=8)
+    images = np.random.default_rng(0).random((6, 84, 84, 1), dtype=np.float32)
+    works = [pipeline.Work(model.plan_denoise(image, options)) for image in images]
+    handed_on = list(pipeline.run_plans(zip(range(6), works), model.denoise, model.batch_limit(options)))
+    assert [[index for index, _ in finished] for finished in handed_on] == [[i] for i in range(6)]
     assert max(model.calls) <= 8
-    for (label, pixels, output, meta), (path, _) in zip((items[0] for items in handed_on), jobs):
-        expected = np.asarray(Image.open(path), np.float32)[..., None] / 255 * 0.5
-        np.testing.assert_allclose(pixels, expected, atol=1e-5)
+    for image, work in zip(images, works):
+        np.testing.assert_allclose(work.plan.result(), image * 0.5, atol=1e-5)

@@ -12,6 +12,7 @@ import pytest
 from conftest import run_dae, save_gray
 
 from dae_cli.models import artifacts
+from dae_cli.models.denoiser import load_denoiser
 
 # `dae denoise` of a mixed-bfloat16 model computes in bfloat16; its ONNX export computes
 # the same weights in float32. Measured on models of this size: up to 3e-3 apart
@@ -50,7 +51,7 @@ def test_each_precision_trains_its_layers_in_it_and_denoises(model_of_each_preci
     assert convolution.kernel.dtype == "float32"  # mixed precision keeps float32 weights
 
     clean, noisy = mnist_test_images
-    denoised = artifacts.load_model(out).denoise(noisy[:32])
+    denoised = load_denoiser(out).denoise(noisy[:32])
     assert denoised.dtype == np.float32 and denoised.shape == noisy[:32].shape
     from dae_cli.apply.metrics import psnr
 
@@ -69,7 +70,7 @@ def test_onnx_export_of_each_precision_agrees_with_dae_within_its_tolerance(
     assert run_dae("export", out, "--format", "onnx", "-o", exported).returncode == 0
     denoiser = ort.InferenceSession(str(exported / "denoiser.onnx"), providers=["CPUExecutionProvider"])
     images = noisy[:16]
-    difference = np.abs(denoiser.run(None, {"images": images})[0] - artifacts.load_model(out).denoise(images)).max()
+    difference = np.abs(denoiser.run(None, {"images": images})[0] - load_denoiser(out).denoise(images)).max()
     assert difference <= EXPORT_TOLERANCE[precision], (precision, difference)
 
 
@@ -85,5 +86,5 @@ def test_dae_denoise_of_each_precision_writes_what_the_model_computes(
     assert result.returncode == 0, result.stderr
     written = np.asarray(Image.open(result.stdout.strip()), np.float32) / 255
     pixels = np.asarray(Image.open(path), np.float32)[None, ..., None] / 255
-    expected = artifacts.load_model(out).denoise(pixels)[0, ..., 0]
+    expected = load_denoiser(out).denoise(pixels)[0, ..., 0]
     assert np.abs(written - expected).max() <= 0.5 / 255 + 1e-6

@@ -93,9 +93,10 @@ def test_decode_noise_and_evaluate_show_bars(trained_model, digits, tmp_path):
     from PIL import Image
 
     from dae_cli.models import artifacts
+    from dae_cli.models.denoiser import load_denoiser
 
     images = np.stack([np.asarray(Image.open(path), np.float32)[..., None] / 255 for path in digits])
-    latents = artifacts.load_model(trained_model, parts=(artifacts.ENCODER,)).encode(images)
+    latents = load_denoiser(trained_model, parts=(artifacts.ENCODER,)).encode(images)
     encoded = "".join(json.dumps({"source": str(p), "latent": z.tolist()}) + "\n" for p, z in zip(digits, latents))
     code, stdout, shown = run_on_terminal("decode", "-", "-m", trained_model, "-o", tmp_path / "dec", input=encoded)
     assert code == 0 and bar(shown, "decode", 6, "latents"), shown

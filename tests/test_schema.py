@@ -10,7 +10,7 @@ import pytest
 from conftest import cli_env
 
 from dae_cli import config as schema
-from dae_cli.cli.commands import build_command
+from dae_cli.cli.entry import build_command
 from dae_cli.config import Config
 from dae_cli.errors import UsageError
 
@@ -108,7 +108,7 @@ def test_bad_flags_exit_2_at_parse_time_before_any_file_or_import(tmp_path):
     ]
     script = f"""
 import sys
-from dae_cli.cli.commands import main
+from dae_cli.cli.entry import main
 for args in {runs!r}:
     print(main(["train", "--dataset", "mnist", "--out", "x/y/z", *args]))
 print("tensorflow" in sys.modules)

@@ -5,16 +5,27 @@ import pytest
 from conftest import SAMPLE, run_dae
 from PIL import Image
 
-from dae_cli.apply import tiling
+from dae_cli.apply.windows import LATTICE, Tiling
+
+
+def plan_tiles(pixels, tile, overlap=None):
+    """A dense model's tiles, `overlap` half a tile unless given, as `dae denoise` plans them."""
+    return Tiling.tiled(pixels, tile, min(tile) // 2 if overlap is None else overlap, LATTICE)
+
+
+def assemble(plan, outputs):
+    for index, output in enumerate(outputs):
+        plan.put(index, output)
+    return plan.result()
 
 
 @pytest.mark.parametrize("size", [(28, 28), (29, 61), (280, 280), (5, 90), (1, 1)])
 @pytest.mark.parametrize("overlap", [None, 0, 7, 27])
 def test_tiles_cover_the_image_and_blend_back_exactly(size, overlap):
     pixels = np.random.default_rng(0).random((*size, 2), dtype=np.float32)
-    plan = tiling.plan_tiles(pixels, (28, 28), overlap)
-    assert plan.tiles.shape[1:] == (28, 28, 2)
-    np.testing.assert_allclose(plan.assemble(plan.tiles), pixels, atol=1e-5)  # identity model
+    plan = plan_tiles(pixels, (28, 28), overlap)
+    assert plan.windows().shape[1:] == (28, 28, 2)
+    np.testing.assert_allclose(assemble(plan, plan.windows()), pixels, atol=1e-5)  # identity model
 
 
 def window_means(tiles):
@@ -28,13 +39,13 @@ def test_a_grid_of_cells_is_blended_from_the_windows_that_see_whole_cells():
     # former: with equal weights the cell centres would be off by up to 0.2.
     values = np.random.default_rng(0).random((4, 4))
     cells = np.kron(values, np.ones((28, 28)))
-    plan = tiling.plan_tiles(cells[..., None].astype(np.float32), (28, 28))
-    blended = plan.assemble(window_means(plan.tiles))[..., 0]
+    plan = plan_tiles(cells[..., None].astype(np.float32), (28, 28))
+    blended = assemble(plan, window_means(plan.windows()))[..., 0]
     np.testing.assert_allclose(blended[14::28, 14::28], values, atol=0.01)
     assert np.abs(blended - cells).mean() < 0.05
     # Every pixel is a weighted mean of the windows over it: within their range.
     lowest, highest = np.full(cells.shape, np.inf), np.full(cells.shape, -np.inf)
-    for (y, x), output in zip(plan.corners, window_means(plan.tiles)):
+    for (y, x), output in zip(plan.corners, window_means(plan.windows())):
         window = (slice(y, y + 28), slice(x, x + 28))
         lowest[window] = np.minimum(lowest[window], output[..., 0])
         highest[window] = np.maximum(highest[window], output[..., 0])

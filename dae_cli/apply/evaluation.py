@@ -5,13 +5,13 @@ validation split of an image folder, the same split `dae train` held out), the s
 noise they get, and the report: PSNR and SSIM of the noisy input and of the denoised
 output (mean and 5th/50th/95th percentiles) and the model's images per second.
 
-The split is streamed through `LoadedModel.denoise` in blocks, so memory does not grow
+The split is streamed through `Denoiser.denoise` in blocks, so memory does not grow
 with it. Noise comes from fixed blocks of `NOISE_BLOCK` images, block k seeded with
 `(seed, NOISE_SALT + k)`, so the same seed gives the same noisy images whatever the
 batch size.
 
 Example:
-    >>> report = evaluate(load_model("dae-model"), seed=0)     # doctest: +SKIP
+    >>> report = evaluate(load_denoiser("dae-model"), config, seed=0)     # doctest: +SKIP
     >>> report["psnr_denoised"]["mean"] > report["psnr_noisy"]["mean"]   # doctest: +SKIP
     True
 """
@@ -108,20 +108,21 @@ def noisy_fingerprint(clean_uint8: np.ndarray, spec, seed: int) -> str:
     return digest.hexdigest()
 
 
-def evaluate(
-    model, config: Config, *, seed: int = 0, batch_size: int = 256, progress=None, sigma=None
-) -> dict[str, Any]:
-    """Scores `model` (a `LoadedModel`) on the evaluation split `config` names.
+def evaluate(model, config: Config, *, seed: int = 0, options=None, progress=None) -> dict[str, Any]:
+    """Scores `model` (a `Denoiser`) on the evaluation images `config` names.
 
     `seed` seeds the noise only; a folder's split keeps the model's own seed, so the
     images scored are the ones its training held out. `progress` (an `output.Progress`)
-    counts the images denoised. A fully convolutional model is scored on whole
-    photographs instead (`evaluate_photographs`), given `sigma` if it takes a level.
+    counts the images denoised. A model that takes any image size is scored on whole
+    photographs (`evaluate_photographs`), given `options.sigma` if it takes a level; a
+    fixed-size one on the held-out split of its own size, `options.batch_size` at a time.
     """
-    if model.architecture == "conv":
-        return evaluate_photographs(model, config, seed=seed, sigma=sigma, progress=progress)
-    if sigma is not None:
-        raise UsageError("--sigma is for models that take the noise level as an input; this model does not")
+    from dae_cli.models.denoiser import ApplyOptions
+
+    options = options or ApplyOptions()
+    if model.any_size:
+        return evaluate_photographs(model, config, seed=seed, options=options, progress=progress)
+    batch_size = options.batch_size or 256
     from dae_cli.apply.metrics import psnr, ssim, summarize
     from dae_cli.noise import NoiseSpec
     from dae_cli.training import data
@@ -185,9 +186,7 @@ def evaluation_folder(model, config: Config) -> Path:
     )
 
 
-def evaluate_photographs(
-    model, config: Config, *, seed: int, sigma=None, max_pixels: int | None = None, progress=None
-) -> dict[str, Any]:
+def evaluate_photographs(model, config: Config, *, seed: int, options=None, progress=None) -> dict[str, Any]:
     """Scores a conv model on every image of a folder, whole and at its own size.
 
     Each image gets what `dae noise --seed SEED` gives it (image i of the sorted folder
@@ -195,18 +194,19 @@ def evaluate_photographs(
     `dae denoise --sigma SIGMA` does it, and is scored as the 8-bit file it writes, so
     the figures are those of `dae noise`, `dae denoise` and scoring the files.
     """
-    from dae_cli.apply import whole_images
     from dae_cli.apply.metrics import psnr, ssim, summarize
+    from dae_cli.apply.pipeline import denoise_array
     from dae_cli.backend import tf
     from dae_cli.io import image_io
+    from dae_cli.models.denoiser import ApplyOptions
     from dae_cli.noise import NoiseSpec, add_noise
 
+    options = options or ApplyOptions()
     folder = evaluation_folder(model, config)
     paths = image_io.expand_inputs([str(folder)])
     if config.limit is not None:
         paths = paths[: config.limit]
     spec = NoiseSpec.from_config(config)
-    max_pixels = max_pixels or whole_images.DEFAULT_MAX_PIXELS
     if progress is not None:
         progress.start(len(paths))
     scores: dict[str, list[float]] = {key: [] for key in ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")}
@@ -219,7 +219,7 @@ def evaluate_photographs(
         noisy = image_io.to_uint8(noisy).astype(np.float32) / 255  # as the noisy file holds it
         started = time.perf_counter()
         model_pixels = np.repeat(noisy, model.channels, axis=-1) if own < model.channels else noisy
-        denoised, level, _ = whole_images.denoise_as_own(model, model_pixels, own, sigma, max_pixels=max_pixels)
+        denoised, level, _ = denoise_array(model, model_pixels, own, options)
         model_seconds += time.perf_counter() - started
         denoised = image_io.to_uint8(denoised).astype(np.float32) / 255  # as the written file holds it
         pixels_done += clean.shape[0] * clean.shape[1]
@@ -235,7 +235,7 @@ def evaluate_photographs(
         "images": len(paths),
         "seed": seed,
         "noise": {key: getattr(config, key) for key in NOISE_KEYS},
-        "sigma": None if not model.takes_noise_level else ("given" if sigma not in (None, "auto") else "auto"),
+        "sigma": None if not model.takes_noise_level else ("given" if options.sigma not in (None, "auto") else "auto"),
         "sigma_per_image": None if not model.takes_noise_level else [round(level * 255, 3) for level in levels],
         **report,
         "images_per_second": len(paths) / model_seconds if model_seconds > 0 else None,

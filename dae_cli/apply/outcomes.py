@@ -3,8 +3,7 @@
 `Outcome` is one input's result (its output, or the error that stopped it), `OutcomeLog`
 collects them in input order and turns them into the exit code, `output_paths` names
 each input's output, and `write_image` writes one image atomically and reports it as
-an outcome. Both ways of applying a model (`inference` for dense models, `whole_images`
-for conv models) share them.
+an outcome. The pipeline (`pipeline`) and `dae noise` (`noisy_copies`) share them.
 """
 
 from __future__ import annotations
@@ -154,3 +153,41 @@ def write_image(
         return Outcome(label, error=str(error))
     except OSError as error:
         return Outcome(label, error=f"{output}: cannot write ({error.strerror or error})")
+
+
+def decoded_paths(items: list, out_dir: Path, format: str | None = None) -> list[Path]:
+    """Where each decoded latent goes under `out_dir`.
+
+    `<stem>.decoded.<ext>` for a vector with a source image (kept apart as `output_paths`
+    does; the source's extension or `format`'s), `<stem>.tile<y>-<x>.decoded.<ext>` for a
+    tile of one, else `latent_<n>.png` (or `format`'s extension).
+    """
+    sources = {i: split_tile(item.source) for i, item in enumerate(items) if item.source}
+    images = list(dict.fromkeys(image for image, _ in sources.values()))
+    paths = (
+        output_paths([Path(image) for image in images], out_dir, "decoded", format, directory_only=True)
+        if images
+        else []
+    )
+    named = dict(zip(images, paths))
+    targets = []
+    for i in range(len(items)):
+        if i not in sources:
+            targets.append(out_dir / f"latent_{i:05d}{image_io.FORMAT_EXTENSIONS[format or 'PNG']}")
+            continue
+        image, tile = sources[i]
+        target = named[image]
+        if tile:
+            stem, _, extension = target.name.rpartition(".decoded")
+            target = target.with_name(f"{stem}.tile{tile[0]}-{tile[1]}.decoded{extension}")
+        targets.append(target)
+    return targets
+
+
+def split_tile(source: str) -> tuple[str, tuple[int, int] | None]:
+    """`"a.png#14,0"` -> `("a.png", (14, 0))`; a plain path has no tile."""
+    image, _, corner = source.rpartition("#")
+    y, _, x = corner.partition(",")
+    if image and y.isdigit() and x.isdigit():
+        return image, (int(y), int(x))
+    return source, None

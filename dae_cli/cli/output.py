@@ -31,6 +31,7 @@ class Output:
         self.verbose = verbose
         self._stdout_console = None
         self._stderr_console = None
+        self._warned: set[str] = set()
 
     @property
     def stderr(self):
@@ -80,6 +81,21 @@ class Output:
             print(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **record}, default=_json_default))
         elif text is not None:
             print(text)  # not flushed line by line: a flush per file costs more than the file
+
+    def outcome(self, outcome, show: bool = True) -> None:
+        """What became of one input (an `Outcome`): its error on stderr (and its JSON record
+        with --json), or its output path (its record with --json) unless `show` is off.
+        What an output could not keep is warned once per run, not once per file."""
+        for note in outcome.notes:
+            if note not in self._warned:
+                self._warned.add(note)
+                self.warn(note)
+        if not outcome.ok:
+            self.error(outcome.error)
+            if self.json_mode:
+                self.record(outcome.record())
+        elif show:
+            self.record(outcome.record(), outcome.output)
 
     def table(self, title: str, rows: list[tuple[str, str]], record: dict[str, Any]) -> None:
         """A two-column table on stdout, or `record` as one JSON line with --json."""

@@ -27,6 +27,7 @@ import numpy as np
 
 from dae_cli.errors import InputError, UsageError
 from dae_cli.io.files import write_bytes_atomic
+from dae_cli.io.latents import EncodedLatent
 
 SIZES_KEY = "dae:image_sizes"
 KINDS_KEY = "dae:image_kinds"
@@ -97,3 +98,38 @@ def _checked(array: np.ndarray, label: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise InputError(f"{label}: latent map holds NaN or infinity")
     return array.astype(np.float32)
+
+
+class MapCodec:
+    """Latent feature maps: `.npz` (any number of images) or `.npy` (one), never text."""
+
+    def check_output(self, out: Path | None, count: int, overwrite: bool) -> None:
+        if out is None or out.suffix.lower() not in (".npz", ".npy"):
+            where = "JSON lines on stdout" if out is None else f"{out.suffix or out.name}"
+            raise UsageError(
+                f"this model's latent is a feature map, which {where} cannot hold; "
+                "write it with -o FILE.npz (or -o FILE.npy for one image)"
+            )
+        if out.suffix.lower() == ".npy" and count != 1:
+            raise UsageError(f"-o {out}: .npy holds the latent of one image, got {count}; use .npz")
+        if out.exists() and not overwrite:
+            raise UsageError(f"{out} exists; pass --overwrite to replace it")
+
+    def write(self, out: Path, encoded: list[EncodedLatent], overwrite: bool) -> None:
+        write_maps(out, [(item.source, item.latent, item.size, item.kind) for item in encoded], overwrite)
+
+    def record(self, source: str, latent: np.ndarray, kind: dict | None) -> dict:
+        raise UsageError("a feature map is written to -o FILE.npz, not to stdout")
+
+    def read(self, spec: str) -> list[MapItem]:
+        return read_maps(spec)
+
+    def array_for(self, item: MapItem, latent_dim: int) -> np.ndarray:
+        if item.array.ndim != 3 or item.array.shape[-1] != latent_dim:
+            raise InputError(
+                f"{item.label}: latent map has shape {item.array.shape}, the model takes (h, w, {latent_dim})"
+            )
+        return item.array
+
+
+MAPS = MapCodec()

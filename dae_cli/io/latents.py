@@ -42,6 +42,18 @@ class LatentItem:
     vector: list | None
     error: str | None = None
     kind: dict | None = None  # the source image's kind, when recorded
+    size = None  # a vector decodes to the model's own size: nothing to crop
+
+
+@dataclasses.dataclass
+class EncodedLatent:
+    """One latent that `encode` made: of `source` (a path, or `path#y,x` for a tile), with
+    the size of the image it covers and what the source was (`image_io.source_kind`)."""
+
+    source: str
+    latent: np.ndarray
+    size: tuple[int, int]
+    kind: dict | None = None
 
 
 def check_vector(item: LatentItem, latent_dim: int) -> np.ndarray:
@@ -207,3 +219,33 @@ def _from_json_value(value, where: str) -> LatentItem:
     if isinstance(value, list):
         return LatentItem(where, None, value)
     return LatentItem(where, None, None, f"{where}: not a list of numbers")
+
+
+class VectorCodec:
+    """Latent vectors: written in any of the formats above, or as JSON lines on stdout."""
+
+    def check_output(self, out: Path | None, count: int, overwrite: bool) -> None:
+        if out is not None and out.suffix.lower() not in SUFFIXES:
+            raise UsageError(f"-o {out}: unknown latent format; use one of {', '.join(SUFFIXES)}")
+        if out is not None and out.exists() and not overwrite:
+            raise UsageError(f"{out} exists; pass --overwrite to replace it")
+
+    def write(self, out: Path, encoded: list[EncodedLatent], overwrite: bool) -> None:
+        latents = np.stack([item.latent for item in encoded])
+        write_latents(out, [item.source for item in encoded], latents, overwrite, kinds=[i.kind for i in encoded])
+
+    def record(self, source: str, latent: np.ndarray, kind: dict | None) -> dict:
+        """One JSON line of stdout: what `decode -` reads back."""
+        record = {"source": source, "latent": latent.tolist()}
+        if kind:
+            record["image"] = kind  # what decode needs to write the same kind of file
+        return record
+
+    def read(self, spec: str) -> list[LatentItem]:
+        return read_latents(spec)
+
+    def array_for(self, item: LatentItem, latent_dim: int) -> np.ndarray:
+        return check_vector(item, latent_dim)
+
+
+VECTORS = VectorCodec()

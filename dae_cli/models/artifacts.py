@@ -16,7 +16,6 @@ loaded with `safe_mode=True`.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import io
 import json
@@ -160,71 +159,9 @@ def verify_files(directory: Path, manifest: dict[str, Any], parts: tuple[str, ..
                 )
 
 
-@dataclasses.dataclass
-class LoadedModel:
-    """The SavedModels of a model directory, ready to call on float32 batches."""
-
-    directory: Path
-    manifest: dict[str, Any]
-    encoder: Any = None
-    decoder: Any = None
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.manifest["image_shape"])
-
-    @property
-    def latent_dim(self) -> int:
-        """The latent vector's size, or a `conv` latent feature map's channels."""
-        return int(self.manifest["latent_dim"])
-
-    @property
-    def architecture(self) -> str:
-        return self.manifest.get("architecture", "dense")
-
-    @property
-    def size_multiple(self) -> int:
-        """What a `conv` model's image height and width must be divisible by."""
-        return int(self.manifest.get("size_multiple", 1))
-
-    @property
-    def channels(self) -> int:
-        """The image channels the model takes and gives (1 gray, 3 RGB)."""
-        return int(self.manifest["image_shape"][-1])
-
-    @property
-    def takes_noise_level(self) -> bool:
-        """Whether the encoder takes the noise level as an extra input channel (FFDNet's map)."""
-        return bool(self.manifest.get("noise_level_input", False))
-
-    def model_input(self, images, levels=None):
-        """`images` as the encoder takes them: with the level map of `levels` (n,) if it takes one."""
-        if not self.takes_noise_level:
-            return images
-        if levels is None:
-            raise ValueError(f"{self.directory} takes a noise level for each image; none was given")
-        import numpy as np
-
-        from dae_cli.noise import with_level_map
-
-        return with_level_map(np.asarray(images, np.float32), levels)
-
-    def encode(self, images, levels=None):
-        return self.encoder.serve(self.model_input(images, levels)).numpy()
-
-    def decode(self, latents):
-        return self.decoder.serve(latents).numpy()
-
-    def denoise(self, images, levels=None):
-        """decoder(encoder(images)), the composition of the two SavedModels; `levels`
-        (n,) noise stds on [0, 1] for a model that takes them."""
-        return self.decoder.serve(self.encoder.serve(self.model_input(images, levels))).numpy()
-
-
-def load_model(directory: str | Path, parts: tuple[str, ...] = (ENCODER, DECODER), verify: bool = True) -> LoadedModel:
-    """Loads the SavedModels in `parts` after checking the manifest and, unless told not to, their hashes."""
-    directory = Path(directory)
-    manifest = read_manifest(directory)
+def load_saved_models(directory: Path, manifest: dict[str, Any], parts: tuple[str, ...], verify: bool = True) -> dict:
+    """The SavedModels in `parts` ({"encoder": ..., "decoder": ...}), after checking that
+    they are there and, unless told not to, their sha256 against the manifest."""
     for part in parts:
         if not (directory / part / "saved_model.pb").exists():
             raise ModelError(f"{directory} is incomplete: {part}/ is missing or holds no SavedModel")
@@ -232,28 +169,25 @@ def load_model(directory: str | Path, parts: tuple[str, ...] = (ENCODER, DECODER
         verify_files(directory, manifest, parts)
     from dae_cli.backend import tf
 
-    model = LoadedModel(directory, manifest)
+    loaded = {}
     for part in parts:
         try:
-            setattr(model, part, tf.saved_model.load(str(directory / part)))
+            loaded[part] = tf.saved_model.load(str(directory / part))
         except Exception as error:
             raise ModelError(f"{directory / part}: cannot load SavedModel ({type(error).__name__})") from None
-    _check_shapes(model)
-    return model
+    return loaded
 
 
-def _check_shapes(model: LoadedModel) -> None:
+def check_latent_sizes(directory: Path, loaded: dict, latent_dim: int) -> None:
     """The encoder's output and the decoder's input must both be the manifest's latent size."""
     sizes = {}
-    if model.encoder is not None:
-        sizes["encoder output"] = _signature_dim(model.encoder, output=True)
-    if model.decoder is not None:
-        sizes["decoder input"] = _signature_dim(model.decoder, output=False)
+    if ENCODER in loaded:
+        sizes["encoder output"] = _signature_dim(loaded[ENCODER], output=True)
+    if DECODER in loaded:
+        sizes["decoder input"] = _signature_dim(loaded[DECODER], output=False)
     for name, size in sizes.items():
-        if size is not None and size != model.latent_dim:
-            raise ModelError(
-                f"{model.directory}: latent sizes disagree: {name} is {size}, the manifest says {model.latent_dim}"
-            )
+        if size is not None and size != latent_dim:
+            raise ModelError(f"{directory}: latent sizes disagree: {name} is {size}, the manifest says {latent_dim}")
 
 
 def _signature_dim(saved_model, output: bool) -> int | None:

@@ -43,7 +43,10 @@ def export_model(
         raise UsageError(f"{out} exists; pass --overwrite to replace it")
     if out.exists() and not (out / marker).exists() and any(out.iterdir()):
         raise UsageError(f"{out} is a non-empty directory that is not a {format} export; refusing to replace it")
-    manifest = artifacts.read_manifest(model_dir)
+    from dae_cli.models.denoiser import open_model
+
+    model = open_model(model_dir)
+    manifest = model.manifest
     if verify:
         artifacts.verify_files(Path(model_dir), manifest, (artifacts.KERAS_MODEL,))
     autoencoder = artifacts.load_keras_model(Path(model_dir) / artifacts.KERAS_MODEL)
@@ -57,19 +60,16 @@ def export_model(
 
             written = {"files": write_onnx(encoder, decoder, staging)}
         else:
-            written = {"endpoints": _write_saved_model(autoencoder, encoder, decoder, manifest, staging)}
+            written = {"endpoints": _write_saved_model(autoencoder, encoder, decoder, model, staging)}
         commit_directory(staging, out)
     return {"output": str(out), "format": format, **written}
 
 
-def _write_saved_model(autoencoder, encoder, decoder, manifest: dict, staging: Path) -> list[str]:
+def _write_saved_model(autoencoder, encoder, decoder, model, staging: Path) -> list[str]:
     from dae_cli.backend import keras, tf
 
-    images = tf.TensorSpec((None, *manifest["image_shape"]), tf.float32, name="images")
-    if manifest.get("architecture") == "conv":  # a feature map at 1/size_multiple of the image
-        latents = tf.TensorSpec((None, None, None, manifest["latent_dim"]), tf.float32, name="latents")
-    else:
-        latents = tf.TensorSpec((None, manifest["latent_dim"]), tf.float32, name="latents")
+    images = tf.TensorSpec((None, *model.image_shape), tf.float32, name="images")
+    latents = tf.TensorSpec((None, *model.latent_shape), tf.float32, name="latents")
     archive = keras.export.ExportArchive()
     archive.track(autoencoder)
     archive.add_endpoint(

@@ -1,0 +1,276 @@
+"""One pipeline for `denoise`, `encode` and `decode`, whatever the model.
+
+Four stages run at the same time:
+
+1. read (`reading`): each input decoded ahead of the model, and planned there: its
+   windows (`Denoiser.plan_denoise`, `plan_encode`) and its noise level for a model that
+   takes one;
+2. batch (`run_plans`): consecutive windows of one shape go through the model together,
+   as many as `Denoiser.batch_limit` allows, and each output is put back in its plan;
+3. the model (`Denoiser.denoise`, `encode`, `decode`), whose TensorFlow work leaves the GIL;
+4. write (`writer.Writer`): each finished image is encoded and written atomically in a
+   thread of its own.
+
+Every input gets its own outcome, in input order: a bad one is reported with its path
+and reason while the good ones go on, unless `--fail-fast`. Memory stays flat: only a
+few images and batches are in flight, whatever the number of files.
+
+Example:
+    >>> denoise_files(load_denoiser("photo"), paths, outputs, ApplyOptions(), log=log)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from dae_cli.apply import reading
+from dae_cli.apply.outcomes import Outcome, OutcomeLog, decoded_paths
+from dae_cli.apply.windows import Collected, Plan
+from dae_cli.apply.writer import ImageToWrite, Writer
+from dae_cli.errors import DaeError
+from dae_cli.io import image_io
+from dae_cli.io.files import OutputExistsError
+from dae_cli.io.latents import EncodedLatent
+from dae_cli.models.denoiser import ApplyOptions, BatchLimit, Denoiser
+
+Tell = Callable[[str], None]
+
+
+def _silent(message: str) -> None:
+    pass
+
+
+@dataclasses.dataclass
+class Work:
+    """What one input needs from the model: its plan, the noise level its windows get, and
+    (encode) the source each window's latent is named by."""
+
+    plan: Plan
+    level: float | None = None
+    estimated: bool = False
+    sources: list[str] | None = None
+    pending: int = 0
+
+    def __post_init__(self):
+        self.pending = self.plan.count
+
+
+def run_plans(
+    items: Iterable[tuple[Any, Work | None]], call: Callable, limit: BatchLimit
+) -> Iterator[list[tuple[Any, Work | None]]]:
+    """Runs every window of every (item, work) through `call(windows, levels)` in batches
+    of equal-shape windows within `limit`; yields lists of finished pairs in input order.
+
+    An item without work (it failed before the model) passes through in its place.
+    """
+    waiting: collections.deque = collections.deque()
+    batch: list[tuple[Work, int]] = []
+    pixels = 0
+
+    def run_batch() -> None:
+        nonlocal pixels
+        windows = np.stack([work.plan.window(index) for work, index in batch]).astype(np.float32, copy=False)
+        levels = [work.level for work, _ in batch]
+        outputs = call(windows, None if levels[0] is None else np.asarray(levels, np.float32))
+        for (work, index), output in zip(batch, outputs):
+            work.plan.put(index, output)
+            work.pending -= 1
+        batch.clear()
+        pixels = 0
+
+    def finished() -> list:
+        done = []
+        while waiting and (waiting[0][1] is None or waiting[0][1].pending == 0):
+            done.append(waiting.popleft())
+        return done
+
+    for item, work in items:
+        waiting.append((item, work))
+        for index in range(work.plan.count if work is not None else 0):
+            shape = work.plan.window_shape(index)
+            cost = int(np.prod(shape[:-1]))  # pixels of an image or map window, 1 for a vector
+            if batch and (
+                shape != batch[0][0].plan.window_shape(batch[0][1])
+                or (limit.windows is not None and len(batch) >= limit.windows)
+                or (limit.pixels is not None and pixels + cost > limit.pixels)
+            ):
+                run_batch()
+                done = finished()
+                if done:
+                    yield done
+            batch.append((work, index))
+            pixels += cost
+        if work is None and len(waiting) == 1:
+            yield finished()  # a failure at the front goes on at once
+    if batch:
+        run_batch()
+    done = finished()
+    if done:
+        yield done
+
+
+def _in_own_channels(pixels: np.ndarray, meta: image_io.ImageMeta | None) -> np.ndarray:
+    """A gray input comes back gray: the mean of a colour model's three channels."""
+    if meta is not None and meta.channels == 1 and pixels.shape[-1] == 3:
+        return pixels.mean(axis=-1, keepdims=True)
+    return pixels
+
+
+def _plan_denoise(denoiser: Denoiser, options: ApplyOptions, detail: Tell) -> Callable:
+    def prepare(item: reading.ReadImage) -> Work:
+        own_channels = item.meta.channels if item.meta is not None else denoiser.channels
+        level, estimated = denoiser.noise_level(item.pixels, own_channels, options.sigma)
+        if level is not None:
+            detail(f"{item.path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
+        return Work(denoiser.plan_denoise(item.pixels, options, item.path), level, estimated)
+
+    return prepare
+
+
+def _finished_image(item: reading.ReadImage, work: Work | None) -> Outcome | ImageToWrite:
+    if work is None:
+        return Outcome(str(item.path), error=item.error)
+    result = _in_own_channels(work.plan.result(), item.meta)
+    # In place where it can be: a 24-megapixel colour image is 288 MB a copy.
+    result = np.clip(result, 0.0, 1.0, out=result if result.flags.writeable and result.dtype == np.float32 else None)
+    return ImageToWrite(str(item.path), result, item.output, item.meta, work.level, work.estimated)
+
+
+def denoise_files(
+    denoiser: Denoiser,
+    paths: list[Path],
+    outputs: list[Path],
+    options: ApplyOptions,
+    *,
+    log: OutcomeLog,
+    overwrite: bool = False,
+    output_options: image_io.OutputOptions = image_io.OutputOptions(),
+    warn: Tell = _silent,
+    detail: Tell = _silent,
+) -> None:
+    """Denoises every image in `paths` into `outputs`; outcomes reach `log` in input order.
+
+    Each output is written in the format its name says, with its source's channels, bit
+    depth, alpha and metadata where that format holds them (`image_io.encode_image`).
+    """
+    prepare = _plan_denoise(denoiser, options, detail)
+    limit = denoiser.batch_limit(options)
+    read = reading.read_all(
+        paths,
+        outputs,
+        denoiser.channels,
+        overwrite=overwrite,
+        warn=warn,
+        prepare=prepare,
+        plain_png_shape=None if denoiser.any_size else denoiser.image_shape,
+        batch_size=limit.windows or reading.PIPELINE_MIN_FILES,
+    )
+    writer = Writer(log, overwrite, output_options)
+    try:
+        for finished in run_plans(((item, item.prepared) for item in read), denoiser.denoise, limit):
+            writer.submit([_finished_image(item, work) for item, work in finished])
+        writer.finish()
+    finally:
+        writer.close()
+
+
+def encode_files(
+    denoiser: Denoiser,
+    paths: list[Path],
+    options: ApplyOptions,
+    *,
+    log: OutcomeLog,
+    warn: Tell = _silent,
+    detail: Tell = _silent,
+) -> list[EncodedLatent]:
+    """The latents of every image (one per window for a tiled dense model, its source
+    `<path>#<y>,<x>`, the window's top-left corner); outcomes reach `log` in input order."""
+
+    def prepare(item: reading.ReadImage) -> Work:
+        own_channels = item.meta.channels if item.meta is not None else denoiser.channels
+        level, estimated = denoiser.noise_level(item.pixels, own_channels, options.sigma)
+        if level is not None:
+            detail(f"{item.path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
+        plan, sources = denoiser.plan_encode(item.pixels, options, item.path)
+        return Work(plan, level, estimated, sources)
+
+    read = reading.read_images(
+        [(i, path, None) for i, path in enumerate(paths)], denoiser.channels, warn=warn, prepare=prepare
+    )
+    encoded = []
+    for finished in run_plans(((item, item.prepared) for item in read), denoiser.encode, denoiser.batch_limit(options)):
+        for item, work in finished:
+            if work is None:
+                log.add(Outcome(str(item.path), error=item.error))
+                continue
+            kind = image_io.source_kind(item.meta)
+            for number, (source, latent) in enumerate(zip(work.sources, work.plan.result())):
+                encoded.append(EncodedLatent(source, latent, item.pixels.shape[:2], kind))
+                outcome = Outcome(source, latent=latent, kind=kind, sigma=work.level, sigma_estimated=work.estimated)
+                log.add(outcome, finishes_input=number == len(work.sources) - 1)
+    return encoded
+
+
+def decode_files(
+    denoiser: Denoiser,
+    items: list,
+    out_dir: Path,
+    options: ApplyOptions,
+    *,
+    log: OutcomeLog,
+    overwrite: bool = False,
+    output_options: image_io.OutputOptions = image_io.OutputOptions(),
+) -> None:
+    """One image per latent read from a file (`Denoiser.latents.read`), named after its
+    source image when it is known, of the kind its source was when `encode` recorded it,
+    cropped to the source's size when that was recorded."""
+    targets = decoded_paths(items, out_dir, output_options.format)
+
+    def planned():
+        for item, target in zip(items, targets):
+            try:
+                latent = denoiser.latent_array(item)
+                if target.exists() and not overwrite:
+                    raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
+            except DaeError as error:
+                yield (item, target, str(error)), None
+                continue
+            yield (item, target, None), Work(Collected([latent]))
+
+    limit = denoiser.batch_limit(options, decoding=True)
+    writer = Writer(log, overwrite, output_options)
+    try:
+        for finished in run_plans(planned(), lambda latents, levels: denoiser.decode(latents), limit):
+            writer.submit([_decoded_image(*item, work) for item, work in finished])
+        writer.finish()
+    finally:
+        writer.close()
+
+
+def _decoded_image(item, target: Path, error: str | None, work: Work | None) -> Outcome | ImageToWrite:
+    if work is None:
+        return Outcome(item.label, error=error)
+    image = work.plan.result()[0]
+    if item.size is not None:
+        image = image[: item.size[0], : item.size[1]]
+    meta = image_io.meta_of_kind(item.kind)
+    return ImageToWrite(item.label, np.clip(_in_own_channels(image, meta), 0.0, 1.0), target, meta)
+
+
+def denoise_array(
+    denoiser: Denoiser, pixels: np.ndarray, own_channels: int, options: ApplyOptions = ApplyOptions()
+) -> tuple[np.ndarray, float | None, bool]:
+    """One image in memory, (h, w, model channels) on [0, 1], denoised as `denoise_files`
+    denoises a file: (the result in its `own_channels`, clipped to [0, 1]; the noise level
+    the model was given; whether it was estimated)."""
+    level, estimated = denoiser.noise_level(pixels, own_channels, options.sigma)
+    work = Work(denoiser.plan_denoise(pixels, options), level, estimated)
+    for _ in run_plans([(None, work)], denoiser.denoise, denoiser.batch_limit(options)):
+        pass
+    result = _in_own_channels(work.plan.result(), image_io.ImageMeta(channels=own_channels))
+    return np.clip(result, 0.0, 1.0), level, estimated
