@@ -285,7 +285,7 @@ def test_evaluate_defaults_to_the_models_training_seed(wide_model):
 
 
 def optimizer_of(model_dir):
-    return artifacts.load_keras_model(model_dir / "autoencoder.keras").optimizer
+    return artifacts.load_keras_model(model_dir / "autoencoder.keras", compile=True).optimizer
 
 
 def test_resume_with_a_config_file_changes_only_the_keys_it_sets(wide_model, tmp_path):

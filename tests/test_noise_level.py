@@ -32,7 +32,7 @@ def noisy_file(clean: np.ndarray, sigma: float, path: Path, seed: int = 0) -> Pa
 
 @pytest.mark.parametrize("sigma", [5, 15, 25, 50])
 def test_the_level_estimate_is_within_ten_percent_on_a_photograph(sigma):
-    from dae_cli.apply.noise_level import estimate_sigma
+    from dae_cli.noise_level import estimate_sigma
 
     clean = shipped("astronaut", "RGB")
     noisy = np.clip(clean + np.random.default_rng(sigma).normal(0, sigma / 255, clean.shape), 0, 1)
@@ -41,8 +41,8 @@ def test_the_level_estimate_is_within_ten_percent_on_a_photograph(sigma):
 
 
 def test_sigma_values_parse_on_either_scale():
-    from dae_cli.apply.noise_level import parse_sigma
     from dae_cli.errors import UsageError
+    from dae_cli.noise_level import parse_sigma
 
     assert parse_sigma("auto") == parse_sigma(" AUTO ") == "auto"
     assert parse_sigma("15") == parse_sigma("15/255") == pytest.approx(15 / 255)

@@ -63,7 +63,7 @@ def test_conv_model_takes_any_multiple_and_its_latent_is_one_feature_map(channel
 
 
 def test_padding_reflects_to_the_multiple_and_crops_back():
-    from dae_cli.apply.windows import Tiling, pad_to_multiple
+    from dae_cli.models.windows import Tiling, pad_to_multiple
 
     pixels = np.random.default_rng(0).random((37, 53, 3), dtype=np.float32)
     padded = pad_to_multiple(pixels, 8)
@@ -81,7 +81,7 @@ def test_padding_reflects_to_the_multiple_and_crops_back():
 
 def test_windows_blend_a_model_that_is_not_the_identity_without_seams():
     """Windows of a local (3x3 mean) filter, blended, equal the filter on the whole image."""
-    from dae_cli.apply.windows import CROSS_FADE, Tiling
+    from dae_cli.models.windows import CROSS_FADE, Tiling
 
     rng = np.random.default_rng(1)
     pixels = rng.random((300, 410, 1)).astype(np.float32)

@@ -5,7 +5,7 @@ import pytest
 from conftest import SAMPLE, run_dae
 from PIL import Image
 
-from dae_cli.apply.windows import LATTICE, Tiling
+from dae_cli.models.windows import LATTICE, Tiling
 
 
 def plan_tiles(pixels, tile, overlap=None):

@@ -108,6 +108,9 @@ def noisy_fingerprint(clean_uint8: np.ndarray, spec, seed: int) -> str:
     return digest.hexdigest()
 
 
+SCORES = ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")
+
+
 def evaluate(model, config: Config, *, seed: int = 0, options=None, progress=None) -> dict[str, Any]:
     """Scores `model` (a `Denoiser`) on the evaluation images `config` names.
 
@@ -115,15 +118,18 @@ def evaluate(model, config: Config, *, seed: int = 0, options=None, progress=Non
     images scored are the ones its training held out. `progress` (an `output.Progress`)
     counts the images denoised. A model that takes any image size is scored on whole
     photographs (`evaluate_photographs`), given `options.sigma` if it takes a level; a
-    fixed-size one on the held-out split of its own size, `options.batch_size` at a time.
+    fixed-size one on the held-out split of its own size (`evaluate_split`).
     """
     from dae_cli.models.denoiser import ApplyOptions
 
     options = options or ApplyOptions()
     if model.any_size:
         return evaluate_photographs(model, config, seed=seed, options=options, progress=progress)
-    batch_size = options.batch_size or 256
-    from dae_cli.apply.metrics import psnr, ssim, summarize
+    return evaluate_split(model, config, seed=seed, batch_size=options.batch_size or 256, progress=progress)
+
+
+def evaluate_split(model, config: Config, *, seed: int, batch_size: int, progress=None) -> dict[str, Any]:
+    """Scores a fixed-size model on the held-out images of `config`'s data, in batches."""
     from dae_cli.noise import NoiseSpec
     from dae_cli.training import data
 
@@ -141,12 +147,29 @@ def evaluate(model, config: Config, *, seed: int = 0, options=None, progress=Non
     # when they are of this very noisy set.
     saved = model.manifest.get("metrics", {})
     cached = saved.get("noisy_fingerprint") == noisy_fingerprint(images, spec, seed)
-    keys = (
-        ("psnr_denoised", "ssim_denoised") if cached else ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")
-    )
+    report, model_seconds = _score_blocks(model, noisy_blocks(images, spec, seed), batch_size, cached, progress)
+    if cached:
+        report.update(psnr_noisy=saved["psnr_noisy"], ssim_noisy=saved["ssim_noisy"])
+    return {
+        "data_source": loaded.source,
+        "images": int(len(images)),
+        "seed": seed,
+        "noise": {key: getattr(config, key) for key in NOISE_KEYS},
+        **{key: report[key] for key in SCORES},
+        "images_per_second": len(images) / model_seconds if model_seconds > 0 else None,
+        "model_seconds": model_seconds,
+    }
+
+
+def _score_blocks(model, blocks, batch_size: int, noisy_known: bool, progress) -> tuple[dict, float]:
+    """(PSNR and SSIM summaries, seconds in the model) over (noisy, clean, levels) blocks;
+    the noisy input's own scores too unless `noisy_known`."""
+    from dae_cli.apply.metrics import psnr, ssim, summarize
+
+    keys = SCORES[1::2] if noisy_known else SCORES
     scores: dict[str, list[np.ndarray]] = {key: [] for key in keys}
     model_seconds = 0.0
-    for noisy, clean, levels in noisy_blocks(images, spec, seed):
+    for noisy, clean, _ in blocks:
         started = time.perf_counter()
         denoised = []
         for i in range(0, len(noisy), batch_size):
@@ -155,24 +178,11 @@ def evaluate(model, config: Config, *, seed: int = 0, options=None, progress=Non
                 progress.advance(len(denoised[-1]))
         denoised = np.concatenate(denoised)
         model_seconds += time.perf_counter() - started
-        scores["psnr_denoised"].append(psnr(clean, denoised))
-        scores["ssim_denoised"].append(ssim(clean, denoised))
-        if not cached:
-            scores["psnr_noisy"].append(psnr(clean, noisy))
-            scores["ssim_noisy"].append(ssim(clean, noisy))
-    report = {key: summarize(np.concatenate(values)) for key, values in scores.items()}
-    if cached:
-        report.update(psnr_noisy=saved["psnr_noisy"], ssim_noisy=saved["ssim_noisy"])
-    report = {key: report[key] for key in ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")}
-    return {
-        "data_source": loaded.source,
-        "images": int(len(images)),
-        "seed": seed,
-        "noise": {key: getattr(config, key) for key in NOISE_KEYS},
-        **report,
-        "images_per_second": len(images) / model_seconds if model_seconds > 0 else None,
-        "model_seconds": model_seconds,
-    }
+        outputs = {"denoised": denoised} if noisy_known else {"noisy": noisy, "denoised": denoised}
+        for name, output in outputs.items():
+            scores[f"psnr_{name}"].append(psnr(clean, output))
+            scores[f"ssim_{name}"].append(ssim(clean, output))
+    return {key: summarize(np.concatenate(values)) for key, values in scores.items()}, model_seconds
 
 
 def evaluation_folder(model, config: Config) -> Path:
@@ -194,12 +204,10 @@ def evaluate_photographs(model, config: Config, *, seed: int, options=None, prog
     `dae denoise --sigma SIGMA` does it, and is scored as the 8-bit file it writes, so
     the figures are those of `dae noise`, `dae denoise` and scoring the files.
     """
-    from dae_cli.apply.metrics import psnr, ssim, summarize
-    from dae_cli.apply.pipeline import denoise_array
-    from dae_cli.backend import tf
+    from dae_cli.apply.metrics import summarize
     from dae_cli.io import image_io
     from dae_cli.models.denoiser import ApplyOptions
-    from dae_cli.noise import NoiseSpec, add_noise
+    from dae_cli.noise import NoiseSpec
 
     options = options or ApplyOptions()
     folder = evaluation_folder(model, config)
@@ -209,27 +217,16 @@ def evaluate_photographs(model, config: Config, *, seed: int, options=None, prog
     spec = NoiseSpec.from_config(config)
     if progress is not None:
         progress.start(len(paths))
-    scores: dict[str, list[float]] = {key: [] for key in ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")}
+    scores: dict[str, list[float]] = {key: [] for key in SCORES}
     levels, model_seconds, pixels_done = [], 0.0, 0
     for index, path in enumerate(paths):
-        image = image_io.open_image(path)
-        own = min(image_io.image_channels(image), model.channels)  # a gray model scores the luma
-        clean = image_io.to_uint8(image_io.to_array(image, own)).astype(np.float32) / 255
-        noisy = add_noise(clean, tf.constant([seed, index], tf.int64), spec).numpy()
-        noisy = image_io.to_uint8(noisy).astype(np.float32) / 255  # as the noisy file holds it
-        started = time.perf_counter()
-        model_pixels = np.repeat(noisy, model.channels, axis=-1) if own < model.channels else noisy
-        denoised, level, _ = denoise_array(model, model_pixels, own, options)
-        model_seconds += time.perf_counter() - started
-        denoised = image_io.to_uint8(denoised).astype(np.float32) / 255  # as the written file holds it
-        pixels_done += clean.shape[0] * clean.shape[1]
+        image_scores, level, seconds, pixels = _score_photograph(model, path, spec, (seed, index), options)
+        for key, value in image_scores.items():
+            scores[key].append(value)
         levels.append(level)
-        for name, other in (("noisy", noisy), ("denoised", denoised)):
-            scores[f"psnr_{name}"].append(float(psnr(clean[None], other[None])[0]))
-            scores[f"ssim_{name}"].append(float(ssim(clean[None], other[None])[0]))
+        model_seconds, pixels_done = model_seconds + seconds, pixels_done + pixels
         if progress is not None:
             progress.advance()
-    report = {key: summarize(np.array(values)) for key, values in scores.items()}
     return {
         "data_source": f"folder {folder}",
         "images": len(paths),
@@ -237,8 +234,33 @@ def evaluate_photographs(model, config: Config, *, seed: int, options=None, prog
         "noise": {key: getattr(config, key) for key in NOISE_KEYS},
         "sigma": None if not model.takes_noise_level else ("given" if options.sigma not in (None, "auto") else "auto"),
         "sigma_per_image": None if not model.takes_noise_level else [round(level * 255, 3) for level in levels],
-        **report,
+        **{key: summarize(np.array(values)) for key, values in scores.items()},
         "images_per_second": len(paths) / model_seconds if model_seconds > 0 else None,
         "megapixels_per_second": pixels_done / 1e6 / model_seconds if model_seconds > 0 else None,
         "model_seconds": model_seconds,
     }
+
+
+def _score_photograph(model, path: Path, spec, seed: tuple[int, int], options):
+    """(its scores, the level the model was given, seconds in the model, pixels) of one photograph."""
+    from dae_cli.apply.metrics import psnr, ssim
+    from dae_cli.apply.pipeline import denoise_array
+    from dae_cli.backend import tf
+    from dae_cli.io import image_io
+    from dae_cli.noise import add_noise
+
+    image = image_io.open_image(path)
+    own = min(image_io.image_channels(image), model.channels)  # a gray model scores the luma
+    clean = image_io.to_uint8(image_io.to_array(image, own)).astype(np.float32) / 255
+    noisy = add_noise(clean, tf.constant(seed, tf.int64), spec).numpy()
+    noisy = image_io.to_uint8(noisy).astype(np.float32) / 255  # as the noisy file holds it
+    started = time.perf_counter()
+    model_pixels = np.repeat(noisy, model.channels, axis=-1) if own < model.channels else noisy
+    denoised, level, _ = denoise_array(model, model_pixels, own, options)
+    seconds = time.perf_counter() - started
+    denoised = image_io.to_uint8(denoised).astype(np.float32) / 255  # as the written file holds it
+    scores = {}
+    for name, other in (("noisy", noisy), ("denoised", denoised)):
+        scores[f"psnr_{name}"] = float(psnr(clean[None], other[None])[0])
+        scores[f"ssim_{name}"] = float(ssim(clean[None], other[None])[0])
+    return scores, level, seconds, clean.shape[0] * clean.shape[1]

@@ -30,13 +30,13 @@ import numpy as np
 
 from dae_cli.apply import reading
 from dae_cli.apply.outcomes import Outcome, OutcomeLog, decoded_paths
-from dae_cli.apply.windows import Collected, Plan
 from dae_cli.apply.writer import ImageToWrite, Writer
 from dae_cli.errors import DaeError
 from dae_cli.io import image_io
 from dae_cli.io.files import OutputExistsError
 from dae_cli.io.latents import EncodedLatent
 from dae_cli.models.denoiser import ApplyOptions, BatchLimit, Denoiser
+from dae_cli.models.windows import Collected, Plan
 
 Tell = Callable[[str], None]
 
@@ -60,6 +60,41 @@ class Work:
         self.pending = self.plan.count
 
 
+class _Batch:
+    """Windows of one shape waiting for the model, within `limit`."""
+
+    def __init__(self, call: Callable, limit: BatchLimit):
+        self.call, self.limit = call, limit
+        self.windows: list[tuple[Work, int]] = []
+        self.shape, self.pixels = None, 0
+
+    def takes(self, shape: tuple, cost: int) -> bool:
+        if not self.windows:
+            return True
+        windows, pixels = self.limit.windows, self.limit.pixels
+        return (
+            shape == self.shape
+            and (windows is None or len(self.windows) < windows)
+            and (pixels is None or self.pixels + cost <= pixels)
+        )
+
+    def add(self, work: Work, index: int, shape: tuple, cost: int) -> None:
+        self.windows.append((work, index))
+        self.shape, self.pixels = shape, self.pixels + cost
+
+    def run(self) -> None:
+        """One model call on the windows; each output goes back to its plan."""
+        if not self.windows:
+            return
+        windows = np.stack([work.plan.window(index) for work, index in self.windows]).astype(np.float32, copy=False)
+        levels = [work.level for work, _ in self.windows]
+        outputs = self.call(windows, None if levels[0] is None else np.asarray(levels, np.float32))
+        for (work, index), output in zip(self.windows, outputs):
+            work.plan.put(index, output)
+            work.pending -= 1
+        self.windows, self.shape, self.pixels = [], None, 0
+
+
 def run_plans(
     items: Iterable[tuple[Any, Work | None]], call: Callable, limit: BatchLimit
 ) -> Iterator[list[tuple[Any, Work | None]]]:
@@ -69,19 +104,7 @@ def run_plans(
     An item without work (it failed before the model) passes through in its place.
     """
     waiting: collections.deque = collections.deque()
-    batch: list[tuple[Work, int]] = []
-    pixels = 0
-
-    def run_batch() -> None:
-        nonlocal pixels
-        windows = np.stack([work.plan.window(index) for work, index in batch]).astype(np.float32, copy=False)
-        levels = [work.level for work, _ in batch]
-        outputs = call(windows, None if levels[0] is None else np.asarray(levels, np.float32))
-        for (work, index), output in zip(batch, outputs):
-            work.plan.put(index, output)
-            work.pending -= 1
-        batch.clear()
-        pixels = 0
+    batch = _Batch(call, limit)
 
     def finished() -> list:
         done = []
@@ -94,24 +117,14 @@ def run_plans(
         for index in range(work.plan.count if work is not None else 0):
             shape = work.plan.window_shape(index)
             cost = int(np.prod(shape[:-1]))  # pixels of an image or map window, 1 for a vector
-            if batch and (
-                shape != batch[0][0].plan.window_shape(batch[0][1])
-                or (limit.windows is not None and len(batch) >= limit.windows)
-                or (limit.pixels is not None and pixels + cost > limit.pixels)
-            ):
-                run_batch()
-                done = finished()
-                if done:
-                    yield done
-            batch.append((work, index))
-            pixels += cost
+            if not batch.takes(shape, cost):
+                batch.run()
+                yield from filter(None, [finished()])
+            batch.add(work, index, shape, cost)
         if work is None and len(waiting) == 1:
             yield finished()  # a failure at the front goes on at once
-    if batch:
-        run_batch()
-    done = finished()
-    if done:
-        yield done
+    batch.run()
+    yield from filter(None, [finished()])
 
 
 def _in_own_channels(pixels: np.ndarray, meta: image_io.ImageMeta | None) -> np.ndarray:

@@ -16,12 +16,9 @@ from dae_cli import __version__
 from dae_cli.cli import flags, reports
 from dae_cli.cli.completion import choices
 from dae_cli.cli.flags import EXIT_CODES_HELP, FIT_PANEL
-from dae_cli.cli.options import choice_enum, with_settings
+from dae_cli.cli.options import with_settings
 from dae_cli.cli.output import Output
-from dae_cli.config import STRATEGIES
 from dae_cli.models.export import FORMATS
-
-Strategy = choice_enum("Strategy", STRATEGIES)
 
 app = typer.Typer(
     name="dae",
@@ -67,49 +64,12 @@ def main_options(
 @app.command(epilog=EXIT_CODES_HELP)
 @with_settings("train")
 def train(
-    config: Optional[Path] = typer.Option(
-        None,
-        "--config",
-        "-c",
-        metavar="FILE",
-        help="TOML config file (default: the reference MNIST config).",
-        rich_help_panel="Data",
-    ),
-    out: Optional[Path] = typer.Option(
-        None,
-        "--out",
-        "-o",
-        metavar="DIR",
-        help="Model directory to write (default: $DAE_MODEL, else ./dae-model).",
-        rich_help_panel="Output",
-    ),
-    resume: bool = typer.Option(
-        False,
-        "--resume",
-        help="Continue an interrupted run, or train a finished model further.",
-        rich_help_panel="Output",
-    ),
-    overwrite: bool = typer.Option(
-        False,
-        "--overwrite",
-        help="Replace an existing model directory (once the new one is complete).",
-        rich_help_panel="Output",
-    ),
-    strategy: Strategy = typer.Option(
-        "auto",
-        "--strategy",
-        help="tf.distribute strategy: auto (mirrored on several GPUs, else one), one, mirrored, multi-worker (from TF_CONFIG). --batch-size is per replica.",
-        autocompletion=choices(STRATEGIES),
-        rich_help_panel="Training",
-    ),
-    tensorboard: Optional[Path] = typer.Option(
-        None,
-        "--tensorboard",
-        metavar="DIR",
-        help="Write TensorBoard logs here: loss, val_loss, PSNR, SSIM and sample images per epoch (needs dae-cli[tensorboard]).",
-        file_okay=False,
-        rich_help_panel="Output",
-    ),
+    config: Optional[Path] = flags.CONFIG,
+    out: Optional[Path] = flags.OUT_MODEL,
+    resume: bool = flags.RESUME,
+    overwrite: bool = flags.OVERWRITE_MODEL,
+    strategy: flags.Strategy = flags.STRATEGY,
+    tensorboard: Optional[Path] = flags.TENSORBOARD,
     settings: dict = None,
 ) -> None:
     """Train a denoising autoencoder and save it as a model directory."""

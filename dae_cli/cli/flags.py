@@ -11,8 +11,9 @@ from typing import Optional
 
 import typer
 
-from dae_cli.cli.completion import complete_model
+from dae_cli.cli.completion import choices, complete_model
 from dae_cli.cli.options import choice_enum
+from dae_cli.config import STRATEGIES
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 failure; 2 usage error (bad flags, config or arguments); "
@@ -90,6 +91,52 @@ STRIP_METADATA = typer.Option(
 )
 
 
+# `dae train`'s own.
+CONFIG = typer.Option(
+    None,
+    "--config",
+    "-c",
+    metavar="FILE",
+    help="TOML config file (default: the reference MNIST config).",
+    rich_help_panel="Data",
+)
+OUT_MODEL = typer.Option(
+    None,
+    "--out",
+    "-o",
+    metavar="DIR",
+    help="Model directory to write (default: $DAE_MODEL, else ./dae-model).",
+    rich_help_panel="Output",
+)
+RESUME = typer.Option(
+    False, "--resume", help="Continue an interrupted run, or train a finished model further.", rich_help_panel="Output"
+)
+OVERWRITE_MODEL = typer.Option(
+    False,
+    "--overwrite",
+    help="Replace an existing model directory (once the new one is complete).",
+    rich_help_panel="Output",
+)
+STRATEGY = typer.Option(
+    "auto",
+    "--strategy",
+    help="tf.distribute strategy: auto (mirrored on several GPUs, else one), one, mirrored, multi-worker "
+    "(from TF_CONFIG). --batch-size is per replica.",
+    autocompletion=choices(STRATEGIES),
+    rich_help_panel="Training",
+)
+TENSORBOARD = typer.Option(
+    None,
+    "--tensorboard",
+    metavar="DIR",
+    help="Write TensorBoard logs here: loss, val_loss, PSNR, SSIM and sample images per epoch "
+    "(needs dae-cli[tensorboard]).",
+    file_okay=False,
+    rich_help_panel="Output",
+)
+Strategy = choice_enum("Strategy", STRATEGIES)
+
+
 def model_dir(model: Optional[Path]) -> Path:
     """`-m`: a directory or a built-in model's name; default $DAE_MODEL, else ./dae-model."""
     import os
@@ -117,7 +164,7 @@ def files(
 
 def apply_options(sigma: Optional[str] = None, **given):
     """`ApplyOptions` of the parsed flags; `--sigma` parsed to `auto` or a std on [0, 1]."""
-    from dae_cli.apply.noise_level import parse_sigma
     from dae_cli.models.denoiser import ApplyOptions
+    from dae_cli.noise_level import parse_sigma
 
     return ApplyOptions(sigma=None if sigma is None else parse_sigma(sigma), **given)

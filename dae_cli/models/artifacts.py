@@ -242,12 +242,16 @@ def write_inference_copy(source: Path, target: Path, float32: bool = False) -> d
     return manifest
 
 
-def load_keras_model(path: Path):
-    """`autoencoder.keras` with `safe_mode=True`: no arbitrary Python code is run."""
+def load_keras_model(path: Path, compile: bool = False):
+    """`autoencoder.keras` with `safe_mode=True`: no arbitrary Python code is run.
+
+    With `compile`, its loss and optimizer state come back too (`dae train --resume`);
+    the caller imports the module of a custom loss first (it registers it with Keras).
+    """
     from dae_cli.backend import keras
-    from dae_cli.models import networks as model  # noqa: F401 - register dae's own layers and loss
+    from dae_cli.models import networks  # noqa: F401 - registers dae's own layers with Keras
 
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        return keras.models.load_model(path, safe_mode=True, compile=compile)
     except Exception as error:
         raise ModelError(f"{path}: cannot load Keras model ({type(error).__name__}: {error})") from None

@@ -30,10 +30,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dae_cli.apply.windows import CROSS_FADE, LATTICE, Collected, Plan, Resized, Tiling, Turned
 from dae_cli.errors import InputError, ModelError, UsageError
 from dae_cli.io import latent_maps, latents
 from dae_cli.models import artifacts
+from dae_cli.models.windows import CROSS_FADE, LATTICE, Collected, Plan, Resized, Tiling, Turned
 
 DEFAULT_BATCH = 256  # windows per model call of a dense model
 DEFAULT_MAX_MEGAPIXELS = 1.0  # conv: a 24-megapixel photo in 2.4 GB (BENCHMARKS.md)
@@ -123,7 +123,7 @@ class Denoiser:
         channels) or a std on [0, 1]; None for a model without a level input."""
         if not self.takes_noise_level:
             return None, False
-        from dae_cli.apply.noise_level import AUTO, estimate_sigma
+        from dae_cli.noise_level import AUTO, estimate_sigma
 
         if sigma is None or sigma == AUTO:
             return estimate_sigma(pixels[..., :own_channels]), True

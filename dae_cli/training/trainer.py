@@ -205,7 +205,9 @@ def prepare(
     step_group = steps_per_execution(steps_per_epoch, distribution)  # outside the scope: see there
     with distribution.scope():
         if resume_state:
-            autoencoder = artifacts.load_keras_model(resume_state["keras_path"])
+            from dae_cli.training import neighbor2neighbor  # noqa: F401 - registers its loss with Keras
+
+            autoencoder = artifacts.load_keras_model(resume_state["keras_path"], compile=True)
             optimizer = autoencoder.optimizer
             if _optimizer_settings_changed(resume_state["config"], config) or optimizer is None:
                 # A new schedule over the epochs still to run, from --learning-rate.
