@@ -370,32 +370,11 @@ def training_dataset(
     (`dae_cli.training.neighbor2neighbor.neighbor_pair`).
     """
     from dae_cli.backend import tf
-    from dae_cli.noise import add_noise, noise_levels, with_level_map
 
-    def to_pair(clean_uint8, noise_seed):
-        if kind != "clean":
-            return noisy_pair(clean_uint8, noise_seed)
-        clean = tf.cast(clean_uint8, tf.float32) / 255.0
-        pick = None
-        if gray_fraction:
-            clean, pick = gray_some(clean, noise_seed + 11, gray_fraction)
-        noisy = add_noise(clean, noise_seed, noise)
-        if pick is not None:  # a gray photograph's noise is the same in its three copies
-            noisy = tf.where(pick, tf.broadcast_to(noisy[..., :1], tf.shape(noisy)), noisy)
-        if noise_level_input:
-            noisy = with_level_map(noisy, noise_levels(clean, noise_seed, noise, noisy))
-        return noisy, clean
-
-    def noisy_pair(images_uint8, pair_seed):
-        images = tf.cast(images_uint8, tf.float32) / 255.0
-        if kind == "noisy":
-            from dae_cli.training.neighbor2neighbor import neighbor_pair
-
-            return neighbor_pair(images, pair_seed)
-        noisy, target = split_pair(images)
-        if noise_level_input:  # the pair's own RMS difference
-            noisy = with_level_map(noisy, tf.sqrt(tf.reduce_mean(tf.square(noisy - target), axis=[1, 2, 3])))
-        return noisy, target
+    def to_pair(images_uint8, noise_seed):
+        if kind == "clean":
+            return _clean_to_pair(images_uint8, noise_seed, noise, noise_level_input, gray_fraction)
+        return _noisy_to_pair(images_uint8, noise_seed, kind, noise_level_input)
 
     autotune = tf.data.AUTOTUNE
     if patch_size is None:
@@ -407,6 +386,41 @@ def training_dataset(
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     pairs = tf.data.Dataset.zip(batches, seeds).map(to_pair, num_parallel_calls=autotune)
     return pairs.prefetch(autotune)
+
+
+def _clean_to_pair(clean_uint8, noise_seed, noise, noise_level_input: bool, gray_fraction: float):
+    """(noisy, clean) of a batch of clean images: fresh noise from `noise_seed`, after
+    turning `gray_fraction` of them gray, and the level map if the model takes one."""
+    from dae_cli.backend import tf
+    from dae_cli.noise import add_noise, noise_levels, with_level_map
+
+    clean = tf.cast(clean_uint8, tf.float32) / 255.0
+    pick = None
+    if gray_fraction:
+        clean, pick = gray_some(clean, noise_seed + 11, gray_fraction)
+    noisy = add_noise(clean, noise_seed, noise)
+    if pick is not None:  # a gray photograph's noise is the same in its three copies
+        noisy = tf.where(pick, tf.broadcast_to(noisy[..., :1], tf.shape(noisy)), noisy)
+    if noise_level_input:
+        noisy = with_level_map(noisy, noise_levels(clean, noise_seed, noise, noisy))
+    return noisy, clean
+
+
+def _noisy_to_pair(images_uint8, pair_seed, kind: str, noise_level_input: bool):
+    """(input, target) of a batch that carries its own noise: `pairs` are split (the
+    level map is the pair's RMS difference); `noisy` images become Neighbor2Neighbor pairs."""
+    from dae_cli.backend import tf
+    from dae_cli.noise import with_level_map
+
+    images = tf.cast(images_uint8, tf.float32) / 255.0
+    if kind == "noisy":
+        from dae_cli.training.neighbor2neighbor import neighbor_pair
+
+        return neighbor_pair(images, pair_seed)
+    noisy, target = split_pair(images)
+    if noise_level_input:  # the pair's own RMS difference
+        noisy = with_level_map(noisy, tf.sqrt(tf.reduce_mean(tf.square(noisy - target), axis=[1, 2, 3])))
+    return noisy, target
 
 
 def split_pair(stacked):
