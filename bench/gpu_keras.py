@@ -58,6 +58,7 @@ from dae_cli.backend import keras  # noqa: E402
 from dae_cli.config import Config  # noqa: E402
 from dae_cli.models.networks import build_model  # noqa: E402
 from dae_cli.training import trainer as training  # noqa: E402
+from dae_cli.training.runtime import GPU_STEPS_PER_EXECUTION  # noqa: E402
 
 CONV_SIZES = ((256, 256, 16), (512, 512, 4), (1024, 1024, 1), (2048, 2048, 1))  # height, width, batch
 
@@ -116,7 +117,7 @@ def dae_contender(name, precision, x_clean, epochs, seed, **overrides):
     autoencoder.compile(
         optimizer=keras.optimizers.Adam(training._learning_rate(config, epochs * steps)),
         loss=config.loss,
-        steps_per_execution=min(training.GPU_STEPS_PER_EXECUTION, steps),
+        steps_per_execution=min(GPU_STEPS_PER_EXECUTION, steps),
     )
     keras.mixed_precision.set_dtype_policy("float32")
     return Contender(name, autoencoder, x_clean, seed=seed, batch_size=config.batch_size)

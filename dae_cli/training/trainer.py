@@ -41,6 +41,7 @@ from dae_cli.io.files import (
 )
 from dae_cli.models import artifacts
 from dae_cli.training import data
+from dae_cli.training.runtime import make_strategy, multi_worker_fixes, precision_policy, steps_per_execution
 
 ARCHITECTURE_KEYS = (
     "architecture",
@@ -376,7 +377,7 @@ def fit(run: TrainingRun, reporter: Reporter, callbacks: list) -> None:
         live=getattr(reporter, "live", False),
     )
     reporter.start(config.epochs, run.steps_per_epoch, run.initial_epoch)
-    fixes = _multi_worker_fixes(run.autoencoder) if run.strategy == "multi-worker" else contextlib.nullcontext()
+    fixes = multi_worker_fixes(run.autoencoder) if run.strategy == "multi-worker" else contextlib.nullcontext()
     # Ctrl-C stops fit after the steps under way: no per-step check is needed.
     stop = lambda: setattr(run.autoencoder, "stop_training", True)  # noqa: E731
     with _interrupt_flag(stop) as interrupted, run.distribution.scope(), fixes:
@@ -506,102 +507,6 @@ def _cached_noisy_metrics(out: Path, fingerprint: str) -> dict | None:
     if metrics.get("noisy_fingerprint") != fingerprint:
         return None
     return {key: metrics[key] for key in ("psnr_noisy", "ssim_noisy")}
-
-
-# Training steps per call into TensorFlow: fewer trips through Python and Keras'
-# callbacks per step. Measured on a 2-core CPU (bench/steps.py): 8 steps gave about
-# 1.2x the images/s of 1. On a GPU a step of this small model is over before Python has
-# dispatched the next one, so it runs more. Ctrl-C waits for the run under way.
-CPU_STEPS_PER_EXECUTION = 8
-GPU_STEPS_PER_EXECUTION = 32
-
-
-def steps_per_execution(steps_per_epoch: int, distribution) -> int:
-    """Steps per call for a run under `distribution` (a `tf.distribute` strategy);
-    call it outside `distribution.scope()`, where only the default strategy is current."""
-    from dae_cli.backend import tf
-
-    if distribution is not tf.distribute.get_strategy():
-        # Keras' multi-step loop fails on distributed iterators ("You must feed a value
-        # for placeholder tensor", Keras 3.15, mirrored on two CPUs): one step per call.
-        return 1
-    most = GPU_STEPS_PER_EXECUTION if tf.config.list_logical_devices("GPU") else CPU_STEPS_PER_EXECUTION
-    return max(1, min(most, steps_per_epoch))
-
-
-def make_strategy(name: str):
-    """The `tf.distribute` strategy for `--strategy`."""
-    from dae_cli.backend import tf
-
-    if name == "one":
-        return tf.distribute.get_strategy()
-    if name == "multi-worker":
-        # Configured from TF_CONFIG; must come before anything initialises TensorFlow.
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored":
-        devices = gpus or tf.config.list_logical_devices("CPU")  # see DAE_CPU_DEVICES
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
-    if name == "auto":
-        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
-
-
-def precision_policy(name: str) -> str:
-    """The Keras dtype policy for `precision`; `auto` is bfloat16 mixed precision where
-    the CPU computes bfloat16 natively (AVX512-BF16 or AMX, used by oneDNN) and no GPU
-    is visible, else float32 (emulated bfloat16 is slower than float32)."""
-    if name != "auto":
-        return name
-    from dae_cli.backend import tf
-
-    if tf.config.list_physical_devices("GPU"):
-        return "float32"
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "float32"
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return "mixed_bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
-
-
-@contextlib.contextmanager
-def _multi_worker_fixes(model):
-    """Works around two Keras 3 bugs that break `fit` under MultiWorkerMirroredStrategy.
-
-    Upstream: https://github.com/keras-team/keras/issues/20585 (open; every Keras 3
-    release is affected, so there is no working version to pin).
-    1. `fit` reduces a per-replica data batch with `strategy.reduce` to build the model
-       symbolically, which fails across workers. The model is already built, so the
-       strategy is left for `fit` to find from the enclosing `strategy.scope()`.
-    2. Step outputs (scalar losses) are reduced with `axis=0`, invalid for scalars; they
-       are reduced with `axis=None` instead.
-    Both touch private Keras code, so they are applied only for `--strategy multi-worker`,
-    only during `fit`, and undone after.
-    """
-    from keras.src.backend.tensorflow import trainer
-
-    original_reduce = trainer.reduce_per_replica
-
-    def reduce_per_replica(values, strategy, reduction):
-        def reduce_one(value):
-            local = strategy.experimental_local_results(value) if trainer._is_per_replica_instance(value) else [value]
-            if all(getattr(t, "shape", None) is not None and t.shape.rank == 0 for t in local):
-                return strategy.reduce("MEAN", value, axis=None)
-            return original_reduce(value, strategy, reduction)
-
-        from dae_cli.backend import tf
-
-        return tf.nest.map_structure(reduce_one, values)
-
-    saved_strategy = model._distribute_strategy
-    model._distribute_strategy = None
-    trainer.reduce_per_replica = reduce_per_replica
-    try:
-        yield
-    finally:
-        trainer.reduce_per_replica = original_reduce
-        model._distribute_strategy = saved_strategy
 
 
 def _learning_rate(config: Config, decay_steps: int, replicas: int = 1):
