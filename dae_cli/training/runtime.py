@@ -8,10 +8,12 @@ and imported only once a run has passed its checks (`dae --help` never gets here
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from dae_cli.config import STRATEGIES
+from dae_cli.config import STRATEGIES, Config
 from dae_cli.errors import UsageError
 
 # Training steps per call into TensorFlow: fewer trips through Python and Keras'
@@ -20,6 +22,44 @@ from dae_cli.errors import UsageError
 # dispatched the next one, so it runs more. Ctrl-C waits for the run under way.
 CPU_STEPS_PER_EXECUTION = 8
 GPU_STEPS_PER_EXECUTION = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """The strategy a run trains under, by its `--strategy` name and as TensorFlow's object."""
+
+    name: str
+    strategy: Any  # a tf.distribute.Strategy
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes the model (always, except on a multi-worker non-chief)."""
+        return self.strategy.extended.should_checkpoint
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync
+
+    @property
+    def is_multi_worker(self) -> bool:
+        return self.name == "multi-worker"
+
+    def fit_fixes(self, model) -> contextlib.AbstractContextManager:
+        """What `model.fit` must run inside: the multi-worker workaround, or nothing."""
+        return multi_worker_fixes(model) if self.is_multi_worker else contextlib.nullcontext()
+
+
+def start_runtime(name: str, config: Config) -> Runtime:
+    """Makes the strategy for `--strategy name`, then seeds Keras and sets its precision.
+
+    The strategy comes first: a multi-worker strategy must exist before any op runs.
+    """
+    from dae_cli.backend import keras
+
+    runtime = Runtime(name, make_strategy(name))
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy(precision_policy(config.precision))
+    return runtime
 
 
 def make_strategy(name: str):
