@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dae_cli.config import Config
 from dae_cli.errors import UsageError
 from dae_cli.io.files import commit_directory, staging_directory
 from dae_cli.models import artifacts
+
+if TYPE_CHECKING:
+    import keras
 
 STATE = "state.json"
 
@@ -59,7 +62,7 @@ class Checkpoint:
     image_shape: tuple[int, int, int]
     data_source: str
 
-    def save(self, model, history: list[dict], training_seconds: float) -> None:
+    def save(self, model: keras.Model, history: list[dict], training_seconds: float) -> None:
         """Replaces the checkpoint with `model` after `history`'s epochs, atomically."""
         state = {
             "config": self.config.to_dict(),

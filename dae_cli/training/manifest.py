@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,11 +19,14 @@ from dae_cli.errors import DaeError
 from dae_cli.models import artifacts
 from dae_cli.training.data import TrainingData
 
+if TYPE_CHECKING:
+    import keras
+
 
 def run_manifest(
     config: Config,
     data: TrainingData,
-    encoder,
+    encoder: keras.Model,
     *,
     epochs_done: int,
     training_seconds: float,
@@ -73,7 +76,7 @@ def validation_metrics(
     }
 
 
-def model_shapes(config: Config, image_shape: tuple[int, int, int], encoder) -> dict[str, Any]:
+def model_shapes(config: Config, image_shape: tuple[int, int, int], encoder: keras.Model) -> dict[str, Any]:
     """The manifest's shapes: what the model takes and what its latent is.
 
     A `conv` model takes any height and width divisible by `size_multiple` (its

@@ -8,6 +8,7 @@ Call these inside the run's `strategy.scope()`, so the weights are made for it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,8 +21,15 @@ from dae_cli.training.checkpoints import ResumeState, optimizer_settings_changed
 # about what the built-in `photo` needs for the camera noise of `photo-real`'s training.
 FOLD_LEVEL = 15 / 255
 
+if TYPE_CHECKING:
+    import keras
 
-def new_model(config: Config, image_shape: tuple[int, int, int], steps: int, replicas: int, tell: Callable):
+    ModelAndOptimizer = tuple[keras.Model, keras.optimizers.Optimizer]
+
+
+def new_model(
+    config: Config, image_shape: tuple[int, int, int], steps: int, replicas: int, tell: Callable[[str], None]
+) -> ModelAndOptimizer:
     """The untrained autoencoder `config` describes, or the one it starts from
     (`init_from`), and its optimizer with a schedule over `steps` steps."""
     from dae_cli.models.networks import build_model
@@ -32,7 +40,7 @@ def new_model(config: Config, image_shape: tuple[int, int, int], steps: int, rep
     return autoencoder, optimizer(config, steps, replicas)
 
 
-def resumed_model(state: ResumeState, config: Config, steps_left: int, replicas: int):
+def resumed_model(state: ResumeState, config: Config, steps_left: int, replicas: int) -> ModelAndOptimizer:
     """The saved autoencoder of `state`, and its optimizer: the saved one, which goes on
     where it stopped, or a new one over the `steps_left` if its settings changed."""
     autoencoder = artifacts.load_keras_model(state.keras_path)
@@ -43,7 +51,13 @@ def resumed_model(state: ResumeState, config: Config, steps_left: int, replicas:
     return autoencoder, saved_optimizer
 
 
-def compile_model(autoencoder, optimizer, config: Config, channels: int, steps_per_execution: int) -> None:
+def compile_model(
+    autoencoder: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    config: Config,
+    channels: int,
+    steps_per_execution: int,
+) -> None:
     """Compiles `autoencoder` for training with the configured loss."""
     autoencoder.compile(
         optimizer=optimizer,
@@ -53,7 +67,7 @@ def compile_model(autoencoder, optimizer, config: Config, channels: int, steps_p
     )
 
 
-def loss(config: Config, autoencoder, channels: int):
+def loss(config: Config, autoencoder: keras.Model, channels: int) -> str | keras.losses.Loss:
     """The configured loss; self-supervised, Neighbor2Neighbor's over it (which runs the model)."""
     if not config.self_supervised:
         return config.loss
@@ -64,7 +78,9 @@ def loss(config: Config, autoencoder, channels: int):
     return neighbor_loss
 
 
-def learning_rate(config: Config, decay_steps: int, replicas: int = 1):
+def learning_rate(
+    config: Config, decay_steps: int, replicas: int = 1
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """The configured rate, times the replica count with `scale_learning_rate` (the
     global batch grows with the replicas), on the configured schedule over `decay_steps`."""
     rate = config.learning_rate * (replicas if config.scale_learning_rate else 1)
@@ -75,14 +91,14 @@ def learning_rate(config: Config, decay_steps: int, replicas: int = 1):
     return rate
 
 
-def optimizer(config: Config, decay_steps: int, replicas: int):
+def optimizer(config: Config, decay_steps: int, replicas: int) -> keras.optimizers.Optimizer:
     """Adam at `learning_rate`."""
     from dae_cli.backend import keras
 
     return keras.optimizers.Adam(learning_rate(config, decay_steps, replicas))
 
 
-def initialize_from(autoencoder, model: str, tell: Callable[[str], None] = lambda message: None) -> None:
+def initialize_from(autoencoder: keras.Model, model: str, tell: Callable[[str], None] = lambda message: None) -> None:
     """Copies the weights of `model` (a directory or built-in name) into `autoencoder`.
 
     Both are built by `dae_cli.models.networks` from their configs, so their weights come in the

@@ -11,10 +11,14 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from dae_cli.config import STRATEGIES, Config
 from dae_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 # Training steps per call into TensorFlow: fewer trips through Python and Keras'
 # callbacks per step. Measured on a 2-core CPU (bench/steps.py): 8 steps gave about
@@ -29,7 +33,7 @@ class Runtime:
     """The strategy a run trains under, by its `--strategy` name and as TensorFlow's object."""
 
     name: str
-    strategy: Any  # a tf.distribute.Strategy
+    strategy: tf.distribute.Strategy
 
     @property
     def is_chief(self) -> bool:
@@ -44,7 +48,7 @@ class Runtime:
     def is_multi_worker(self) -> bool:
         return self.name == "multi-worker"
 
-    def fit_fixes(self, model) -> contextlib.AbstractContextManager:
+    def fit_fixes(self, model: keras.Model) -> contextlib.AbstractContextManager:
         """What `model.fit` must run inside: the multi-worker workaround, or nothing."""
         return multi_worker_fixes(model) if self.is_multi_worker else contextlib.nullcontext()
 
@@ -62,7 +66,7 @@ def start_runtime(name: str, config: Config) -> Runtime:
     return runtime
 
 
-def make_strategy(name: str):
+def make_strategy(name: str) -> tf.distribute.Strategy:
     """The `tf.distribute` strategy for `--strategy`."""
     from dae_cli.backend import tf
 
@@ -98,7 +102,7 @@ def precision_policy(name: str) -> str:
     return "mixed_bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
 
 
-def steps_per_execution(steps_per_epoch: int, distribution) -> int:
+def steps_per_execution(steps_per_epoch: int, distribution: tf.distribute.Strategy) -> int:
     """Steps per call for a run under `distribution` (a `tf.distribute` strategy).
 
     Call it outside `distribution.scope()`, where only the default strategy is current:
@@ -115,7 +119,7 @@ def steps_per_execution(steps_per_epoch: int, distribution) -> int:
 
 
 @contextlib.contextmanager
-def multi_worker_fixes(model) -> Iterator[None]:
+def multi_worker_fixes(model: keras.Model) -> Iterator[None]:
     """Works around two Keras 3 bugs that break `fit` under MultiWorkerMirroredStrategy.
 
     Upstream: https://github.com/keras-team/keras/issues/20585 (open; every Keras 3

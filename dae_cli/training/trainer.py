@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,6 +50,12 @@ from dae_cli.training.interrupts import interrupt_flag
 from dae_cli.training.manifest import run_manifest, validation_metrics
 from dae_cli.training.model_setup import compile_model, new_model, resumed_model
 from dae_cli.training.runtime import Runtime, start_runtime, steps_per_execution
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from dae_cli.training.recorder import EpochRecorder
 
 SAMPLE_COUNT = 8  # validation images in samples.png (and TensorBoard's grid)
 
@@ -144,12 +150,12 @@ class Trainer:
     progress: Progress
     training_data: data.TrainingData
     runtime: Runtime
-    model: Any  # the autoencoder, a compiled keras.Model
-    train_stream: Any  # an endless tf.data.Dataset of (noisy, clean) batches
+    model: keras.Model  # the autoencoder, compiled
+    train_stream: tf.data.Dataset  # endless (noisy, clean) batches
     validation: Validation
     checkpoint: Checkpoint
     worker_scratch: Path | None  # a multi-worker non-chief's temporary checkpoint folder
-    restore: list  # Keras' BackupAndRestore, for a multi-worker job
+    restore: list[keras.callbacks.Callback]  # Keras' BackupAndRestore, for a multi-worker job
     # Set by `fit`: the last epoch's validation, reused by `finish`.
     predictions: Predictions | None = None
 
@@ -219,7 +225,7 @@ class Trainer:
             )
         return resumed
 
-    def _compiled_model(self, resumed: ResumeState | None):
+    def _compiled_model(self, resumed: ResumeState | None) -> keras.Model:
         """The autoencoder to train, made in the strategy's scope and compiled: the
         resumed one, or a new one (started from `init_from`'s weights if given)."""
         config, replicas = self.config, self.runtime.replicas
@@ -272,7 +278,7 @@ class Trainer:
         self.checkpoint = Checkpoint(directory, self.config, self.training_data.image_shape, self.training_data.source)
         self.restore = self._backup_and_restore(resumed) if self.runtime.is_multi_worker else []
 
-    def _backup_and_restore(self, resumed: ResumeState | None) -> list:
+    def _backup_and_restore(self, resumed: ResumeState | None) -> list[keras.callbacks.Callback]:
         """Keras' `BackupAndRestore`, so a restarted multi-worker job goes on from its
         last epoch: it restores each worker's weights and epoch, and the chief's
         checkpoint holds the history so far, which `progress` takes back here."""
@@ -289,7 +295,7 @@ class Trainer:
 
     # --- fit ----------------------------------------------------------------------------
 
-    def fit(self, callbacks: list) -> None:
+    def fit(self, callbacks: list[keras.callbacks.Callback]) -> None:
         """Trains from `progress.initial_epoch` to `config.epochs`, checkpointing every epoch.
 
         Every complete epoch, the last one included, is checkpointed before it is reported,
@@ -329,7 +335,7 @@ class Trainer:
                 self.reporter.finish()
         self._take_record(recorder, interrupted())
 
-    def _recorder(self):
+    def _recorder(self) -> EpochRecorder:
         """The `EpochRecorder` of this run, live if the reporter draws every step.
 
         It validates itself and keeps the last epoch's predictions for `finish`. Under
@@ -351,7 +357,7 @@ class Trainer:
             validation=validation,
         )
 
-    def _take_record(self, recorder, interrupted: bool) -> None:
+    def _take_record(self, recorder: EpochRecorder, interrupted: bool) -> None:
         """Takes the seconds and predictions of a finished `fit`; raises if it was cut short."""
         self.progress.training_seconds = recorder.training_seconds
         if recorder.predictions is not None:
@@ -418,7 +424,9 @@ class Trainer:
         denoised = self.model.predict(self.validation.inputs, batch_size=self.global_batch, verbose=0)
         return Predictions(denoised, time.perf_counter() - started)
 
-    def _commit(self, encoder, decoder, written: dict[str, Any], samples: bytes) -> dict[str, Any]:
+    def _commit(
+        self, encoder: keras.Model, decoder: keras.Model, written: dict[str, Any], samples: bytes
+    ) -> dict[str, Any]:
         """Writes the model directory and puts it at `out`; returns its manifest.
 
         `out` is checked once more: a model or other data that appeared there meanwhile
