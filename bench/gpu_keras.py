@@ -57,7 +57,8 @@ import gpu  # noqa: E402 -- its best_rate; it imports TensorFlow only inside fun
 from dae_cli.backend import keras  # noqa: E402
 from dae_cli.config import Config  # noqa: E402
 from dae_cli.models.networks import build_model  # noqa: E402
-from dae_cli.training import trainer as training  # noqa: E402
+from dae_cli.training.model_setup import learning_rate  # noqa: E402
+from dae_cli.training.runtime import GPU_STEPS_PER_EXECUTION  # noqa: E402
 
 CONV_SIZES = ((256, 256, 16), (512, 512, 4), (1024, 1024, 1), (2048, 2048, 1))  # height, width, batch
 
@@ -114,9 +115,9 @@ def dae_contender(name, precision, x_clean, epochs, seed, **overrides):
     autoencoder, _, _ = build_model(config, x_clean.shape[1:])
     steps = math.ceil(len(x_clean) / config.batch_size)
     autoencoder.compile(
-        optimizer=keras.optimizers.Adam(training._learning_rate(config, epochs * steps)),
+        optimizer=keras.optimizers.Adam(learning_rate(config, epochs * steps)),
         loss=config.loss,
-        steps_per_execution=min(training.GPU_STEPS_PER_EXECUTION, steps),
+        steps_per_execution=min(GPU_STEPS_PER_EXECUTION, steps),
     )
     keras.mixed_precision.set_dtype_policy("float32")
     return Contender(name, autoencoder, x_clean, seed=seed, batch_size=config.batch_size)

@@ -515,7 +515,7 @@ class Config:
         return 2 ** max(0, halvings)
 
 
-def check_divisible(size: tuple[int, int], factor: int, problems=None) -> None:
+def check_divisible(size: tuple[int, int], factor: int, problems: list[str] | None = None) -> None:
     """Height and width must halve cleanly once per downsampling."""
     if size[0] % factor or size[1] % factor:
         message = (

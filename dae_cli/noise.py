@@ -27,10 +27,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dae_cli.backend import tf
+
+if TYPE_CHECKING:
+    from dae_cli.config import Config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +56,7 @@ class NoiseSpec:
     jpeg_range: tuple[int, int] | None = None
 
     @classmethod
-    def from_config(cls, config) -> NoiseSpec:
+    def from_config(cls, config: Config) -> NoiseSpec:
         return cls(
             kind=config.noise,
             mean=config.noise_mean,
@@ -72,7 +76,7 @@ class NoiseSpec:
         rather than the std the noise was drawn with."""
         return self.kind in CAMERA_NOISES
 
-    def std_per_image(self, shape, seed):
+    def std_per_image(self, shape: tf.Tensor, seed: tf.Tensor) -> float | tf.Tensor:
         """The std for each image of a batch of `shape` (a scalar unless blind)."""
         if self.std_range is None:
             return self.std
@@ -85,7 +89,9 @@ class NoiseSpec:
 CAMERA_NOISES = ("poisson-gaussian", "camera")
 
 
-def noise_levels(images, seed, spec: NoiseSpec, noisy=None):
+def noise_levels(
+    images: tf.Tensor | np.ndarray, seed: tf.Tensor, spec: NoiseSpec, noisy: tf.Tensor | np.ndarray | None = None
+) -> tf.Tensor:
     """The std that `add_noise(images, seed, spec)` gives each image: shape (n,) for a batch.
 
     For the camera noises, whose std varies over the image, it is each image's RMS noise,
@@ -100,7 +106,7 @@ def noise_levels(images, seed, spec: NoiseSpec, noisy=None):
     return tf.reshape(tf.broadcast_to(tf.cast(levels, tf.float32), tf.concat([shape[:1], [1, 1, 1]], 0)), [-1])
 
 
-def with_level_map(images, levels):
+def with_level_map(images: np.ndarray | tf.Tensor, levels: np.ndarray | tf.Tensor) -> np.ndarray | tf.Tensor:
     """(n, h, w, c) images and (n,) noise levels -> (n, h, w, c + 1): the level as a last channel.
 
     What a model with `noise_level_input` takes; NumPy in, NumPy out, tensors likewise.
@@ -116,7 +122,7 @@ def with_level_map(images, levels):
     return tf.concat([images, level_map], axis=-1)
 
 
-def add_noise(images, seed, spec: NoiseSpec):
+def add_noise(images: tf.Tensor | np.ndarray, seed: tf.Tensor, spec: NoiseSpec) -> tf.Tensor:
     """Returns `images` with `spec`'s noise, clipped to [0, 1]."""
     images = tf.convert_to_tensor(images, tf.float32)
     shape = tf.shape(images)
@@ -165,7 +171,7 @@ def _signal_dependent_std(linear, seed, spec: NoiseSpec, channels: int):
     return tf.sqrt(shot * tf.maximum(linear, 0.0) + tf.square(read)) * factor
 
 
-def poisson_gaussian(batch, seed, spec: NoiseSpec):
+def poisson_gaussian(batch: tf.Tensor, seed: tf.Tensor, spec: NoiseSpec) -> tf.Tensor:
     """(n, h, w, c) images with signal-dependent noise of variance a x + b^2 (not clipped)."""
     std = _signal_dependent_std(batch, seed, spec, channels=batch.shape[-1] or 1)
     return batch + tf.random.stateless_normal(tf.shape(batch), seed) * std
@@ -203,7 +209,7 @@ def _bilinear_demosaic(mosaic_planes):
     return tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
 
 
-def camera_noise(batch, seed, spec: NoiseSpec):
+def camera_noise(batch: tf.Tensor, seed: tf.Tensor, spec: NoiseSpec) -> tf.Tensor:
     """(n, h, w, c) sRGB-like images with a camera's noise: see the module's docstring.
 
     Gray images (c = 1) are taken as from a monochrome sensor: no mosaic, no white balance.

@@ -404,7 +404,7 @@ def test_a_failed_final_rename_keeps_the_new_model_and_says_where(tmp_path, monk
 
 
 def test_env_model_channels_3_scale_lr_precision_auto_and_quiet(tmp_path):
-    from dae_cli.training.trainer import precision_policy
+    from dae_cli.training.runtime import precision_policy
 
     env = cli_env(DAE_MODEL=str(tmp_path / "env-model"), DAE_CPU_DEVICES="2")
     # `--precision auto` (the default) on purpose: the layers get what auto picks on this CPU.
@@ -442,7 +442,7 @@ def test_env_model_channels_3_scale_lr_precision_auto_and_quiet(tmp_path):
 
 def test_precision_auto_follows_the_hardware(monkeypatch):
     from dae_cli.backend import tf
-    from dae_cli.training import trainer as training
+    from dae_cli.training import runtime as training
 
     class FakeCpuinfo:
         flags = ""

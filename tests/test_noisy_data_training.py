@@ -181,7 +181,7 @@ def test_init_from_starts_from_another_models_weights(tmp_path):
     the first convolution's bias), every other weight the built-in's."""
     from dae_cli.models import artifacts
     from dae_cli.models.builtin_models import builtin_path
-    from dae_cli.training.trainer import FOLD_LEVEL
+    from dae_cli.training.model_setup import FOLD_LEVEL
 
     result = run_dae(
         "train",

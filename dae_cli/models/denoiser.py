@@ -258,6 +258,10 @@ class DenseDenoiser(Denoiser):
     def batch_limit(self, options, decoding=False):
         return BatchLimit(windows=options.batch_size or DEFAULT_BATCH)
 
+    @classmethod
+    def manifest_shapes(cls, config, image_shape: tuple, encoder) -> dict[str, Any]:
+        return {"architecture": cls.architecture, "image_shape": list(image_shape), "latent_dim": config.latent_dim}
+
     def describe_latent(self) -> str:
         return str(self.latent_dim)
 
@@ -310,6 +314,19 @@ class ConvDenoiser(Denoiser):
     def plan_encode(self, pixels, options, path=""):
         return Collected([Tiling.padded(pixels, self.size_multiple).window(0)]), [str(path)]
 
+    @classmethod
+    def manifest_shapes(cls, config, image_shape: tuple, encoder) -> dict[str, Any]:
+        """Any height and width divisible by `size_multiple` (`image_shape` [null, null,
+        channels]); the latent a feature map of the encoder's channels."""
+        return {
+            "architecture": cls.architecture,
+            "image_shape": [None, None, int(image_shape[-1])],
+            "latent_dim": int(encoder.output_shape[-1]),
+            "size_multiple": config.size_multiple,
+            "trained_on": list(image_shape),
+            "noise_level_input": bool(config.noise_level_input),
+        }
+
     def batch_limit(self, options, decoding=False):
         pixels = int((options.max_megapixels or DEFAULT_MAX_MEGAPIXELS) * 1e6)
         if decoding:  # the budget is of the images the maps decode to
@@ -325,6 +342,12 @@ class ConvDenoiser(Denoiser):
 
 
 ARCHITECTURES: dict[str, type[Denoiser]] = {kind.architecture: kind for kind in (DenseDenoiser, ConvDenoiser)}
+
+
+def manifest_shapes(config, image_shape: tuple, encoder) -> dict[str, Any]:
+    """What a model directory's manifest says of the shapes of a model `config` trained:
+    what it takes (`image_shape`, what it was trained on) and what its latent is."""
+    return ARCHITECTURES[config.architecture].manifest_shapes(config, image_shape, encoder)
 
 
 def open_model(directory: str | Path) -> Denoiser:

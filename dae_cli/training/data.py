@@ -20,11 +20,18 @@ import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dae_cli.errors import DaeError, InputError, UsageError
 from dae_cli.io import image_io
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from dae_cli.config import Config
+    from dae_cli.noise import NoiseSpec
 
 
 @dataclasses.dataclass
@@ -177,7 +184,7 @@ def load_image_folder(folder: Path, channels: int | None, warn: Callable[[str], 
     return image_io.to_uint8(np.stack(arrays))
 
 
-def load_training_data(config, warn: Callable[[str], None] = lambda message: None) -> TrainingData:
+def load_training_data(config: Config, warn: Callable[[str], None] = lambda message: None) -> TrainingData:
     """The images `config` names, split into training and validation sets: clean ones,
     noisy/target pairs (`targets`), or noisy ones alone (`self_supervised`)."""
     if config.targets:
@@ -225,7 +232,7 @@ def _folder(path: str, flag: str) -> Path:
     return Path(path)
 
 
-def split(images, val_split: float, seed: int):
+def split(images: np.ndarray | list, val_split: float, seed: int) -> tuple[np.ndarray | list, np.ndarray | list]:
     """A seeded shuffle of `images` (an array or a list) into training and validation parts."""
     if len(images) < 2:
         raise UsageError("need at least 2 images to make a training and a validation set")
@@ -239,7 +246,7 @@ def split(images, val_split: float, seed: int):
 MAX_VALIDATION_CROPS_PER_IMAGE = 16
 
 
-def load_patch_data(config, warn: Callable[[str], None]) -> TrainingData:
+def load_patch_data(config: Config, warn: Callable[[str], None]) -> TrainingData:
     """Images of any size for training on random `patch_size` crops.
 
     Validation uses crops drawn once with the seed, so its loss compares between epochs.
@@ -319,7 +326,7 @@ def match_pairs(
     return [(sides["--data"][key], sides["--targets"][key]) for key in sorted(sides["--data"])]
 
 
-def load_pair_data(config, warn: Callable[[str], None]) -> TrainingData:
+def load_pair_data(config: Config, warn: Callable[[str], None]) -> TrainingData:
     """Noisy images and their targets, matched by relative path, each pair stacked on the
     channel axis (input channels first), so that crops and flips take both alike."""
     pairs = match_pairs(Path(config.data), Path(config.targets), warn)
@@ -348,15 +355,15 @@ def load_pair_data(config, warn: Callable[[str], None]) -> TrainingData:
 
 
 def training_dataset(
-    x_train,
+    x_train: np.ndarray | list[np.ndarray],
     batch_size: int,
-    noise,
+    noise: NoiseSpec,
     seed: int,
     patch_size: int | None = None,
     noise_level_input: bool = False,
     gray_fraction: float = 0.0,
     kind: str = "clean",
-):
+) -> tf.data.Dataset:
     """An endless `tf.data` stream of (noisy, clean) float batches.
 
     The clean images are reshuffled every epoch, and each batch gets fresh noise from a
@@ -370,32 +377,11 @@ def training_dataset(
     (`dae_cli.training.neighbor2neighbor.neighbor_pair`).
     """
     from dae_cli.backend import tf
-    from dae_cli.noise import add_noise, noise_levels, with_level_map
 
-    def to_pair(clean_uint8, noise_seed):
-        if kind != "clean":
-            return noisy_pair(clean_uint8, noise_seed)
-        clean = tf.cast(clean_uint8, tf.float32) / 255.0
-        pick = None
-        if gray_fraction:
-            clean, pick = gray_some(clean, noise_seed + 11, gray_fraction)
-        noisy = add_noise(clean, noise_seed, noise)
-        if pick is not None:  # a gray photograph's noise is the same in its three copies
-            noisy = tf.where(pick, tf.broadcast_to(noisy[..., :1], tf.shape(noisy)), noisy)
-        if noise_level_input:
-            noisy = with_level_map(noisy, noise_levels(clean, noise_seed, noise, noisy))
-        return noisy, clean
-
-    def noisy_pair(images_uint8, pair_seed):
-        images = tf.cast(images_uint8, tf.float32) / 255.0
-        if kind == "noisy":
-            from dae_cli.training.neighbor2neighbor import neighbor_pair
-
-            return neighbor_pair(images, pair_seed)
-        noisy, target = split_pair(images)
-        if noise_level_input:  # the pair's own RMS difference
-            noisy = with_level_map(noisy, tf.sqrt(tf.reduce_mean(tf.square(noisy - target), axis=[1, 2, 3])))
-        return noisy, target
+    def to_pair(images_uint8, noise_seed):
+        if kind == "clean":
+            return _clean_to_pair(images_uint8, noise_seed, noise, noise_level_input, gray_fraction)
+        return _noisy_to_pair(images_uint8, noise_seed, kind, noise_level_input)
 
     autotune = tf.data.AUTOTUNE
     if patch_size is None:
@@ -409,13 +395,50 @@ def training_dataset(
     return pairs.prefetch(autotune)
 
 
-def split_pair(stacked):
+def _clean_to_pair(clean_uint8, noise_seed, noise, noise_level_input: bool, gray_fraction: float):
+    """(noisy, clean) of a batch of clean images: fresh noise from `noise_seed`, after
+    turning `gray_fraction` of them gray, and the level map if the model takes one."""
+    from dae_cli.backend import tf
+    from dae_cli.noise import add_noise, noise_levels, with_level_map
+
+    clean = tf.cast(clean_uint8, tf.float32) / 255.0
+    pick = None
+    if gray_fraction:
+        clean, pick = gray_some(clean, noise_seed + 11, gray_fraction)
+    noisy = add_noise(clean, noise_seed, noise)
+    if pick is not None:  # a gray photograph's noise is the same in its three copies
+        noisy = tf.where(pick, tf.broadcast_to(noisy[..., :1], tf.shape(noisy)), noisy)
+    if noise_level_input:
+        noisy = with_level_map(noisy, noise_levels(clean, noise_seed, noise, noisy))
+    return noisy, clean
+
+
+def _noisy_to_pair(images_uint8, pair_seed, kind: str, noise_level_input: bool):
+    """(input, target) of a batch that carries its own noise: `pairs` are split (the
+    level map is the pair's RMS difference); `noisy` images become Neighbor2Neighbor pairs."""
+    from dae_cli.backend import tf
+    from dae_cli.noise import with_level_map
+
+    images = tf.cast(images_uint8, tf.float32) / 255.0
+    if kind == "noisy":
+        from dae_cli.training.neighbor2neighbor import neighbor_pair
+
+        return neighbor_pair(images, pair_seed)
+    noisy, target = split_pair(images)
+    if noise_level_input:  # the pair's own RMS difference
+        noisy = with_level_map(noisy, tf.sqrt(tf.reduce_mean(tf.square(noisy - target), axis=[1, 2, 3])))
+    return noisy, target
+
+
+def split_pair(stacked: np.ndarray | tf.Tensor) -> tuple[np.ndarray | tf.Tensor, np.ndarray | tf.Tensor]:
     """(input, target) of images stacked on the channel axis, input channels first."""
     channels = stacked.shape[-1] // 2
     return stacked[..., :channels], stacked[..., channels:]
 
 
-def validation_set(data: TrainingData, noise, seed: int, noise_level_input: bool):
+def validation_set(
+    data: TrainingData, noise: NoiseSpec, seed: int, noise_level_input: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(model inputs, targets, noisy images, levels or None) to validate on, float32.
 
     Clean data gets the seeded noise `dae evaluate` gives it; pairs are split; noisy
@@ -442,7 +465,7 @@ def validation_set(data: TrainingData, noise, seed: int, noise_level_input: bool
     return inputs, clean, noisy, levels
 
 
-def gray_some(clean, seed, fraction: float):
+def gray_some(clean: tf.Tensor, seed: tf.Tensor, fraction: float) -> tuple[tf.Tensor, tf.Tensor]:
     """Turns about `fraction` of a batch of RGB images gray, the luma in all three channels,
     as `dae` gives a gray photograph to a colour model. Returns (images, which), `which`
     (n, 1, 1, 1) booleans."""
@@ -453,7 +476,7 @@ def gray_some(clean, seed, fraction: float):
     return tf.where(pick, tf.broadcast_to(luma, tf.shape(clean)), clean), pick
 
 
-def random_patches(images: list, patch_size: int, seed: int):
+def random_patches(images: list[np.ndarray], patch_size: int, seed: int) -> tf.data.Dataset:
     """An endless stream of random `patch_size` crops of `images`, randomly flipped."""
     from dae_cli.backend import tf
 

@@ -32,7 +32,7 @@ GAMMA = 2.0  # the regulariser's final weight (the authors' setting)
 CELL = 4  # pixels in a 2x2 cell, in space_to_depth's order: (0,0), (0,1), (1,0), (1,1)
 
 
-def neighbor_pair(noisy, seed):
+def neighbor_pair(noisy: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(g1(y), packed target) for a batch of noisy images `y` (n, h, w, c), h and w even.
 
     The packed target, (n, h/2, w/2, 4c + 8), holds `y` folded 2x2 into channels and the
@@ -50,7 +50,7 @@ def neighbor_pair(noisy, seed):
     return sub_first, tf.concat([folded, choose_first, choose_second], axis=-1)
 
 
-def second_image(packed, channels: int):
+def second_image(packed: tf.Tensor, channels: int) -> tf.Tensor:
     """g2(y) from a packed target: what the model's output of g1(y) is compared with."""
     folded, _, choose_second = _unpack(packed, channels)
     return _pick(folded, choose_second, channels)
@@ -87,7 +87,7 @@ class Neighbor2NeighborLoss(keras.losses.Loss):
         self.model = None
         self.gamma = keras.Variable(0.0, trainable=False, name="n2n_gamma", dtype="float32")
 
-    def call(self, packed, output):
+    def call(self, packed: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
         channels = self.channels
         packed = tf.cast(packed, tf.float32)
         output = tf.cast(output, tf.float32)
@@ -104,11 +104,11 @@ class Neighbor2NeighborLoss(keras.losses.Loss):
 
         return per_image(difference) + tf.cast(self.gamma, tf.float32) * per_image(difference - gap)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"channels": self.channels, "squared": self.squared, "name": self.name}
 
 
-def gamma_schedule(loss: Neighbor2NeighborLoss, epochs: int):
+def gamma_schedule(loss: Neighbor2NeighborLoss, epochs: int) -> keras.callbacks.Callback:
     """A Keras callback that sets the regulariser's weight at each epoch's start:
     GAMMA * epoch / epochs, from 0 at the first epoch (resumed runs included)."""
 

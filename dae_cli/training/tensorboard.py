@@ -6,6 +6,7 @@ per epoch in `DIR/validation`: `epoch_psnr` and `epoch_ssim`, the mean PSNR and 
 the denoised validation images (the figures `dae train` and `dae evaluate` report),
 and `samples`, the clean / noisy / denoised grid that `samples.png` holds at the end.
 Steps are epoch indices from 0, as Keras numbers them. Needs the `tensorboard` extra.
+This module imports Keras: `trainer.train` imports it only when `--tensorboard` is given.
 
 Example:
     $ dae train --epochs 5 --tensorboard runs/tb
@@ -18,44 +19,49 @@ from pathlib import Path
 
 import numpy as np
 
+from dae_cli.backend import keras, tf
+
 VALIDATION = "validation"  # Keras' name for the validation run's folder
 
 
-def callbacks(log_dir: Path, val_noisy: np.ndarray, val_clean: np.ndarray, batch_size: int, sample_count: int) -> list:
+def callbacks(
+    log_dir: Path, val_noisy: np.ndarray, val_clean: np.ndarray, batch_size: int, sample_count: int
+) -> list[keras.callbacks.Callback]:
     """The Keras callbacks that write `log_dir`."""
-    from dae_cli.backend import keras
-
     return [
         keras.callbacks.TensorBoard(str(log_dir), write_graph=False, profile_batch=0),
-        _quality_logger(Path(log_dir) / VALIDATION, val_noisy, val_clean, batch_size, sample_count),
+        QualityLogger(Path(log_dir) / VALIDATION, val_noisy, val_clean, batch_size, sample_count),
     ]
 
 
-def _quality_logger(directory, val_noisy, val_clean, batch_size, sample_count):
-    from dae_cli.backend import keras, tf
+class QualityLogger(keras.callbacks.Callback):
+    """PSNR, SSIM and the sample grid of the validation images, per epoch, in `directory`."""
 
-    class QualityLogger(keras.callbacks.Callback):
-        """PSNR, SSIM and the sample grid of the validation images, per epoch."""
+    def __init__(
+        self, directory: Path, val_noisy: np.ndarray, val_clean: np.ndarray, batch_size: int, sample_count: int
+    ):
+        super().__init__()
+        self.directory, self.batch_size, self.sample_count = directory, batch_size, sample_count
+        self.val_noisy, self.val_clean = val_noisy, val_clean
 
-        def on_train_begin(self, logs=None):
-            self.writer = tf.summary.create_file_writer(str(directory))
+    def on_train_begin(self, logs=None):
+        self.writer = tf.summary.create_file_writer(str(self.directory))
 
-        def on_epoch_end(self, epoch, logs=None):
-            if self.model.stop_training:  # interrupted or diverged: the epoch is not kept
-                return
-            from dae_cli.apply.metrics import psnr, ssim, summarize
-            from dae_cli.io.image_io import grid_image
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_training:  # interrupted or diverged: the epoch is not kept
+            return
+        from dae_cli.apply.metrics import psnr, ssim, summarize
+        from dae_cli.io.image_io import grid_image
 
-            denoised = self.model.predict(val_noisy, batch_size=batch_size, verbose=0)
-            shown = val_noisy[:sample_count, ..., : val_clean.shape[-1]]  # without a noise level channel
-            grid = grid_image([val_clean[:sample_count], shown, denoised[:sample_count]])
-            with self.writer.as_default(step=epoch):
-                tf.summary.scalar("epoch_psnr", summarize(psnr(val_clean, denoised))["mean"])
-                tf.summary.scalar("epoch_ssim", summarize(ssim(val_clean, denoised))["mean"])
-                tf.summary.image("samples", grid[None], max_outputs=1)
-            self.writer.flush()
+        val_noisy, val_clean, count = self.val_noisy, self.val_clean, self.sample_count
+        denoised = self.model.predict(val_noisy, batch_size=self.batch_size, verbose=0)
+        shown = val_noisy[:count, ..., : val_clean.shape[-1]]  # without a noise level channel
+        grid = grid_image([val_clean[:count], shown, denoised[:count]])
+        with self.writer.as_default(step=epoch):
+            tf.summary.scalar("epoch_psnr", summarize(psnr(val_clean, denoised))["mean"])
+            tf.summary.scalar("epoch_ssim", summarize(ssim(val_clean, denoised))["mean"])
+            tf.summary.image("samples", grid[None], max_outputs=1)
+        self.writer.flush()
 
-        def on_train_end(self, logs=None):
-            self.writer.close()
-
-    return QualityLogger()
+    def on_train_end(self, logs=None):
+        self.writer.close()

@@ -1,0 +1,149 @@
+"""The model a run trains, ready for `fit`: built from the config, loaded to resume, or
+started from another model's weights (`initialize_from`); compiled with its loss and
+its optimizer on the configured learning-rate schedule.
+
+Call these inside the run's `strategy.scope()`, so the weights are made for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dae_cli.config import Config
+from dae_cli.errors import UsageError
+from dae_cli.models import artifacts
+from dae_cli.training.checkpoints import ResumeState, optimizer_settings_changed
+
+# The level a blind model started from a level model inherits (see `initialize_from`):
+# about what the built-in `photo` needs for the camera noise of `photo-real`'s training.
+FOLD_LEVEL = 15 / 255
+
+if TYPE_CHECKING:
+    import keras
+
+    ModelAndOptimizer = tuple[keras.Model, keras.optimizers.Optimizer]
+
+
+def new_model(
+    config: Config, image_shape: tuple[int, int, int], steps: int, replicas: int, tell: Callable[[str], None]
+) -> ModelAndOptimizer:
+    """The untrained autoencoder `config` describes, or the one it starts from
+    (`init_from`), and its optimizer with a schedule over `steps` steps."""
+    from dae_cli.models.networks import build_model
+
+    autoencoder, _, _ = build_model(config, image_shape)  # the one place a model is built
+    if config.init_from:
+        initialize_from(autoencoder, config.init_from, tell)
+    return autoencoder, optimizer(config, steps, replicas)
+
+
+def resumed_model(state: ResumeState, config: Config, steps_left: int, replicas: int) -> ModelAndOptimizer:
+    """The saved autoencoder of `state`, and its optimizer: the saved one, which goes on
+    where it stopped, or a new one over the `steps_left` if its settings changed."""
+    from dae_cli.training import neighbor2neighbor  # noqa: F401 - registers its loss with Keras
+
+    autoencoder = artifacts.load_keras_model(state.keras_path, compile=True)
+    saved_optimizer = autoencoder.optimizer
+    if saved_optimizer is None or optimizer_settings_changed(state.config, config):
+        # A new schedule over the epochs still to run, from --learning-rate.
+        return autoencoder, optimizer(config, steps_left, replicas)
+    return autoencoder, saved_optimizer
+
+
+def compile_model(
+    autoencoder: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    config: Config,
+    channels: int,
+    steps_per_execution: int,
+) -> None:
+    """Compiles `autoencoder` for training with the configured loss."""
+    autoencoder.compile(
+        optimizer=optimizer,
+        loss=loss(config, autoencoder, channels),
+        jit_compile=config.jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+
+
+def loss(config: Config, autoencoder: keras.Model, channels: int) -> str | keras.losses.Loss:
+    """The configured loss; self-supervised, Neighbor2Neighbor's over it (which runs the model)."""
+    if not config.self_supervised:
+        return config.loss
+    from dae_cli.training.neighbor2neighbor import Neighbor2NeighborLoss
+
+    neighbor_loss = Neighbor2NeighborLoss(channels=channels, squared=config.loss == "mse")
+    neighbor_loss.model = autoencoder
+    return neighbor_loss
+
+
+def learning_rate(
+    config: Config, decay_steps: int, replicas: int = 1
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The configured rate, times the replica count with `scale_learning_rate` (the
+    global batch grows with the replicas), on the configured schedule over `decay_steps`."""
+    rate = config.learning_rate * (replicas if config.scale_learning_rate else 1)
+    if config.lr_schedule == "cosine":
+        from dae_cli.backend import keras
+
+        return keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, decay_steps), alpha=0.01)
+    return rate
+
+
+def optimizer(config: Config, decay_steps: int, replicas: int) -> keras.optimizers.Optimizer:
+    """Adam at `learning_rate`."""
+    from dae_cli.backend import keras
+
+    return keras.optimizers.Adam(learning_rate(config, decay_steps, replicas))
+
+
+def initialize_from(autoencoder: keras.Model, model: str, tell: Callable[[str], None] = lambda message: None) -> None:
+    """Copies the weights of `model` (a directory or built-in name) into `autoencoder`.
+
+    Both are built by `dae_cli.models.networks` from their configs, so their weights come in the
+    same order. A blind model started from one that takes the noise level gets the
+    level channel's weights folded into the first convolution's bias at `FOLD_LEVEL`,
+    so it starts as that model given that level (a first convolution started fresh
+    instead left training stuck at the identity: BENCHMARKS.md, "Issue 16"). Any other
+    weight whose shape differs keeps its fresh initial value, and `tell` says how many.
+    Models of other layers are refused.
+    """
+    from dae_cli.models.builtin_models import resolve_model
+
+    directory = resolve_model(model)
+    if not (directory / artifacts.KERAS_MODEL).exists():
+        raise UsageError(f"--init-from {model}: no model with {artifacts.KERAS_MODEL} there")
+    source = [np.asarray(weight) for weight in artifacts.load_keras_model(directory / artifacts.KERAS_MODEL).weights]
+    target = autoencoder.weights
+    if len(source) != len(target):
+        raise UsageError(
+            f"--init-from {model}: its layers differ from this config's ({len(source)} weights against "
+            f"{len(target)}); give the same layer_filters, blocks_per_level and skips"
+        )
+    folded = _fold_level_channel(source, target[0].shape[2])
+    fresh = 0
+    for mine, theirs in zip(target, source):
+        if tuple(mine.shape) == theirs.shape:
+            mine.assign(theirs.astype(mine.dtype))
+        else:
+            fresh += 1
+    tell(
+        f"initialized from {directory}: {len(target) - fresh} of {len(target)} weights copied"
+        + (f", its noise level input folded in at sigma {FOLD_LEVEL * 255:g}" if folded else "")
+        + (f", {fresh} of other shapes start fresh" if fresh else "")
+    )
+
+
+def _fold_level_channel(source: list[np.ndarray], input_channels: int) -> bool:
+    """Folds the noise level channel of `source`'s first convolution into its bias at
+    `FOLD_LEVEL`, in place, if it has one channel more than the target's (the level
+    channel is the last input channel). Returns whether it did."""
+    kernel, bias = source[0], source[1]
+    if not (kernel.ndim == 4 and kernel.shape[2] == input_channels + 1):
+        return False
+    source[0] = kernel[:, :, :-1, :]
+    source[1] = bias + FOLD_LEVEL * kernel[:, :, -1, :].sum(axis=(0, 1))
+    return True
