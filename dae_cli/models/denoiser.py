@@ -70,7 +70,8 @@ class ApplyOptions:
     tta: bool = False
 
     def given(self) -> list[str]:
-        return [field.name for field in dataclasses.fields(self) if getattr(self, field.name) not in (None, False)]
+        """The flags given: the fields that differ from their defaults (`--no-tile` too)."""
+        return [field.name for field in dataclasses.fields(self) if getattr(self, field.name) != field.default]
 
 
 @dataclasses.dataclass(frozen=True)
