@@ -429,7 +429,7 @@ def test_env_model_channels_3_scale_lr_precision_auto_and_quiet(tmp_path):
     model = tmp_path / "env-model"  # $DAE_MODEL is the default --out
     manifest = artifacts.read_manifest(model)
     assert manifest["image_shape"] == [28, 28, 3] and manifest["replicas"] == 2
-    keras_model = artifacts.load_keras_model(model / "autoencoder.keras")
+    keras_model = artifacts.load_keras_model(model / "autoencoder.keras", compile=True)
     assert float(keras_model.optimizer.learning_rate.numpy()) == pytest.approx(0.002)  # x 2 replicas
     assert keras_model.get_layer("encoder").layers[1].dtype_policy.name == precision_policy("auto")
 
