@@ -57,10 +57,10 @@ class CountingConv(ConvDenoiser):
 @pytest.mark.parametrize(
     "options, calls",
     [
-        (ApplyOptions(), [3]),  # small images of one size share a call within --max-megapixels
-        (ApplyOptions(batch_size=1), [1, 1, 1]),
+        (ApplyOptions(), [1, 1, 1]),  # one image a call: the memory of one image
+        (ApplyOptions(batch_size=3), [3]),  # images of one size share a call
         (ApplyOptions(batch_size=2), [2, 1]),
-        (ApplyOptions(max_megapixels=0.02), [2, 1]),  # 100x100 images: two fit in 0.02 MP
+        (ApplyOptions(batch_size=3, max_megapixels=0.02), [2, 1]),  # 100x100 images: two fit in 0.02 MP
     ],
 )
 def test_batch_size_and_max_megapixels_set_a_conv_models_calls(options, calls, tmp_path):

@@ -20,7 +20,12 @@ from typing import Optional
 
 import typer
 
-from dae_cli.cli.commands import State, app
+# NumPy's own BLAS threads would spin beside TensorFlow's on the same cores (the noise
+# level is estimated in the reader thread while the model runs): one BLAS thread, unless
+# the user says otherwise. Set before anything imports NumPy; BENCHMARKS.md has the figures.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from dae_cli.cli.commands import State, app  # noqa: E402 - after the BLAS setting
 from dae_cli.cli.output import Output
 from dae_cli.errors import DaeError, ExitCode
 

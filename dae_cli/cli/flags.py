@@ -52,7 +52,7 @@ BATCH_SIZE = typer.Option(
     "--batch-size",
     min=1,
     rich_help_panel=FIT_PANEL,
-    help="Windows or latents per model call (default: 256 for dense models; conv: as many as --max-megapixels holds).",
+    help="Images, windows or latents per model call (default: 256 for dense models, 1 for conv models, within --max-megapixels).",
 )
 SIGMA = typer.Option(
     None,

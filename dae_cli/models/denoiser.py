@@ -329,10 +329,13 @@ class ConvDenoiser(Denoiser):
         }
 
     def batch_limit(self, options, decoding=False):
+        """One image or window per call unless `--batch-size` asks for more, and never more
+        pixels than `--max-megapixels`: a batch of two photographs needs twice the memory
+        and measured no faster (BENCHMARKS.md, issue 18)."""
         pixels = int((options.max_megapixels or DEFAULT_MAX_MEGAPIXELS) * 1e6)
         if decoding:  # the budget is of the images the maps decode to
             pixels //= self.size_multiple**2
-        return BatchLimit(windows=options.batch_size, pixels=pixels)
+        return BatchLimit(windows=options.batch_size or 1, pixels=pixels)
 
     def describe_latent(self) -> str:
         return f"feature map of {self.latent_dim} channels at 1/{self.size_multiple} of the image size"
