@@ -106,7 +106,7 @@ def slow_commits_env(tmp_path) -> dict:
     site.mkdir()
     (site / "sitecustomize.py").write_text(
         "import time\n"
-        "from dae_cli import files\n"
+        "from dae_cli.io import files\n"
         "original = files.commit_directory\n"
         "def slow(*args, **kwargs):\n"
         "    time.sleep(0.5)\n"
