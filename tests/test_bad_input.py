@@ -311,3 +311,21 @@ def test_traceback_only_with_debug(tmp_path):
     ):
         assert result.returncode == FAILURE
         assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--arch", "wavelet"], "'wavelet' is not one of 'dense', 'conv'"),
+        (["--noise-std-range", "0.2,0.1"], "noise_std_range"),
+        (["--noise-std-range", "-0.1,0.1"], "noise_std_range"),
+        (["--noise-std-range", "0.1"], "LOW,HIGH"),
+        (["--noise-std", "25/0"], "--noise-std"),
+        (["--downsampling", "avgpool"], "'avgpool' is not one of 'strided', 'maxpool'"),
+        (["--loss", "huber"], "'huber' is not one of 'mse', 'mae'"),
+    ],
+)
+def test_bad_photo_flags_are_usage_errors(tmp_path, flags, fragment):
+    result = run_dae("train", "--dataset", "mnist-sample", *FLOAT32, "--out", tmp_path / "m", *flags)
+    assert_clean_error(result, 2, fragment)
+    assert not (tmp_path / "m").exists()
