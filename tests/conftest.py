@@ -72,14 +72,15 @@ def run_dae_process(
 STARTUP_SETTINGS = ("DAE_CPU_DEVICES", "TF_CONFIG", "KERAS_HOME", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES")
 
 
-def run_dae(*args, cwd=None, input=None, env=None, timeout=None) -> subprocess.CompletedProcess:
+def run_dae(*args, cwd=None, input=None, env=None, timeout=None, stderr=None) -> subprocess.CompletedProcess:
     """Runs `dae ARGS` in this process through the console script's own entry point,
     `dae_cli.cli.commands.main`, and returns what `run_dae_process` would: the exit code,
     stdout and stderr apart. It saves the 3-5 s a new process spends importing TensorFlow.
 
     What `main` changes for the process (environment, working directory, signal handlers,
     warning filters, Keras' precision policy) is put back afterwards. `timeout` is accepted
-    for the signature's sake: a call in this process is not cut short.
+    for the signature's sake: a call in this process is not cut short. `stderr`, a text
+    file (say on a pseudo-terminal), takes what dae writes there instead of capturing it.
     """
     env, default = (cli_env(), cli_env()) if env is None else (dict(env), cli_env())
     for name in (*STARTUP_SETTINGS, "PYTHONPATH"):
@@ -91,14 +92,18 @@ def run_dae(*args, cwd=None, input=None, env=None, timeout=None) -> subprocess.C
     saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     keras = sys.modules.get("keras")
     saved_policy = keras.mixed_precision.global_policy().name if keras else "float32"
-    stdout, stderr = io.StringIO(), io.StringIO()
+    stdout, captured = io.StringIO(), io.StringIO()
     saved_stdin, sys.stdin = sys.stdin, io.StringIO(input or "")
     try:
         os.environ.clear()
         os.environ.update(env)
         if cwd is not None:
             os.chdir(cwd)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(stdout),
+            contextlib.redirect_stderr(stderr or captured),
+        ):
             try:
                 code = main([str(arg) for arg in args])
             except SystemExit as done:
@@ -113,7 +118,7 @@ def run_dae(*args, cwd=None, input=None, env=None, timeout=None) -> subprocess.C
         keras = sys.modules.get("keras")
         if keras:
             keras.mixed_precision.set_global_policy(saved_policy)
-    return subprocess.CompletedProcess(["dae", *map(str, args)], int(code), stdout.getvalue(), stderr.getvalue())
+    return subprocess.CompletedProcess(["dae", *map(str, args)], int(code), stdout.getvalue(), captured.getvalue())
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, exit_code: int, *fragments: str) -> None:
