@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -72,12 +73,29 @@ def run_dae_process(
 STARTUP_SETTINGS = ("DAE_CPU_DEVICES", "TF_CONFIG", "KERAS_HOME", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES")
 
 
+@contextlib.contextmanager
+def native_output(fd: int, sink: list):
+    """Collects into `sink` what is written straight to file descriptor `fd` meanwhile
+    (native code such as TensorFlow's C++ logging writes there, not to sys.stderr)."""
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as file:
+        os.dup2(file.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            file.seek(0)
+            sink.append(file.read().decode(errors="replace"))
+
+
 def run_dae(*args, cwd=None, input=None, env=None, timeout=None, stderr=None) -> subprocess.CompletedProcess:
     """Runs `dae ARGS` in this process through the console script's own entry point,
     `dae_cli.cli.commands.main`, and returns what `run_dae_process` would: the exit code,
     stdout and stderr apart. It saves the 3-5 s a new process spends importing TensorFlow.
 
-    What `main` changes for the process (environment, working directory, signal handlers,
+    Like a process's, its stdout and stderr hold what native code writes to file
+    descriptors 1 and 2 too. What `main` changes for the process (environment, working directory, signal handlers,
     warning filters, Keras' precision policy) is put back afterwards. `timeout` is accepted
     for the signature's sake: a call in this process is not cut short. `stderr`, a text
     file (say on a pseudo-terminal), takes what dae writes there instead of capturing it.
@@ -92,14 +110,17 @@ def run_dae(*args, cwd=None, input=None, env=None, timeout=None, stderr=None) ->
     saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     keras = sys.modules.get("keras")
     saved_policy = keras.mixed_precision.global_policy().name if keras else "float32"
-    stdout, captured = io.StringIO(), io.StringIO()
+    stdout, captured, native_out, native_err = io.StringIO(), io.StringIO(), [], []
     saved_stdin, sys.stdin = sys.stdin, io.StringIO(input or "")
     try:
         os.environ.clear()
         os.environ.update(env)
         if cwd is not None:
             os.chdir(cwd)
+        sys.stdout.flush(), sys.stderr.flush()
         with (
+            native_output(1, native_out),
+            native_output(2, native_err),
             warnings.catch_warnings(),
             contextlib.redirect_stdout(stdout),
             contextlib.redirect_stderr(stderr or captured),
@@ -118,7 +139,8 @@ def run_dae(*args, cwd=None, input=None, env=None, timeout=None, stderr=None) ->
         keras = sys.modules.get("keras")
         if keras:
             keras.mixed_precision.set_global_policy(saved_policy)
-    return subprocess.CompletedProcess(["dae", *map(str, args)], int(code), stdout.getvalue(), captured.getvalue())
+    out, err = stdout.getvalue() + "".join(native_out), captured.getvalue() + "".join(native_err)
+    return subprocess.CompletedProcess(["dae", *map(str, args)], int(code), out, err)
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, exit_code: int, *fragments: str) -> None:
