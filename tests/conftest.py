@@ -4,6 +4,8 @@ matters), and one small model trained on mnist-sample."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import io
 import json
 import os
@@ -89,23 +91,35 @@ def native_output(fd: int, sink: list):
             sink.append(file.read().decode(errors="replace"))
 
 
+@functools.cache
+def console_script_main():
+    """`main(argv)` of the module the `dae` console script runs, as pyproject.toml names it."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    with open(ROOT / "pyproject.toml", "rb") as handle:
+        module, _ = tomllib.load(handle)["project"]["scripts"]["dae"].split(":")
+    return importlib.import_module(module).main
+
+
 def run_dae(*args, cwd=None, input=None, env=None, timeout=None, stderr=None) -> subprocess.CompletedProcess:
-    """Runs `dae ARGS` in this process through the console script's own entry point,
-    `dae_cli.cli.commands.main`, and returns what `run_dae_process` would: the exit code,
+    """Runs `dae ARGS` in this process through the console script's own entry point
+    (`main` beside its `run`), and returns what `run_dae_process` would: the exit code,
     stdout and stderr apart. It saves the 3-5 s a new process spends importing TensorFlow.
 
     Like a process's, its stdout and stderr hold what native code writes to file
-    descriptors 1 and 2 too. What `main` changes for the process (environment, working directory, signal handlers,
-    warning filters, Keras' precision policy) is put back afterwards. `timeout` is accepted
-    for the signature's sake: a call in this process is not cut short. `stderr`, a text
-    file (say on a pseudo-terminal), takes what dae writes there instead of capturing it.
+    descriptors 1 and 2 too. What `main` changes for the process (environment, working
+    directory, signal handlers, warning filters, Keras' precision policy) is put back.
+    `timeout` is accepted for the signature's sake: a call in this process is not cut
+    short. `stderr`, a text file (say on a pseudo-terminal), takes what dae writes there
+    instead of capturing it.
     """
     env, default = (cli_env(), cli_env()) if env is None else (dict(env), cli_env())
     for name in (*STARTUP_SETTINGS, "PYTHONPATH"):
         if env.get(name) != default.get(name):
             raise ValueError(f"{name} is read when a process starts: use run_dae_process")
-    from dae_cli.cli.commands import main
-
+    main = console_script_main()
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     keras = sys.modules.get("keras")
