@@ -1,11 +1,19 @@
-"""Shared fixtures: running the real CLI, and one small model trained on mnist-sample."""
+"""Shared fixtures: running the CLI (in this process, or in a new one where the process
+matters), and one small model trained on mnist-sample."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +53,12 @@ def drop_root_file_powers() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
-def run_dae(*args, cwd=None, input=None, env=None, timeout=300, unprivileged=False) -> subprocess.CompletedProcess:
-    """Runs `python -m dae_cli ARGS` as a user would, capturing stdout and stderr apart."""
+def run_dae_process(
+    *args, cwd=None, input=None, env=None, timeout=300, unprivileged=False
+) -> subprocess.CompletedProcess:
+    """Runs `python -m dae_cli ARGS` in a new process as a user would, capturing stdout
+    and stderr apart. For what only a process shows: signals, exit at interpreter end,
+    what gets imported, settings read when TensorFlow starts, dropped file powers."""
     return subprocess.run(
         [sys.executable, "-m", "dae_cli", *map(str, args)],
         cwd=cwd,
@@ -57,6 +69,92 @@ def run_dae(*args, cwd=None, input=None, env=None, timeout=300, unprivileged=Fal
         timeout=timeout,
         preexec_fn=drop_root_file_powers if unprivileged else None,
     )
+
+
+# Read once, when Python, TensorFlow or Keras start: a test that sets them needs a new process.
+STARTUP_SETTINGS = ("DAE_CPU_DEVICES", "TF_CONFIG", "KERAS_HOME", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES")
+
+
+@contextlib.contextmanager
+def native_output(fd: int, sink: list):
+    """Collects into `sink` what is written straight to file descriptor `fd` meanwhile
+    (native code such as TensorFlow's C++ logging writes there, not to sys.stderr)."""
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as file:
+        os.dup2(file.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            file.seek(0)
+            sink.append(file.read().decode(errors="replace"))
+
+
+@functools.cache
+def console_script_main():
+    """`main(argv)` of the module the `dae` console script runs, as pyproject.toml names it."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    with open(ROOT / "pyproject.toml", "rb") as handle:
+        module, _ = tomllib.load(handle)["project"]["scripts"]["dae"].split(":")
+    return importlib.import_module(module).main
+
+
+def run_dae(*args, cwd=None, input=None, env=None, timeout=None, stderr=None) -> subprocess.CompletedProcess:
+    """Runs `dae ARGS` in this process through the console script's own entry point
+    (`main` beside its `run`), and returns what `run_dae_process` would: the exit code,
+    stdout and stderr apart. It saves the 3-5 s a new process spends importing TensorFlow.
+
+    Like a process's, its stdout and stderr hold what native code writes to file
+    descriptors 1 and 2 too. What `main` changes for the process (environment, working
+    directory, signal handlers, warning filters, Keras' precision policy) is put back.
+    `timeout` is accepted for the signature's sake: a call in this process is not cut
+    short. `stderr`, a text file (say on a pseudo-terminal), takes what dae writes there
+    instead of capturing it.
+    """
+    env, default = (cli_env(), cli_env()) if env is None else (dict(env), cli_env())
+    for name in (*STARTUP_SETTINGS, "PYTHONPATH"):
+        if env.get(name) != default.get(name):
+            raise ValueError(f"{name} is read when a process starts: use run_dae_process")
+    main = console_script_main()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    keras = sys.modules.get("keras")
+    saved_policy = keras.mixed_precision.global_policy().name if keras else "float32"
+    stdout, captured, native_out, native_err = io.StringIO(), io.StringIO(), [], []
+    saved_stdin, sys.stdin = sys.stdin, io.StringIO(input or "")
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.stdout.flush(), sys.stderr.flush()
+        with (
+            native_output(1, native_out),
+            native_output(2, native_err),
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(stdout),
+            contextlib.redirect_stderr(stderr or captured),
+        ):
+            try:
+                code = main([str(arg) for arg in args])
+            except SystemExit as done:
+                code = done.code if isinstance(done.code, int) else 0 if done.code is None else 1
+    finally:
+        sys.stdin = saved_stdin
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for signum, handler in saved_signals.items():
+            signal.signal(signum, handler)
+        keras = sys.modules.get("keras")
+        if keras:
+            keras.mixed_precision.set_global_policy(saved_policy)
+    out, err = stdout.getvalue() + "".join(native_out), captured.getvalue() + "".join(native_err)
+    return subprocess.CompletedProcess(["dae", *map(str, args)], int(code), out, err)
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, exit_code: int, *fragments: str) -> None:

@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import FLOAT32, assert_clean_error, cli_env, json_lines, run_dae, save_gray
+from conftest import FLOAT32, assert_clean_error, cli_env, json_lines, run_dae, run_dae_process, save_gray
 from PIL import Image
 
 OK, FAILURE, USAGE, PARTIAL = 0, 1, 2, 3
@@ -55,7 +55,7 @@ def bad_images(tmp_path, digit):
 def test_bad_images_are_reported_one_by_one_and_good_ones_processed(trained_model, bad_images, tmp_path, digit):
     reasons, folder = bad_images
     good = save_gray(digit, tmp_path / "good.png")
-    result = run_dae("denoise", folder, good, "-m", trained_model, "-o", tmp_path / "out", unprivileged=True)
+    result = run_dae_process("denoise", folder, good, "-m", trained_model, "-o", tmp_path / "out", unprivileged=True)
     assert_clean_error(result, PARTIAL, "5 of 6 input(s) failed")
     for name, reason in reasons.items():
         assert any(name in line and reason in line for line in result.stderr.splitlines()), (name, result.stderr)
@@ -311,3 +311,21 @@ def test_traceback_only_with_debug(tmp_path):
     ):
         assert result.returncode == FAILURE
         assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--arch", "wavelet"], "'wavelet' is not one of 'dense', 'conv'"),
+        (["--noise-std-range", "0.2,0.1"], "noise_std_range"),
+        (["--noise-std-range", "-0.1,0.1"], "noise_std_range"),
+        (["--noise-std-range", "0.1"], "LOW,HIGH"),
+        (["--noise-std", "25/0"], "--noise-std"),
+        (["--downsampling", "avgpool"], "'avgpool' is not one of 'strided', 'maxpool'"),
+        (["--loss", "huber"], "'huber' is not one of 'mse', 'mae'"),
+    ],
+)
+def test_bad_photo_flags_are_usage_errors(tmp_path, flags, fragment):
+    result = run_dae("train", "--dataset", "mnist-sample", *FLOAT32, "--out", tmp_path / "m", *flags)
+    assert_clean_error(result, 2, fragment)
+    assert not (tmp_path / "m").exists()

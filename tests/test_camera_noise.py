@@ -1,5 +1,6 @@
-"""Camera noise for training (poisson-gaussian, camera) and the built-in `photo-real`
-model for it (issue 16)."""
+"""Camera noise for training (poisson-gaussian, camera): its statistics, its settings and
+`dae noise --noise camera` (issue 16). The built-in `photo-real` model trained on it is
+tested in test_builtin_models.py."""
 
 from __future__ import annotations
 
@@ -133,38 +134,3 @@ def test_dae_noise_makes_camera_noise_files(tmp_path):
     a, b = (np.asarray(Image.open(tmp_path / name)) for name in ("a.png", "b.png"))
     np.testing.assert_array_equal(a, b)
     assert np.abs(a.astype(float) - np.asarray(Image.open(SHIPPED / "coins.png").convert("L"))).mean() > 1
-
-
-# --- the built-in model for camera noise ---------------------------------------------------
-
-
-def test_built_in_photo_real_verifies_keeps_colour_and_gray_and_beats_photo_on_colour_camera_noise(tmp_path):
-    import json
-
-    from dae_cli.apply.metrics import psnr
-
-    info = run_dae("--json", "info", "photo-real")
-    assert info.returncode == 0, info.stderr
-    manifest = json.loads(info.stdout)["manifest"]
-    assert manifest["config"]["noise"] == "camera" and manifest["noise_level_input"] is False
-    assert manifest["image_shape"] == [None, None, 3] and "photos-color/train" in manifest["data_source"]
-    spec = NoiseSpec("camera", shot_range=(0.004, 0.004), read_range=(0.004, 0.004), jpeg_range=(90, 90))
-    for kind, mode, name in (("colour", "RGB", "astronaut"), ("gray", "L", "camera")):
-        clean = shipped(name, mode).astype(np.float32)[:192, :192]
-        pixels = clean if mode == "RGB" else clean[..., None]
-        noisy = add_noise(pixels, np.array([7, 7]), spec).numpy()
-        noisy = np.rint(noisy * 255).astype(np.uint8)
-        path = tmp_path / f"{kind}.png"
-        Image.fromarray(noisy if mode == "RGB" else noisy[..., 0]).save(path)
-        scores = {}
-        for model in ("photo-real", "photo"):
-            out = tmp_path / f"{kind}-{model}.png"
-            result = run_dae("denoise", path, "-m", model, "-o", out)  # no flag
-            assert result.returncode == 0, result.stderr
-            denoised = Image.open(out)
-            assert denoised.mode == mode  # a colour photo never comes back gray
-            scores[model] = psnr(pixels[None], (np.asarray(denoised, np.float32) / 255).reshape(pixels.shape)[None])[0]
-        noisy_score = psnr(pixels[None], (noisy.astype(np.float32) / 255)[None])[0]
-        assert scores["photo-real"] > noisy_score + 3, (kind, noisy_score, scores)
-        if kind == "colour":  # demosaiced, JPEG-compressed colour noise: what photo-real is for
-            assert scores["photo-real"] > scores["photo"] + 2, (kind, scores)

@@ -178,3 +178,19 @@ def test_train_reports_the_figures_dae_evaluate_gives(trained_model):
     assert evaluated["psnr_noisy"] == trained["psnr_noisy"]
     for key in ("psnr_denoised", "ssim_denoised"):
         assert evaluated[key]["mean"] == pytest.approx(trained[key]["mean"], abs=1e-3)
+
+
+def test_encode_tiles_gives_one_latent_per_tile_and_decodes_them(trained_model, tmp_path):
+    page = tmp_path / "page.png"
+    Image.new("L", (56, 42), 30).save(page)
+    encoded = run_dae("encode", page, "-m", trained_model, "--tiles")
+    assert encoded.returncode == 0, encoded.stderr
+    records = json_lines(encoded.stdout)
+    assert [r["source"] for r in records] == [f"{page}#{y},{x}" for y in (0, 14) for x in (0, 14, 28)]
+    decoded = run_dae("decode", "-", "-m", trained_model, "-o", tmp_path / "tiles", input=encoded.stdout)
+    assert decoded.returncode == 0, decoded.stderr
+    assert sorted(p.split("/")[-1] for p in decoded.stdout.split()) == sorted(
+        f"page.tile{y}-{x}.decoded.png" for y in (0, 14) for x in (0, 14, 28)
+    )
+    plain = run_dae("encode", page, "-m", trained_model)
+    assert plain.returncode == 1 and "encode: --tiles) or pass --resize" in plain.stderr

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import FLOAT32, assert_clean_error, cli_env, json_lines, run_dae, save_gray
+from conftest import FLOAT32, assert_clean_error, cli_env, json_lines, run_dae, run_dae_process, save_gray
 from PIL import Image
 
 from dae_cli.models import artifacts
@@ -408,7 +408,7 @@ def test_env_model_channels_3_scale_lr_precision_auto_and_quiet(tmp_path):
 
     env = cli_env(DAE_MODEL=str(tmp_path / "env-model"), DAE_CPU_DEVICES="2")
     # `--precision auto` (the default) on purpose: the layers get what auto picks on this CPU.
-    result = run_dae(
+    result = run_dae_process(
         "train",
         *TINY_ANY_PRECISION,
         "-q",
@@ -435,6 +435,7 @@ def test_env_model_channels_3_scale_lr_precision_auto_and_quiet(tmp_path):
 
     rgb = np.random.default_rng(0).integers(0, 256, (28, 28, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "colour.png")
+    env = cli_env(DAE_MODEL=str(tmp_path / "env-model"))
     denoised = run_dae("denoise", "colour.png", env=env, cwd=tmp_path)  # the model from $DAE_MODEL
     assert denoised.returncode == 0, denoised.stderr
     assert Image.open(tmp_path / "colour.denoised.png").mode == "RGB"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import cli_env, run_dae
+from conftest import cli_env, run_dae, run_dae_process
 
 from dae_cli.models import artifacts
 
@@ -18,12 +18,10 @@ def losses(model_dir):
 
 
 def test_mirrored_on_two_cpus_follows_the_single_device_loss_curve(tmp_path):
-    env = cli_env(DAE_CPU_DEVICES="2")
-    one = run_dae(
-        "--json", "train", *SMALL, "--strategy", "one", "--batch-size", "128", "--out", tmp_path / "one", env=env
-    )
+    one = run_dae("--json", "train", *SMALL, "--strategy", "one", "--batch-size", "128", "--out", tmp_path / "one")
+    env = cli_env(DAE_CPU_DEVICES="2")  # two logical CPUs: set before TensorFlow starts, so a new process
     # --batch-size is per replica: 2 x 64 is the same global batch of 128.
-    mirrored = run_dae(
+    mirrored = run_dae_process(
         "--json",
         "train",
         *SMALL,

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import FLOAT32, assert_clean_error, cli_env, run_dae, save_gray
+from conftest import FLOAT32, assert_clean_error, cli_env, run_dae, run_dae_process, save_gray
 from PIL import Image
 
 from dae_cli.models import artifacts
@@ -106,7 +106,7 @@ def slow_commits_env(tmp_path) -> dict:
     site.mkdir()
     (site / "sitecustomize.py").write_text(
         "import time\n"
-        "from dae_cli import files\n"
+        "from dae_cli.io import files\n"
         "original = files.commit_directory\n"
         "def slow(*args, **kwargs):\n"
         "    time.sleep(0.5)\n"
@@ -220,9 +220,9 @@ def test_read_only_output_directory(trained_model, tmp_path, mnist_test_images):
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        result = run_dae("denoise", image, "-m", trained_model, "-o", locked / "x.png", unprivileged=True)
+        result = run_dae_process("denoise", image, "-m", trained_model, "-o", locked / "x.png", unprivileged=True)
         assert_clean_error(result, 1, "cannot write (Permission denied)")
-        trained = run_dae(*TRAIN_SMALL, "--epochs", "1", "--out", locked / "model", unprivileged=True)
+        trained = run_dae_process(*TRAIN_SMALL, "--epochs", "1", "--out", locked / "model", unprivileged=True)
         assert_clean_error(trained, 1, f"cannot write to {locked}: Permission denied")
         assert list(locked.iterdir()) == []
     finally:

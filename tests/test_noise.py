@@ -38,3 +38,17 @@ def test_impulse_noises_touch_the_configured_fraction(kind, amount):
 def test_poisson_and_speckle_keep_the_mean():
     assert abs(draw(NoiseSpec("poisson", peak=30)).mean() - 0.5) < 0.01
     assert abs(draw(NoiseSpec("speckle", std=0.2)).mean() - 0.5) < 0.01
+
+
+def test_blind_noise_draws_one_std_per_image_in_the_range():
+    from dae_cli.backend import tf
+    from dae_cli.noise import NoiseSpec, add_noise
+
+    clean = np.full((64, 32, 32, 1), 0.5, np.float32)
+    spec = NoiseSpec("gaussian", mean=0.0, std_range=(0.02, 0.2))
+    noisy = add_noise(clean, tf.constant([3, 4]), spec).numpy()
+    stds = (noisy - clean).reshape(64, -1).std(axis=1)
+    assert 0.015 < stds.min() and stds.max() < 0.21
+    assert stds.max() - stds.min() > 0.1  # not one std for all
+    again = add_noise(clean, tf.constant([3, 4]), spec).numpy()
+    np.testing.assert_array_equal(noisy, again)  # seeded

@@ -3,7 +3,7 @@
 import numpy as np
 import onnxruntime as ort  # the onnx extra
 import pytest
-from conftest import assert_clean_error, cli_env, json_lines, run_dae, save_gray
+from conftest import assert_clean_error, cli_env, json_lines, run_dae, run_dae_process, save_gray
 from PIL import Image
 
 from dae_cli.models.denoiser import load_denoiser
@@ -107,7 +107,7 @@ def test_onnx_without_the_extra_is_a_one_line_error(trained_model, tmp_path):
     blocker = tmp_path / "site"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['tf2onnx'] = None\n")
-    result = run_dae(
+    result = run_dae_process(
         "export", trained_model, "--format", "onnx", "-o", tmp_path / "o", env=cli_env(PYTHONPATH=str(blocker))
     )
     assert_clean_error(result, 1, 'pip install "dae-cli[onnx]"', "tf2onnx")

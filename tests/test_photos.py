@@ -1,5 +1,5 @@
-"""The fully convolutional architecture for photographs: any size, feature-map latents,
-whole and tiled denoising, blind noise, colour, and the example's pooling alternatives.
+"""A fully convolutional model trained on photographs: denoising whole images of any size
+and tiled ones alike, feature-map latents, exports, resuming, colour.
 
 The training tests use the public-domain photographs shipped in `tests/data` (see its
 README), so they run on a fresh clone with nothing beside it.
@@ -14,17 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FLOAT32, assert_clean_error, photo_folders, run_dae, shipped
+from conftest import assert_clean_error, photo_folders, run_dae, shipped
 from PIL import Image
 
-from dae_cli.config import Config
-
 SIGMA = 25 / 255
-
-
-def conv_config(**changes) -> Config:
-    values = dict(architecture="conv", layer_filters=[8, 16, 16], blocks_per_level=1)
-    return Config.from_dict({**values, **changes})
 
 
 def psnr(clean: np.ndarray, other: np.ndarray) -> float:
@@ -39,27 +32,6 @@ def noisy_png(clean: np.ndarray, path: Path, seed: int = 0, sigma: float = SIGMA
     noisy = np.clip(clean + np.random.default_rng(seed).normal(0, sigma, clean.shape), 0, 1)
     Image.fromarray(np.rint(noisy * 255).astype(np.uint8)).save(path)
     return path
-
-
-@pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize(
-    "options", [{}, {"skips": False, "residual": False}, {"downsampling": "maxpool", "upsampling": "upsample"}]
-)
-def test_conv_model_takes_any_multiple_and_its_latent_is_one_feature_map(channels, options):
-    from dae_cli.models.networks import build_model, split_autoencoder
-
-    config = conv_config(**options)
-    autoencoder, encoder, decoder = build_model(config, (None, None, channels))
-    assert config.size_multiple == 4
-    for height, width in ((8, 12), (36, 52)):
-        x = np.random.default_rng(0).random((2, height, width, channels), dtype=np.float32)
-        latent = encoder.predict(x, verbose=0)
-        assert latent.shape[:3] == (2, height // 4, width // 4)
-        assert latent.shape[-1] == encoder.output_shape[-1] == decoder.input_shape[-1]
-        composed = decoder.predict(latent, verbose=0)
-        assert composed.shape == x.shape
-        np.testing.assert_allclose(autoencoder.predict(x, verbose=0), composed, atol=1e-5)
-    assert [m.name for m in split_autoencoder(autoencoder)] == ["encoder", "decoder"]
 
 
 def test_padding_reflects_to_the_multiple_and_crops_back():
@@ -106,47 +78,6 @@ def test_windows_blend_a_model_that_is_not_the_identity_without_seams():
     assert psnr(whole[:-4, :-4], tiled[:-4, :-4]) > 55
     seams = Tiling.tiled(pixels, (100, 100), 0, CROSS_FADE, multiple=4).apply(box_filter)
     assert psnr(whole[:-4, :-4], seams[:-4, :-4]) < 40  # what the blending removes
-
-
-def test_blind_noise_draws_one_std_per_image_in_the_range():
-    from dae_cli.backend import tf
-    from dae_cli.noise import NoiseSpec, add_noise
-
-    clean = np.full((64, 32, 32, 1), 0.5, np.float32)
-    spec = NoiseSpec("gaussian", mean=0.0, std_range=(0.02, 0.2))
-    noisy = add_noise(clean, tf.constant([3, 4]), spec).numpy()
-    stds = (noisy - clean).reshape(64, -1).std(axis=1)
-    assert 0.015 < stds.min() and stds.max() < 0.21
-    assert stds.max() - stds.min() > 0.1  # not one std for all
-    again = add_noise(clean, tf.constant([3, 4]), spec).numpy()
-    np.testing.assert_array_equal(noisy, again)  # seeded
-
-
-def test_noise_std_takes_the_0_255_scale(tmp_path):
-    clean = np.full((40, 40), 128, np.uint8)
-    Image.fromarray(clean).save(tmp_path / "flat.png")
-    result = run_dae("noise", tmp_path / "flat.png", "--noise-mean", "0", "--noise-std", "25/255", "--seed", "1")
-    assert result.returncode == 0, result.stderr
-    noise = read_png(tmp_path / "flat.noisy.png") - 128 / 255
-    assert abs(noise.std() - 25 / 255) < 0.01
-
-
-@pytest.mark.parametrize(
-    "flags, fragment",
-    [
-        (["--arch", "wavelet"], "'wavelet' is not one of 'dense', 'conv'"),
-        (["--noise-std-range", "0.2,0.1"], "noise_std_range"),
-        (["--noise-std-range", "-0.1,0.1"], "noise_std_range"),
-        (["--noise-std-range", "0.1"], "LOW,HIGH"),
-        (["--noise-std", "25/0"], "--noise-std"),
-        (["--downsampling", "avgpool"], "'avgpool' is not one of 'strided', 'maxpool'"),
-        (["--loss", "huber"], "'huber' is not one of 'mse', 'mae'"),
-    ],
-)
-def test_bad_photo_flags_are_usage_errors(tmp_path, flags, fragment):
-    result = run_dae("train", "--dataset", "mnist-sample", *FLOAT32, "--out", tmp_path / "m", *flags)
-    assert_clean_error(result, 2, fragment)
-    assert not (tmp_path / "m").exists()
 
 
 @pytest.fixture(scope="session")
@@ -312,19 +243,6 @@ def test_colour_conv_model_trains_and_denoises(tmp_path):
     assert np.asarray(Image.open(tmp_path / "d.png")).shape == (48, 64, 3)
 
 
-@pytest.mark.parametrize("downsampling, upsampling", [("maxpool", "transpose"), ("strided", "upsample")])
-def test_dense_design_offers_the_examples_alternatives(downsampling, upsampling):
-    from dae_cli.models.networks import build_autoencoder
-
-    autoencoder, encoder, decoder = build_autoencoder(
-        (28, 28, 1), latent_dim=8, layer_filters=[8, 16], downsampling=downsampling, upsampling=upsampling
-    )
-    kinds = {layer.__class__.__name__ for model in (encoder, decoder) for layer in model.layers}
-    assert ("MaxPooling2D" in kinds) == (downsampling == "maxpool")
-    assert ("UpSampling2D" in kinds) == (upsampling == "upsample")
-    assert encoder.output_shape == (None, 8) and autoencoder.output_shape == (None, 28, 28, 1)
-
-
 def test_conv_model_exports_for_serving_and_onnx(photo_model, tmp_path):
     """Both exports take any image size and agree with `dae denoise`'s model output."""
     import onnxruntime
@@ -357,63 +275,3 @@ def test_a_conv_model_resumes_and_trains_further(photo_model, tmp_path):
     result = run_dae("train", "--resume", "--out", copy, "--epochs", "5", timeout=600)
     assert result.returncode == 0, result.stderr
     assert json.loads((copy / "dae.json").read_text())["epochs_done"] == 5
-
-
-@pytest.mark.parametrize("name", ["photo", "photo-gray"])
-def test_built_in_photo_model_verifies_says_how_it_was_trained_and_keeps_colour_and_gray(tmp_path, name):
-    info = run_dae("--json", "info", name)
-    assert info.returncode == 0, info.stderr
-    manifest = json.loads(info.stdout)["manifest"]
-    assert manifest["architecture"] == "conv" and manifest["noise_level_input"] is True
-    assert manifest["image_shape"] == [None, None, 3] and manifest["inference_precision"] == "float32"
-    low, high = manifest["config"]["noise_std_range"]
-    assert low == 0 and high * 255 >= 50  # every level from 0 to 50
-    assert "photos-color/train" in manifest["data_source"]
-    text = run_dae("info", name).stdout
-    assert "std 0 to 55 (0-255 scale), one per image" in text and "noise level input" in text
-    for kind, clean in (("colour", shipped("astronaut", "RGB")[:200, :200]), ("gray", shipped("camera")[:200, :200])):
-        for sigma in (15, 40):
-            noisy = noisy_png(clean, tmp_path / f"{kind}-{sigma}.png", sigma=sigma / 255)
-            result = run_dae("--json", "denoise", noisy, "-m", name)  # no flag: the level is estimated
-            assert result.returncode == 0, result.stderr
-            record = json.loads(result.stdout)
-            assert record["sigma_estimated"] and record["sigma"] == pytest.approx(sigma, rel=0.15)
-            denoised = Image.open(record["output"])
-            assert denoised.mode == ("RGB" if kind == "colour" else "L")  # never a gray result for colour
-            gain = psnr(clean, read_png(record["output"])) - psnr(clean, read_png(noisy))
-            assert gain > (6 if sigma == 40 else 4), (kind, sigma, gain)
-
-
-def test_built_in_mnist_model_denoises_digits(tmp_path, mnist_test_images):
-    from conftest import save_gray
-
-    clean, noisy = mnist_test_images
-    save_gray(noisy[0], tmp_path / "digit.png")
-    result = run_dae("denoise", tmp_path / "digit.png", "-m", "mnist", "-o", tmp_path / "out.png")
-    assert result.returncode == 0, result.stderr
-    denoised = read_png(tmp_path / "out.png")
-    assert psnr(clean[0, ..., 0], denoised) > psnr(clean[0, ..., 0], read_png(tmp_path / "digit.png")) + 6
-
-
-def test_an_existing_path_wins_over_a_built_in_name_and_unknown_names_list_them(tmp_path):
-    (tmp_path / "mnist").mkdir()
-    shadowed = run_dae("info", "mnist", cwd=tmp_path)
-    assert_clean_error(shadowed, 1, "mnist is not a dae model directory")
-    image = tmp_path / "x.png"
-    Image.fromarray(np.zeros((16, 16), np.uint8)).save(image)
-    for unknown in (run_dae("info", "nosuch", cwd=tmp_path), run_dae("denoise", image, "-m", "nosuch", cwd=tmp_path)):
-        assert_clean_error(unknown, 1, "built-in models: mnist, photo, photo-real, photo-gray")
-
-
-def test_a_changed_built_in_model_is_refused(tmp_path):
-    import shutil
-
-    from dae_cli.models.builtin_models import builtin_path
-
-    copy = tmp_path / "photo"
-    shutil.copytree(builtin_path("photo"), copy)
-    with open(copy / "decoder" / "saved_model.pb", "ab") as handle:
-        handle.write(b"\0")
-    image = tmp_path / "a.png"
-    Image.fromarray(np.zeros((16, 16), np.uint8)).save(image)
-    assert_clean_error(run_dae("denoise", image, "-m", copy), 1, "does not match the sha256")

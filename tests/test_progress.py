@@ -4,7 +4,6 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 
@@ -16,7 +15,7 @@ from dae_cli.cli import output as output_module
 
 
 def run_on_terminal(*args, extra_env=None, input=None):
-    """Runs dae with stderr on a pseudo-terminal and stdout on a pipe.
+    """Runs dae (in this process) with stderr on a pseudo-terminal and stdout elsewhere.
 
     Returns (exit code, stdout, what the terminal showed).
     """
@@ -24,22 +23,13 @@ def run_on_terminal(*args, extra_env=None, input=None):
     env = {k: v for k, v in cli_env().items() if k != "NO_COLOR"}
     env.update(TERM="xterm-256color", COLUMNS="120")
     env.update(extra_env or {})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dae_cli", *map(str, args)],
-        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        env=env,
-        text=True,
-    )
-    os.close(slave)
     shown = bytearray()
 
     def drain():
         while True:
             try:
                 chunk = os.read(master, 65536)
-            except OSError:  # the terminal closes when the process ends
+            except OSError:  # the terminal closes once dae's end of it is closed
                 return
             if not chunk:
                 return
@@ -47,10 +37,12 @@ def run_on_terminal(*args, extra_env=None, input=None):
 
     reader = threading.Thread(target=drain)
     reader.start()
-    stdout, _ = process.communicate(input, timeout=300)
+    with open(slave, "w", encoding="utf-8") as terminal:
+        assert terminal.isatty()
+        result = run_dae(*args, env=env, input=input, stderr=terminal)
     reader.join(timeout=10)
     os.close(master)
-    return process.returncode, stdout, shown.decode("utf-8", "replace")
+    return result.returncode, result.stdout, shown.decode("utf-8", "replace")
 
 
 def bar(shown, label, count, unit="images"):

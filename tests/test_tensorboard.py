@@ -4,7 +4,7 @@ import io
 from collections import defaultdict
 
 import numpy as np
-from conftest import FLOAT32, assert_clean_error, cli_env, run_dae
+from conftest import FLOAT32, assert_clean_error, cli_env, run_dae, run_dae_process
 from PIL import Image
 
 from dae_cli.models import artifacts
@@ -74,7 +74,7 @@ def test_tensorboard_without_the_extra_is_a_one_line_error(tmp_path):
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['tensorboard'] = None\n")
     env = cli_env(PYTHONPATH=str(blocker))
-    result = run_dae(
+    result = run_dae_process(
         "train",
         "--dataset",
         "mnist-sample",
