@@ -9,7 +9,6 @@ an outcome. The pipeline (`pipeline`) and `dae noise` (`noisy_copies`) share the
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from pathlib import Path
 from typing import Callable
@@ -127,11 +126,6 @@ def output_paths(
     ]
 
 
-@functools.lru_cache(maxsize=1024)
-def _make_directory(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)  # once per folder, not once per file
-
-
 def write_image(
     label: str,
     pixels: np.ndarray,
@@ -139,11 +133,16 @@ def write_image(
     meta: image_io.ImageMeta | None,
     overwrite: bool,
     options: image_io.OutputOptions = image_io.OutputOptions(),
+    made_directories: set[Path] | None = None,
 ) -> Outcome:
     """Writes one output image in the format its name says (`image_io.encode_image`);
-    a failure becomes the input's outcome, not an exception."""
+    a failure becomes the input's outcome, not an exception. `made_directories`, kept
+    by the caller for one run, saves a `mkdir` per file in a folder already made."""
     try:
-        _make_directory(output.parent)
+        if made_directories is None or output.parent not in made_directories:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            if made_directories is not None:
+                made_directories.add(output.parent)
         data, written = image_io.encode_image(pixels, meta, image_io.format_of(output), options)
         write_bytes_atomic(output, data, overwrite=overwrite, durable=False)
         return Outcome(

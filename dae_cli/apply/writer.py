@@ -48,6 +48,7 @@ class Writer:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dae-write")
         self.waiting: collections.deque = collections.deque()
         self.stopped = False
+        self.made_directories: set[Path] = set()  # of this run: one mkdir per folder
 
     def submit(self, items: list) -> None:
         if items:
@@ -79,6 +80,8 @@ class Writer:
         return outcomes
 
     def _write_one(self, item: ImageToWrite) -> Outcome:
-        outcome = write_image(item.label, item.pixels, item.output, item.meta, self.overwrite, self.options)
+        outcome = write_image(
+            item.label, item.pixels, item.output, item.meta, self.overwrite, self.options, self.made_directories
+        )
         outcome.sigma, outcome.sigma_estimated = item.sigma, item.sigma_estimated
         return outcome
