@@ -116,7 +116,7 @@ def run_plans(
         waiting.append((item, work))
         for index in range(work.plan.count if work is not None else 0):
             shape = work.plan.window_shape(index)
-            cost = int(np.prod(shape[:-1]))  # pixels of an image or map window, 1 for a vector
+            cost = shape[0] * shape[1] if len(shape) == 3 else 1  # pixels of an image or map; a vector: 1
             if not batch.takes(shape, cost):
                 batch.run()
                 yield from filter(None, [finished()])

@@ -113,13 +113,14 @@ def read_all(
         return
     next_job = 0
     for positions, pixels_batch in plain_png_batches([str(job[1]) for job in plain], plain_png_shape, batch_size):
+        pixels_batch = pixels_batch.astype(np.float32)
+        pixels_batch /= 255.0  # the same arithmetic as Pillow's path: x / 255 in float32
         for position, pixels in zip(positions, pixels_batch):
             index = plain[position][0]
             if index > next_job:  # left out by tf.data (not plain, or failed) or not PNGs: Pillow's
                 yield from read_images(jobs[next_job:index], channels, overwrite=overwrite, warn=warn, prepare=prepare)
             next_job = index + 1
-            # The same arithmetic as Pillow's path: x / 255 in float32.
-            yield prepared(ReadImage(index, *jobs[index][1:], pixels=pixels.astype(np.float32) / 255.0), prepare)
+            yield prepared(ReadImage(index, *jobs[index][1:], pixels=pixels), prepare)
     yield from read_images(jobs[next_job:], channels, overwrite=overwrite, warn=warn, prepare=prepare)
 
 
