@@ -27,3 +27,38 @@ def test_an_old_model_directory_shows_its_manifest():
     result = run_dae("info", OLD / "conv-v1")
     assert result.returncode == 0, result.stderr
     assert "conv" in result.stdout
+
+
+BEFORE = ROOT / "tests" / "fixtures" / "outputs-412fa60"  # see its README
+
+
+@pytest.mark.parametrize(
+    "folder, args",
+    [
+        ("whole", ["chelsea-noisy.png", "coins-noisy.png", "-m", "photo"]),
+        (
+            "windows",
+            ["chelsea-noisy.png", "coins-noisy.png", "-m", "photo", "--max-megapixels", "0.01", "--overlap", "16"]
+            + ["--sigma", "20"],
+        ),
+        ("tta", ["chelsea-noisy.png", "-m", "photo", "--tta"]),
+        ("dense", ["digit.png", "digits-page.png", "-m", "mnist"]),
+    ],
+)
+def test_denoise_writes_what_it_wrote_before_the_one_pipeline(folder, args, tmp_path):
+    """The built-in models, conv (whole, by windows, --tta, gray and colour) and dense
+    (its own size and tiled), give the files the code before issue 18 wrote."""
+    from PIL import Image
+
+    inputs = [str(BEFORE / "in" / arg) if arg.endswith(".png") else arg for arg in args]
+    result = run_dae("-q", "denoise", *inputs, "-o", tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = sorted((BEFORE / folder).glob("*.png"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == [path.name for path in expected]
+    for path in expected:
+        before = np.asarray(Image.open(path), np.int16)
+        now = np.asarray(Image.open(tmp_path / path.name), np.int16)
+        assert now.shape == before.shape
+        # Identical on the CPU that wrote them; another CPU's float32 kernels may round
+        # a few pixels the other way.
+        assert np.abs(now - before).max() <= 1 and np.mean(now != before) < 0.01, path.name
