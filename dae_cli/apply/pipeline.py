@@ -149,6 +149,7 @@ def _finished_image(item: reading.ReadImage, work: Work | None) -> Outcome | Ima
     if work is None:
         return Outcome(str(item.path), error=item.error)
     result = _in_own_channels(work.plan.result(), item.meta)
+    item.pixels = work.plan = None  # the input's memory goes before the output is encoded
     # In place where it can be: a 24-megapixel colour image is 288 MB a copy.
     result = np.clip(result, 0.0, 1.0, out=result if result.flags.writeable and result.dtype == np.float32 else None)
     return ImageToWrite(str(item.path), result, item.output, item.meta, work.level, work.estimated)
