@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -82,6 +82,16 @@ class BatchLimit:
     pixels: int | None = None
 
 
+class LatentCodec(Protocol):
+    """How a model's latents go to files and back: `latents.VECTORS` or `latent_maps.MAPS`."""
+
+    def check_output(self, out: Path | None, count: int, overwrite: bool) -> None: ...
+    def write(self, out: Path, encoded: list, overwrite: bool) -> None: ...
+    def record(self, source: str, latent: np.ndarray, kind: dict | None) -> dict: ...
+    def read(self, spec: str) -> list: ...
+    def array_for(self, item, latent_dim: int) -> np.ndarray: ...
+
+
 class Denoiser:
     """The encoder and decoder SavedModels of a model directory, and how to apply them.
 
@@ -94,7 +104,7 @@ class Denoiser:
     architecture: ClassVar[str]  # the manifest's name for it
     # The flags each command takes with this kind of model (`ApplyOptions` field names).
     takes_flags: ClassVar[dict[str, frozenset[str]]] = {}
-    latents: ClassVar[Any]  # the latent codec: `latents.VECTORS` or `latent_maps.MAPS`
+    latents: ClassVar[LatentCodec]  # vectors or feature maps, and their files
     any_size: ClassVar[bool] = False  # whether the model takes images of any size whole
 
     def __init__(self, directory: Path, manifest: dict[str, Any], encoder=None, decoder=None):
