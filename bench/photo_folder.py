@@ -4,7 +4,8 @@ The folder: `--count` noisy photographs (default 100), seeded Gaussian noise of 
 on the colour benchmark photographs of ../shared (Kodak24, 768x512, and McMaster,
 500x500), cycling through them with a new seed on each pass, saved as 8-bit PNGs, as a
 user's folder of photos would be. Then `dae -q denoise DIR -m MODEL -o OUT` runs as a
-whole process (start-up and model loading included) under `/usr/bin/time -v`; with
+whole process (start-up and model loading included) under `/usr/bin/time -v`
+(`inference.denoise_runs`, as `bench/inference.py` runs it); with
 `--baseline REF` the `dae_cli/` of that git ref (from `git archive`, on PYTHONPATH, in
 the same venv) takes turns with this checkout's for `--rounds` rounds, so both meet the
 same load on a shared machine. Figures per contender, medians over rounds: wall seconds,
@@ -19,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +29,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from inference import export_code, timed  # noqa: E402
+from inference import denoise_runs, export_code  # noqa: E402
 
 SOURCES = [common.ROOT.parent / "shared" / "data" / "photos-color" / name for name in ("kodak24", "mcmaster")]
 
@@ -50,25 +49,12 @@ def noisy_folder(folder: Path, count: int, sigma: float = 25.0) -> float:
     return megapixels
 
 
-def run_once(pythonpath: Path | None, folder: Path, model: str, out: Path, work: Path, flags: list[str]) -> dict:
-    command = [common.PYTHON, "-m", "dae_cli", "-q", "denoise", str(folder), "-m", model, "-o", str(out), *flags]
-    env = {**os.environ, "NO_COLOR": "1", **({"PYTHONPATH": str(pythonpath)} if pythonpath else {})}
-    wall, rss, done = timed(command, env, cwd=work)  # from `work`: `python -m` puts the cwd first
-    cpu = sum(
-        float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr).group(1)) for kind in ("User", "System")
-    )
-    written = len(list(out.glob("*.png")))
-    shutil.rmtree(out)
-    return {"wall_seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": rss, "written": written}
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="photo")
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--baseline", default=None, help="A git ref whose dae_cli takes turns with this checkout's.")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--flags", nargs="*", default=[], help="More flags for dae denoise (e.g. --sigma 25).")
     parser.add_argument("--name", default=None, help="Save the figures as bench/results/NAME.json.")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dae-photo-folder-") as temporary:
@@ -77,18 +63,12 @@ def main(argv=None) -> int:
         contenders = {"this": None}
         if args.baseline:
             contenders = {"baseline": export_code(args.baseline, work / "baseline-code"), "this": None}
-        runs = {name: [] for name in contenders}
-        for round_number in range(args.rounds):
-            for name, pythonpath in contenders.items():
-                run = run_once(pythonpath, work / "noisy", args.model, work / f"out-{name}", work, args.flags)
-                assert run["written"] == args.count, run
-                runs[name].append(run)
-                print(
-                    f"round {round_number + 1} {name:>8}: {run['wall_seconds']:6.1f} s, "
-                    f"{args.count / run['wall_seconds']:.3f} img/s, CPU {run['cpu_seconds']:.1f} s "
-                    f"({run['cpu_seconds'] / run['wall_seconds']:.2f} cores), peak RSS {run['peak_rss_mb']:.0f} MB",
-                    flush=True,
-                )
+        env = {**os.environ, "NO_COLOR": "1"}
+        folders = [("photos", work / "noisy", args.count)]
+        runs = {
+            name: by_folder["photos"]
+            for name, by_folder in denoise_runs(contenders, folders, args.model, work, env, args.rounds).items()
+        }
     figures = {}
     for name, done in runs.items():
         wall = common.median([run["wall_seconds"] for run in done])
@@ -107,7 +87,6 @@ def main(argv=None) -> int:
         "model": args.model,
         "images": args.count,
         "megapixels": round(megapixels, 2),
-        "flags": args.flags,
         "baseline": args.baseline,
         "rounds": args.rounds,
         **figures,

@@ -285,3 +285,38 @@ def test_large_images_are_handed_on_as_their_windows_fill_a_batch_not_per_256_fi
     assert max(model.calls) <= 8
     for image, work in zip(images, works):
         np.testing.assert_allclose(work.plan.result(), image * 0.5, atol=1e-5)
+
+
+def test_a_second_run_in_one_process_makes_its_output_folder_again(loaded, digit, tmp_path):
+    """What a run remembers of the folders it made is the run's: a library user (or a
+    test) that removes the output folder between two runs gets it made again."""
+    import shutil
+
+    Image.fromarray(digit).save(tmp_path / "x.png")
+    for _ in range(2):
+        log, outputs = run(loaded, [tmp_path / "x.png"], tmp_path / "out")
+        assert log.outcomes[0].ok, log.outcomes[0].error
+        assert outputs[0].exists()
+        shutil.rmtree(tmp_path / "out")
+
+
+def test_small_images_are_read_ahead_and_large_ones_only_when_asked_for():
+    """A folder of large photographs holds none in memory waiting; small ones are read
+    up to `depth` ahead of the model."""
+    import time
+
+    sizes = ["large", "large", "small", "small", "small", "large", "small"]
+    # Nothing read ahead of a large one; two after a small one (the large image at 5
+    # was already read when a small one came before it).
+    expected = [0, 0, 2, 2, 2, 1, 0]
+    read: list[str] = []
+    ahead = []
+    results = reading.prefetched(lambda s: read.append(s) or s, sizes, depth=2, large=lambda s: s == "large")
+    for position, _ in enumerate(results):
+        deadline = time.monotonic() + 10  # however slow the machine, the reads asked for come
+        while len(read) < position + 1 + expected[position] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # and a read not asked for would have come by now
+        ahead.append(len(read) - (position + 1))
+    assert read == sizes
+    assert ahead == expected

@@ -46,10 +46,12 @@ class Files:
     output: image_io.OutputOptions = image_io.OutputOptions()
 
 
-def _model(directory: Path, command: str, options: ApplyOptions, parts: tuple[str, ...], files: Files) -> Denoiser:
+def _checked_model(directory: Path, command: str, options: ApplyOptions) -> Denoiser:
+    """The model in `directory`, its SavedModels not loaded yet, that takes every flag given
+    to `command`: a wrong flag fails before anything slow (`Denoiser.check`)."""
     denoiser = open_model(directory)
-    denoiser.check(command, options)  # before the SavedModels load: a wrong flag fails fast
-    return denoiser.load(parts, verify=files.verify)
+    denoiser.check(command, options)
+    return denoiser
 
 
 def _finish(log: OutcomeLog) -> None:
@@ -66,7 +68,7 @@ def denoise(
     paths = image_io.expand_inputs(inputs, note=listener.info)
     outputs = output_paths(paths, out, "denoised", files.output.format)
     image_io.check_output_options(outputs, files.output)
-    denoiser = _model(model, "denoise", options, (artifacts.ENCODER, artifacts.DECODER), files)
+    denoiser = _checked_model(model, "denoise", options).load(verify=files.verify)
     with listener.progress("denoise", len(paths)) as progress:
         log = OutcomeLog(listener.outcome, files.fail_fast, progress)
         pipeline.denoise_files(
@@ -87,8 +89,7 @@ def encode(
     inputs: list[str], model: Path, out: Path | None, options: ApplyOptions, files: Files, listener: Listener
 ) -> None:
     """`dae encode`: the latents of the inputs, to `out` or (vectors) as JSON lines on stdout."""
-    denoiser = open_model(model)
-    denoiser.check("encode", options)
+    denoiser = _checked_model(model, "encode", options)
     paths = image_io.expand_inputs(inputs, note=listener.info)
     denoiser.latents.check_output(out, len(paths), files.overwrite)
     denoiser.load((artifacts.ENCODER,), verify=files.verify)
@@ -115,8 +116,7 @@ def decode(latents: str, model: Path, out: Path, options: ApplyOptions, files: F
         raise UsageError(f"-o {out} is a file; decode writes a directory of images")
     if files.output.bit_depth == 16 and files.output.format in ("JPEG", "WEBP", "BMP"):
         raise UsageError(f"--bit-depth 16: {files.output.format} holds 8 bits per channel; use --format png or tiff")
-    denoiser = open_model(model)
-    denoiser.check("decode", options)
+    denoiser = _checked_model(model, "decode", options)
     items = denoiser.latents.read(latents)
     denoiser.load((artifacts.DECODER,), verify=files.verify)
     with listener.progress("decode", len(items), unit="latents") as progress:
@@ -156,8 +156,7 @@ def evaluate(model: Path, settings: dict, options: ApplyOptions, files: Files, l
     from dae_cli.apply import evaluation
 
     overrides = {key: value for key, value in settings.items() if key != "seed"}
-    denoiser = open_model(model)
-    denoiser.check("evaluate", options)
+    denoiser = _checked_model(model, "evaluate", options)
     # Checked against the manifest first: a bad combination fails before TensorFlow loads.
     config = evaluation.evaluation_config(denoiser.manifest, overrides)
     denoiser.load(verify=files.verify)

@@ -54,7 +54,7 @@ class Work:
     level: float | None = None
     estimated: bool = False
     sources: list[str] | None = None
-    pending: int = 0
+    pending: int = dataclasses.field(init=False)  # windows still to come back from the model
 
     def __post_init__(self):
         self.pending = self.plan.count
@@ -134,12 +134,18 @@ def _in_own_channels(pixels: np.ndarray, meta: image_io.ImageMeta | None) -> np.
     return pixels
 
 
+def _noise_level(denoiser: Denoiser, item: reading.ReadImage, sigma, detail: Tell) -> tuple[float | None, bool]:
+    """The level one image is given (`Denoiser.noise_level`), told to `detail` (`-v`)."""
+    own_channels = item.meta.channels if item.meta is not None else denoiser.channels
+    level, estimated = denoiser.noise_level(item.pixels, own_channels, sigma)
+    if level is not None:
+        detail(f"{item.path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
+    return level, estimated
+
+
 def _plan_denoise(denoiser: Denoiser, options: ApplyOptions, detail: Tell) -> Callable:
     def prepare(item: reading.ReadImage) -> Work:
-        own_channels = item.meta.channels if item.meta is not None else denoiser.channels
-        level, estimated = denoiser.noise_level(item.pixels, own_channels, options.sigma)
-        if level is not None:
-            detail(f"{item.path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
+        level, estimated = _noise_level(denoiser, item, options.sigma, detail)
         return Work(denoiser.plan_denoise(item.pixels, options, item.path), level, estimated)
 
     return prepare
@@ -206,10 +212,7 @@ def encode_files(
     `<path>#<y>,<x>`, the window's top-left corner); outcomes reach `log` in input order."""
 
     def prepare(item: reading.ReadImage) -> Work:
-        own_channels = item.meta.channels if item.meta is not None else denoiser.channels
-        level, estimated = denoiser.noise_level(item.pixels, own_channels, options.sigma)
-        if level is not None:
-            detail(f"{item.path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
+        level, estimated = _noise_level(denoiser, item, options.sigma, detail)
         plan, sources = denoiser.plan_encode(item.pixels, options, item.path)
         return Work(plan, level, estimated, sources)
 

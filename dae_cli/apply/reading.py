@@ -123,11 +123,15 @@ def read_all(
     """Every input in order: plain PNGs of `plain_png_shape` by `tf.data` when there are
     many (prepared in the caller's thread), the others by Pillow (`read_images`)."""
     jobs = list(zip(range(len(paths)), paths, outputs))
+
+    def pillow(some: list) -> Iterator[ReadImage]:
+        return read_images(some, channels, overwrite=overwrite, warn=warn, prepare=prepare)
+
     plain = []
     if plain_png_shape is not None:
         plain = [job for job in jobs if job[1].suffix.lower() == ".png" and (overwrite or not job[2].exists())]
     if len(plain) < PIPELINE_MIN_FILES:
-        yield from read_images(jobs, channels, overwrite=overwrite, warn=warn, prepare=prepare)
+        yield from pillow(jobs)
         return
     next_job = 0
     for positions, pixels_batch in plain_png_batches([str(job[1]) for job in plain], plain_png_shape, batch_size):
@@ -135,11 +139,11 @@ def read_all(
         pixels_batch /= 255.0  # the same arithmetic as Pillow's path: x / 255 in float32
         for position, pixels in zip(positions, pixels_batch):
             index = plain[position][0]
-            if index > next_job:  # left out by tf.data (not plain, or failed) or not PNGs: Pillow's
-                yield from read_images(jobs[next_job:index], channels, overwrite=overwrite, warn=warn, prepare=prepare)
+            if index > next_job:  # left out by tf.data (not plain, or failed): Pillow's
+                yield from pillow(jobs[next_job:index])
             next_job = index + 1
             yield prepared(ReadImage(index, *jobs[index][1:], pixels=pixels), prepare)
-    yield from read_images(jobs[next_job:], channels, overwrite=overwrite, warn=warn, prepare=prepare)
+    yield from pillow(jobs[next_job:])
 
 
 _METADATA_MARKS = "(?s).*(eXIf|Raw profile type exif|iCCP).*"

@@ -102,12 +102,7 @@ def denoise(
     quality: int = flags.QUALITY,
     bit_depth: Optional[flags.BitDepth] = flags.BIT_DEPTH,
     strip_metadata: bool = flags.STRIP_METADATA,
-    resize: bool = typer.Option(
-        False,
-        "--resize",
-        rich_help_panel=FIT_PANEL,
-        help="dense models: resize other-sized images to the model's size and back.",
-    ),
+    resize: bool = flags.RESIZE,
     tile: Optional[bool] = typer.Option(
         None,
         "--tile/--no-tile",
@@ -148,12 +143,7 @@ def encode(
         None, "--out", "-o", help="Write latents to .npy, .npz, .csv or .json (default: JSON lines on stdout)."
     ),
     overwrite: bool = flags.OVERWRITE,
-    resize: bool = typer.Option(
-        False,
-        "--resize",
-        rich_help_panel=FIT_PANEL,
-        help="dense models: resize other-sized images to the model's size.",
-    ),
+    resize: bool = flags.RESIZE,
     tiles: bool = typer.Option(
         False,
         "--tiles",
@@ -203,7 +193,7 @@ def decode(
     """Decode latents (vectors, or a conv model's feature maps) to images with the decoder SavedModel alone."""
     from dae_cli.apply import jobs
 
-    files = flags.files(overwrite, fail_fast, no_verify, format, bit_depth, quality)
+    files = flags.files(overwrite, fail_fast, no_verify, format=format, bit_depth=bit_depth, quality=quality)
     jobs.decode(
         latents_file, flags.model_dir(model), out, flags.apply_options(batch_size=batch_size), files, State.output
     )
@@ -251,7 +241,9 @@ def noise_command(
     """Add noise to clean images (seeded), to make demos and test sets; writes <stem>.noisy.<ext>."""
     from dae_cli.apply import jobs
 
-    files = flags.files(overwrite, fail_fast, False, format, bit_depth, quality, strip_metadata)
+    files = flags.files(
+        overwrite, fail_fast, format=format, bit_depth=bit_depth, quality=quality, strip_metadata=strip_metadata
+    )
     jobs.add_noise(inputs, out, settings, files, State.output)
 
 

@@ -54,6 +54,12 @@ BATCH_SIZE = typer.Option(
     rich_help_panel=FIT_PANEL,
     help="Images, windows or latents per model call (default: 256 for dense models, 1 for conv models, within --max-megapixels).",
 )
+RESIZE = typer.Option(
+    False,
+    "--resize",
+    rich_help_panel=FIT_PANEL,
+    help="dense models: resize other-sized images to the model's size (denoise: and back).",
+)
 SIGMA = typer.Option(
     None,
     "--sigma",
