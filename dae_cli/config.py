@@ -33,11 +33,12 @@ else:  # pragma: no cover - Python 3.10
 from dae_cli.errors import UsageError
 
 DATASETS = ("mnist", "mnist-sample")
-NOISE_TYPES = ("gaussian", "salt-pepper", "speckle", "poisson", "mask", "poisson-gaussian", "camera")
+NOISE_TYPES = ("gaussian", "salt-pepper", "speckle", "poisson", "mask", "poisson-gaussian", "camera", "mixture")
 # Noises whose level a `noise_level_input` model can be given: the std, or the measured
 # RMS noise of white Poisson-Gaussian noise. Not `camera`: its noise is correlated and
 # JPEG-compressed, which the estimate of `--sigma auto` cannot read (BENCHMARKS.md).
 LEVEL_NOISES = ("gaussian", "speckle", "poisson-gaussian")
+ESTIMATOR_HALVINGS = 2  # the noise estimator's network runs at 1/4 of the image size
 ARCHITECTURES = ("dense", "conv")  # dense: the reference design; conv: fully convolutional
 DOWNSAMPLINGS = ("strided", "maxpool")
 UPSAMPLINGS = ("transpose", "upsample")
@@ -280,6 +281,12 @@ class Config:
     noise_level_input: bool = setting(
         False, panel="Model", help="conv: the encoder takes the noise level as an extra input channel."
     )
+    # conv only, as CBDNet does: a small network in the encoder estimates a noise level map
+    # (per pixel and channel) from the image and feeds it to the rest, so the model is
+    # blind to the user yet steerable: `--strength` scales the map, `--sigma` replaces it.
+    noise_estimator: bool = setting(
+        False, panel="Model", help="conv: the encoder estimates a noise level map itself and denoises by it."
+    )
     # Training
     loss: str = setting("mse", panel="Training", choices=LOSSES, help="Training loss.")
     epochs: int = setting(30, panel="Training", low=1, help="Total epochs.")
@@ -475,6 +482,10 @@ class Config:
                     f"{key} must be two numbers low,high with low <= high, got {pair}",
                 )
         require(
+            not self.noise_estimator or (self.architecture == "conv" and not self.noise_level_input),
+            'noise_estimator needs architecture = "conv" and excludes noise_level_input (it makes its own level)',
+        )
+        require(
             not self.noise_level_input or self.noise in LEVEL_NOISES,
             f"noise_level_input needs a noise with a level ({', '.join(LEVEL_NOISES)})",
         )
@@ -512,6 +523,8 @@ class Config:
     def size_multiple(self) -> int:
         """What height and width must be divisible by: one halving per downsampling."""
         halvings = len(self.layer_filters) - (self.architecture == "conv")
+        if self.noise_estimator:  # its network works on 4x4 squares folded into channels
+            halvings = max(halvings, ESTIMATOR_HALVINGS)
         return 2 ** max(0, halvings)
 
 

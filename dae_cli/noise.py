@@ -19,6 +19,12 @@ For `poisson-gaussian` the level a `noise_level_input` model is given is each im
 RMS noise (`noise_levels`), which `dae denoise --sigma auto` estimates. `camera` noise
 trains blind models only: the estimate cannot read correlated, JPEG-compressed noise.
 
+`mixture` is what the photographs users have hold, for a model that estimates its own
+level map (`noise_estimator`): each batch is cut into fixed shares (`MIXTURE`) of
+Gaussian noise, Gaussian noise saved as JPEG, Poisson-Gaussian, camera noise with and
+without JPEG, and clean images. `level_map` is the target of its estimator: the local
+RMS of the noise, per channel, which every kind of noise has, JPEG's artefacts included.
+
 Example:
     >>> spec = NoiseSpec("gaussian", mean=0.5, std=0.5)
     >>> noisy = add_noise(clean, tf.constant([0, 1]), spec)   # doctest: +SKIP
@@ -88,6 +94,19 @@ class NoiseSpec:
 
 CAMERA_NOISES = ("poisson-gaussian", "camera")
 
+# `mixture`'s shares of each batch, in order: (kind, share). Camera noise is the most
+# common input (phones and cameras), Gaussian the benchmarks'; clean images teach the
+# model to leave a photograph without noise alone (level 0).
+MIXTURE = (
+    ("gaussian", 0.25),
+    ("gaussian-jpeg", 0.125),
+    ("poisson-gaussian", 0.125),
+    ("camera", 0.125),
+    ("camera-jpeg", 0.25),
+    ("clean", 0.125),
+)
+LEVEL_WINDOW = 15  # pixels on a side of the window `level_map` measures the noise over
+
 
 def noise_levels(
     images: tf.Tensor | np.ndarray, seed: tf.Tensor, spec: NoiseSpec, noisy: tf.Tensor | np.ndarray | None = None
@@ -142,6 +161,10 @@ def add_noise(images: tf.Tensor | np.ndarray, seed: tf.Tensor, spec: NoiseSpec) 
     elif spec.kind == "mask":
         draw = tf.random.stateless_uniform(shape, seed)
         noisy = tf.where(draw < spec.amount, 0.0, images)
+    elif spec.kind == "mixture":
+        batch = images if images.shape.rank == 4 else images[None]
+        noisy = mixture_noise(batch, seed, spec)
+        noisy = noisy if images.shape.rank == 4 else noisy[0]
     elif spec.kind in CAMERA_NOISES:
         batch = images if images.shape.rank == 4 else images[None]
         noisy = (poisson_gaussian if spec.kind == "poisson-gaussian" else camera_noise)(batch, seed, spec)
@@ -245,3 +268,69 @@ def _jpeg(batch, seed, quality_range):
         return tf.image.adjust_jpeg_quality(tf.clip_by_value(image, 0.0, 1.0), quality)
 
     return tf.map_fn(one, (batch, qualities), fn_output_signature=tf.float32)
+
+
+def mixture_noise(batch: tf.Tensor, seed: tf.Tensor, spec: NoiseSpec) -> tf.Tensor:
+    """(n, h, w, c) images cut into `MIXTURE`'s shares, each with its kind of noise
+    (not clipped). Gaussian levels come from `std_range`, JPEG qualities from `jpeg_range`."""
+    count = tf.shape(batch)[0]
+    bounds = [0.0]
+    for _, share in MIXTURE:
+        bounds.append(bounds[-1] + share)
+    edges = [tf.cast(tf.round(bound * tf.cast(count, tf.float32)), tf.int32) for bound in bounds]
+    jpeg = spec.jpeg_range or (60, 100)
+    parts = []
+    for index, (kind, _) in enumerate(MIXTURE):
+        part = batch[edges[index] : edges[index + 1]]
+        part_seed = seed + 100 * (index + 1)
+        parts.append(_one_kind(part, part_seed, spec, kind, jpeg))
+    return tf.concat(parts, axis=0)
+
+
+def _one_kind(part, seed, spec: NoiseSpec, kind: str, jpeg: tuple[int, int]):
+    if kind == "clean":
+        return part
+    if kind.startswith("gaussian"):
+        low, high = spec.std_range or (spec.std, spec.std)
+        std = _per_image(part, seed + 1, low, high)
+        noisy = part + tf.random.stateless_normal(tf.shape(part), seed) * std
+    elif kind == "poisson-gaussian":
+        noisy = poisson_gaussian(part, seed, spec)
+    else:
+        noisy = camera_noise(part, seed, dataclasses.replace(spec, jpeg_range=None))
+    if kind.endswith("jpeg"):
+        noisy = _jpeg(tf.clip_by_value(noisy, 0.0, 1.0), seed + 41, jpeg)
+    return noisy
+
+
+def level_map(noisy: tf.Tensor, clean: tf.Tensor) -> tf.Tensor:
+    """The noise level map of (n, h, w, c) `noisy` images: per pixel and channel, the RMS
+    of `noisy - clean` over a `LEVEL_WINDOW` square around it (what a noise-estimating
+    model learns to read from the noisy image alone). Uniform Gaussian noise of std s
+    gives about s everywhere; a camera's noise is higher where the image is brighter."""
+    error = tf.square(tf.cast(noisy, tf.float32) - tf.cast(clean, tf.float32))
+    # avg_pool's SAME padding averages over the pixels inside the image only.
+    local = tf.nn.avg_pool2d(error, LEVEL_WINDOW, strides=1, padding="SAME")
+    return tf.sqrt(local + 1e-12)
+
+
+def with_level_controls(images, scale, offset=0.0):
+    """(n, h, w, c) images -> (n, h, w, 2c + 1): what a `noise_estimator` model takes,
+    the image, then a scale channel and c offset channels (`networks.LevelMap`).
+
+    `scale` (n,) or a number multiplies the model's own estimate; `offset`, a number, (n,)
+    or an (n, h, w, c) map, is added to it. NumPy in, NumPy out; tensors likewise.
+    """
+    if isinstance(images, np.ndarray):
+        shape = images.shape
+        scale_map = np.broadcast_to(np.asarray(scale, np.float32).reshape(-1, 1, 1, 1), shape[:3] + (1,))
+        offset = np.asarray(offset, np.float32)
+        offset_map = np.broadcast_to(offset if offset.ndim == 4 else offset.reshape(-1, 1, 1, 1), shape)
+        return np.concatenate([images, scale_map.astype(images.dtype), offset_map.astype(images.dtype)], axis=-1)
+    shape = tf.shape(images)
+    scale = tf.reshape(tf.cast(scale, images.dtype), [-1, 1, 1, 1])
+    offset = tf.cast(offset, images.dtype)
+    offset = offset if offset.shape.rank == 4 else tf.reshape(offset, [-1, 1, 1, 1])
+    scale_map = tf.ones(tf.concat([shape[:3], [1]], 0), images.dtype) * scale
+    offset_map = tf.ones_like(images) * offset
+    return tf.concat([images, scale_map, offset_map], axis=-1)

@@ -54,6 +54,18 @@ def parse_sigma(text: str) -> str | float:
     return value / 255.0 if "/" not in text and value > 1 else value
 
 
+def parse_strength(text: str) -> float:
+    """`--strength`: a finite number of at least 0 (0 gives the image back, 1 the model's
+    own level). Raises `UsageError` for anything else."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"--strength must be a number of at least 0 (1 is the model's own level), got {text!r}")
+    return value
+
+
 def estimate_sigma(pixels: np.ndarray) -> float:
     """The std of the white noise in `pixels` (h, w, c) on [0, 1], by Chen et al.'s PCA method.
 

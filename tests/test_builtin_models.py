@@ -42,7 +42,7 @@ def test_built_in_photo_model_verifies_says_how_it_was_trained_and_keeps_colour_
     assert low == 0 and high * 255 >= 50  # every level from 0 to 50
     assert "photos-color/train" in manifest["data_source"]
     text = run_dae("info", name).stdout
-    assert "std 0 to 55 (0-255 scale), one per image" in text and "noise level input" in text
+    assert "std 0 to 55 (0-255 scale), one per image" in text and "noise level" in text
     for kind, clean in (("colour", shipped("astronaut", "RGB")[:200, :200]), ("gray", shipped("camera")[:200, :200])):
         for sigma in (15, 40):
             noisy = noisy_png(clean, tmp_path / f"{kind}-{sigma}.png", sigma=sigma / 255)

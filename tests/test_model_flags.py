@@ -22,7 +22,7 @@ CAMERA = SHIPPED / "camera.png"
         ("denoise", "photo", ["--no-tile"], "--tile/--no-tile does not apply to denoise"),
         ("denoise", "mnist", ["--tta"], "--tta does not apply to denoise"),
         ("denoise", "mnist", ["--max-megapixels", "2"], "--max-megapixels does not apply to denoise"),
-        ("denoise", "mnist", ["--sigma", "25"], "--sigma is for models that take the noise level"),
+        ("denoise", "mnist", ["--sigma", "25"], "--sigma is for models that denoise by a noise level"),
         ("encode", "photo", ["--tiles"], "--tiles does not apply to encode"),
         ("encode", "photo", ["--overlap", "8"], "--overlap does not apply to encode"),
         ("encode", "photo", ["--resize"], "--resize does not apply to encode"),

@@ -199,7 +199,7 @@ def test_sigma_for_a_model_without_a_level_input_is_a_usage_error(trained_model,
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
     args = {"denoise": [image], "encode": [image], "evaluate": ["--dataset", "mnist-sample"]}[command]
     result = run_dae(command, *args, "-m", trained_model, "--sigma", "15")
-    assert_clean_error(result, 2, "--sigma is for models that take the noise level")
+    assert_clean_error(result, 2, "--sigma is for models that denoise by a noise level")
     assert result.stdout == "" and not (tmp_path / "a.denoised.png").exists()
 
 

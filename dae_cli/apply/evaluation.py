@@ -232,8 +232,10 @@ def evaluate_photographs(model, config: Config, *, seed: int, options=None, prog
         "images": len(paths),
         "seed": seed,
         "noise": {key: getattr(config, key) for key in NOISE_KEYS},
-        "sigma": None if not model.takes_noise_level else ("given" if options.sigma not in (None, "auto") else "auto"),
-        "sigma_per_image": None if not model.takes_noise_level else [round(level * 255, 3) for level in levels],
+        "sigma": None if not model.uses_noise_level else ("given" if options.sigma not in (None, "auto") else "auto"),
+        "sigma_per_image": None
+        if not model.uses_noise_level
+        else [None if level is None else round(level * 255, 3) for level in levels],
         **{key: summarize(np.array(values)) for key, values in scores.items()},
         "images_per_second": len(paths) / model_seconds if model_seconds > 0 else None,
         "megapixels_per_second": pixels_done / 1e6 / model_seconds if model_seconds > 0 else None,

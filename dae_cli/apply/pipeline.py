@@ -35,8 +35,8 @@ from dae_cli.errors import DaeError
 from dae_cli.io import image_io
 from dae_cli.io.files import OutputExistsError
 from dae_cli.io.latents import EncodedLatent
-from dae_cli.models.denoiser import ApplyOptions, BatchLimit, Denoiser
-from dae_cli.models.windows import Collected, Plan
+from dae_cli.models.denoiser import ApplyOptions, BatchLimit, Denoiser, NoiseLevel
+from dae_cli.models.windows import Collected, Plan, Unchanged
 
 Tell = Callable[[str], None]
 
@@ -51,8 +51,7 @@ class Work:
     (encode) the source each window's latent is named by."""
 
     plan: Plan
-    level: float | None = None
-    estimated: bool = False
+    level: NoiseLevel | None = None
     sources: list[str] | None = None
     pending: int = dataclasses.field(init=False)  # windows still to come back from the model
 
@@ -83,14 +82,18 @@ class _Batch:
         self.shape, self.pixels = shape, self.pixels + cost
 
     def run(self) -> None:
-        """One model call on the windows; each output goes back to its plan."""
+        """One model call on the windows; each output goes back to its plan (and the median
+        of each window's level map to its `NoiseLevel`, when the call measures them)."""
         if not self.windows:
             return
         windows = np.stack([work.plan.window(index) for work, index in self.windows]).astype(np.float32, copy=False)
-        levels = [work.level for work, _ in self.windows]
+        levels = [None if work.level is None else work.level.model_input for work, _ in self.windows]
         outputs = self.call(windows, None if levels[0] is None else np.asarray(levels, np.float32))
-        for (work, index), output in zip(self.windows, outputs):
-            work.plan.put(index, output)
+        outputs, medians = outputs if isinstance(outputs, tuple) else (outputs, None)
+        for number, (work, index) in enumerate(self.windows):
+            work.plan.put(index, outputs[number])
+            if medians is not None:
+                work.level.measure(medians[number])
             work.pending -= 1
         self.windows, self.shape, self.pixels = [], None, 0
 
@@ -134,31 +137,39 @@ def _in_own_channels(pixels: np.ndarray, meta: image_io.ImageMeta | None) -> np.
     return pixels
 
 
-def _noise_level(denoiser: Denoiser, item: reading.ReadImage, sigma, detail: Tell) -> tuple[float | None, bool]:
-    """The level one image is given (`Denoiser.noise_level`), told to `detail` (`-v`)."""
+def _noise_level(denoiser: Denoiser, item: reading.ReadImage, options: ApplyOptions) -> NoiseLevel | None:
+    """The level one image is denoised by (`Denoiser.noise_level`)."""
     own_channels = item.meta.channels if item.meta is not None else denoiser.channels
-    level, estimated = denoiser.noise_level(item.pixels, own_channels, sigma)
-    if level is not None:
-        detail(f"{item.path}: sigma {level * 255:.2f} ({'estimated' if estimated else 'given'})")
-    return level, estimated
+    return denoiser.noise_level(item.pixels, own_channels, options.sigma, options.strength)
 
 
-def _plan_denoise(denoiser: Denoiser, options: ApplyOptions, detail: Tell) -> Callable:
+def _tell_level(path, level: NoiseLevel | None, detail: Tell) -> None:
+    """Tells `detail` (`-v`) the level an image was denoised by, once it is known."""
+    if level is not None and level.reported is not None:
+        detail(f"{path}: sigma {level.reported * 255:.2f} ({'estimated' if level.estimated else 'given'})")
+
+
+def _plan_denoise(denoiser: Denoiser, options: ApplyOptions) -> Callable:
     def prepare(item: reading.ReadImage) -> Work:
-        level, estimated = _noise_level(denoiser, item, options.sigma, detail)
-        return Work(denoiser.plan_denoise(item.pixels, options, item.path), level, estimated)
+        level = _noise_level(denoiser, item, options)
+        if options.strength == 0:  # nothing to take away: the image is its own result
+            return Work(Unchanged(item.pixels), level)
+        return Work(denoiser.plan_denoise(item.pixels, options, item.path), level)
 
     return prepare
 
 
-def _finished_image(item: reading.ReadImage, work: Work | None) -> Outcome | ImageToWrite:
+def _finished_image(item: reading.ReadImage, work: Work | None, detail: Tell) -> Outcome | ImageToWrite:
     if work is None:
         return Outcome(str(item.path), error=item.error)
+    _tell_level(item.path, work.level, detail)
     result = _in_own_channels(work.plan.result(), item.meta)
     item.pixels = work.plan = None  # the input's memory goes before the output is encoded
     # In place where it can be: a 24-megapixel colour image is 288 MB a copy.
     result = np.clip(result, 0.0, 1.0, out=result if result.flags.writeable and result.dtype == np.float32 else None)
-    return ImageToWrite(str(item.path), result, item.output, item.meta, work.level, work.estimated)
+    level = work.level
+    sigma, estimated = (None, False) if level is None else (level.reported, level.estimated)
+    return ImageToWrite(str(item.path), result, item.output, item.meta, sigma, estimated)
 
 
 def denoise_files(
@@ -178,7 +189,7 @@ def denoise_files(
     Each output is written in the format its name says, with its source's channels, bit
     depth, alpha and metadata where that format holds them (`image_io.encode_image`).
     """
-    prepare = _plan_denoise(denoiser, options, detail)
+    prepare = _plan_denoise(denoiser, options)
     limit = denoiser.batch_limit(options)
     read = reading.read_all(
         paths,
@@ -192,8 +203,8 @@ def denoise_files(
     )
     writer = Writer(log, overwrite, output_options)
     try:
-        for finished in run_plans(((item, item.prepared) for item in read), denoiser.denoise, limit):
-            writer.submit([_finished_image(item, work) for item, work in finished])
+        for finished in run_plans(((item, item.prepared) for item in read), denoiser.denoise_and_measure, limit):
+            writer.submit([_finished_image(item, work, detail) for item, work in finished])
         writer.finish()
     finally:
         writer.close()
@@ -212,9 +223,10 @@ def encode_files(
     `<path>#<y>,<x>`, the window's top-left corner); outcomes reach `log` in input order."""
 
     def prepare(item: reading.ReadImage) -> Work:
-        level, estimated = _noise_level(denoiser, item, options.sigma, detail)
+        level = _noise_level(denoiser, item, options)
+        _tell_level(item.path, level, detail)
         plan, sources = denoiser.plan_encode(item.pixels, options, item.path)
-        return Work(plan, level, estimated, sources)
+        return Work(plan, level, sources)
 
     read = reading.read_images(
         [(i, path, None) for i, path in enumerate(paths)], denoiser.channels, warn=warn, prepare=prepare
@@ -228,7 +240,10 @@ def encode_files(
             kind = image_io.source_kind(item.meta)
             for number, (source, latent) in enumerate(zip(work.sources, work.plan.result())):
                 encoded.append(EncodedLatent(source, latent, item.pixels.shape[:2], kind))
-                outcome = Outcome(source, latent=latent, kind=kind, sigma=work.level, sigma_estimated=work.estimated)
+                level = work.level or NoiseLevel(None)
+                outcome = Outcome(
+                    source, latent=latent, kind=kind, sigma=level.reported, sigma_estimated=level.estimated
+                )
                 log.add(outcome, finishes_input=number == len(work.sources) - 1)
     return encoded
 
@@ -285,9 +300,10 @@ def denoise_array(
     """One image in memory, (h, w, model channels) on [0, 1], denoised as `denoise_files`
     denoises a file: (the result in its `own_channels`, clipped to [0, 1]; the noise level
     the model was given; whether it was estimated)."""
-    level, estimated = denoiser.noise_level(pixels, own_channels, options.sigma)
-    work = Work(denoiser.plan_denoise(pixels, options), level, estimated)
-    for _ in run_plans([(None, work)], denoiser.denoise, denoiser.batch_limit(options)):
+    level = denoiser.noise_level(pixels, own_channels, options.sigma, options.strength)
+    plan = Unchanged(pixels) if options.strength == 0 else denoiser.plan_denoise(pixels, options)
+    work = Work(plan, level)
+    for _ in run_plans([(None, work)], denoiser.denoise_and_measure, denoiser.batch_limit(options)):
         pass
     result = _in_own_channels(work.plan.result(), image_io.ImageMeta(channels=own_channels))
-    return np.clip(result, 0.0, 1.0), level, estimated
+    return np.clip(result, 0.0, 1.0), (None if level is None else level.reported), bool(level and level.estimated)

@@ -119,6 +119,7 @@ def denoise(
         help="conv models: images up to this size (default 1) go through whole, larger ones by overlapping windows of it.",
     ),
     sigma: Optional[str] = flags.SIGMA,
+    strength: Optional[str] = flags.STRENGTH,
     tta: bool = typer.Option(
         False, "--tta", rich_help_panel=FIT_PANEL, help="conv models: average the 8 flips and rotations (8x the time)."
     ),
@@ -129,7 +130,14 @@ def denoise(
     from dae_cli.apply import jobs
 
     options = flags.apply_options(
-        sigma, resize=resize, tile=tile, overlap=overlap, batch_size=batch_size, max_megapixels=max_megapixels, tta=tta
+        sigma,
+        strength,
+        resize=resize,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        max_megapixels=max_megapixels,
+        tta=tta,
     )
     files = flags.files(overwrite, fail_fast, no_verify, format, bit_depth, quality, strip_metadata)
     jobs.denoise(inputs, flags.model_dir(model), out, options, files, State.output)
@@ -213,6 +221,7 @@ def evaluate(
     model: Optional[Path] = flags.MODEL,
     batch_size: Optional[int] = flags.BATCH_SIZE,
     sigma: Optional[str] = flags.SIGMA,
+    strength: Optional[str] = flags.STRENGTH,
     no_verify: bool = flags.NO_VERIFY,
     settings: dict = None,
 ) -> None:
@@ -220,7 +229,7 @@ def evaluate(
     from dae_cli.apply import jobs
 
     directory = flags.model_dir(model)
-    options = flags.apply_options(sigma, batch_size=batch_size)
+    options = flags.apply_options(sigma, strength, batch_size=batch_size)
     report = jobs.evaluate(directory, settings, options, flags.files(no_verify=no_verify), State.output)
     State.output.table("dae evaluate", *reports.evaluation(directory, report))
 

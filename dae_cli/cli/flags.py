@@ -67,6 +67,13 @@ SIGMA = typer.Option(
     help="Models that take the noise level: auto (default; estimated per image) or the level, "
     "15 on the 0-255 scale, 15/255 or 0.06. Lower keeps more texture.",
 )
+STRENGTH = typer.Option(
+    None,
+    "--strength",
+    metavar="S",
+    help="Models that denoise by a noise level: times that level (default 1). 0 gives the image back, "
+    "below 1 keeps more texture, above 1 smooths more.",
+)
 ImageFormat = choice_enum("ImageFormat", ("png", "jpeg", "tiff", "webp", "bmp"))
 BitDepth = choice_enum("BitDepth", ("8", "16"))
 FORMAT = typer.Option(
@@ -168,9 +175,14 @@ def files(
     return Files(overwrite=overwrite, fail_fast=fail_fast, verify=not no_verify, output=output)
 
 
-def apply_options(sigma: Optional[str] = None, **given):
-    """`ApplyOptions` of the parsed flags; `--sigma` parsed to `auto` or a std on [0, 1]."""
+def apply_options(sigma: Optional[str] = None, strength: Optional[str] = None, **given):
+    """`ApplyOptions` of the parsed flags; `--sigma` parsed to `auto` or a std on [0, 1],
+    `--strength` to a number of at least 0."""
     from dae_cli.models.denoiser import ApplyOptions
-    from dae_cli.noise_level import parse_sigma
+    from dae_cli.noise_level import parse_sigma, parse_strength
 
-    return ApplyOptions(sigma=None if sigma is None else parse_sigma(sigma), **given)
+    return ApplyOptions(
+        sigma=None if sigma is None else parse_sigma(sigma),
+        strength=None if strength is None else parse_strength(strength),
+        **given,
+    )

@@ -66,7 +66,13 @@ def model_info(model) -> tuple[Rows, dict[str, Any]]:
     """A model directory as `dae info` shows it (`model`: a `Denoiser`, nothing loaded)."""
     manifest, config = model.manifest, model.manifest["config"]
     shipped = f", shipped as {manifest['inference_precision']}" if manifest.get("inference_precision") else ""
-    level_input = "yes: --sigma auto (estimated) or --sigma LEVEL" if model.takes_noise_level else "no"
+    if model.estimates_noise:
+        level_input = "its own estimate, a map: --strength S scales it, --sigma LEVEL replaces it"
+    elif model.takes_noise_level:
+        level_input = "yes: --sigma auto (estimated) or --sigma LEVEL, times --strength"
+    else:
+        level_input = "no"
+    cost = manifest.get("gflops_per_megapixel")
     rows = [
         ("model", str(model.directory)),
         ("format version", str(manifest["format_version"])),
@@ -78,7 +84,8 @@ def model_info(model) -> tuple[Rows, dict[str, Any]]:
         ("layer filters", ",".join(map(str, config.get("layer_filters", [])))),
         ("data", str(manifest.get("data_source", "?"))),
         ("noise", noise_text(config)),
-        ("noise level input", level_input),
+        ("noise level", level_input),
+        ("cost", "unknown (trained before dae counted it)" if cost is None else f"{cost:g} GFLOPs per megapixel"),
         ("precision", str(config.get("precision", "?")) + shipped),
         ("epochs", str(manifest.get("epochs_done", "?"))),
         ("training time", f"{manifest.get('training_seconds', 0):.1f}s"),

@@ -122,6 +122,7 @@ def open_image(path: str | Path) -> Image.Image:
                 image.format = source_format  # a transposed copy has none of its own
                 if tiff_exif and "exif" not in image.info:
                     image.info["exif"] = tiff_exif  # a copy loses a TIFF's tags: keep its EXIF
+                _check_finite(image, path)
                 return image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(
@@ -139,6 +140,19 @@ def open_image(path: str | Path) -> Image.Image:
         raise InputError(f"{path}: {reason}") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise InputError(f"{path}: corrupt or truncated image ({error})") from None
+
+
+def _check_finite(image: Image.Image, path: Path) -> None:
+    """Refuses a float image holding NaN or infinity: no model output of it would mean
+    anything, and the noise estimate fails on it. One bad input, not a silent guess."""
+    if image.mode != "F":
+        return
+    finite = np.isfinite(np.asarray(image, dtype=np.float32))
+    if not finite.all():
+        bad = int(finite.size - np.count_nonzero(finite))
+        raise InputError(
+            f"{path}: {bad} of {finite.size} pixels are NaN or infinite; replace them with numbers and try again"
+        )
 
 
 def to_array(image: Image.Image, channels: int) -> np.ndarray:

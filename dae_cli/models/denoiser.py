@@ -48,6 +48,7 @@ FLAGS = {
     "batch_size": "--batch-size",
     "max_megapixels": "--max-megapixels",
     "sigma": "--sigma",
+    "strength": "--strength",
     "tta": "--tta",
 }
 
@@ -67,11 +68,38 @@ class ApplyOptions:
     batch_size: int | None = None
     max_megapixels: float | None = None
     sigma: float | str | None = None  # "auto" or a std on [0, 1]
+    strength: float | None = None  # times the level the model denoises by (None: 1)
     tta: bool = False
 
     def given(self) -> list[str]:
         """The flags given: the fields that differ from their defaults (`--no-tile` too)."""
         return [field.name for field in dataclasses.fields(self) if getattr(self, field.name) != field.default]
+
+
+@dataclasses.dataclass
+class NoiseLevel:
+    """The noise level one image is denoised by (`Denoiser.noise_level`).
+
+    `model_input` is what the model is given with each window: the std on [0, 1] for a
+    model that takes the level (`noise_level_input`), (scale, offset) for a model that
+    estimates its own map (`networks.LevelMap`). `value` is the level the image is
+    denoised by, to report: given, or estimated from the image before the model runs,
+    times `--strength`; for a noise-estimating model it is the median of the map it
+    denoised by, known once its windows have run (`measure`).
+    """
+
+    model_input: Any
+    value: float | None = None
+    estimated: bool = False
+    measured: list[float] = dataclasses.field(default_factory=list)
+
+    def measure(self, median: float) -> None:
+        self.measured.append(float(median))
+
+    @property
+    def reported(self) -> float | None:
+        """The std on [0, 1] that `-v` and `--json` give: the median over the windows' maps, if measured."""
+        return float(np.median(self.measured)) if self.measured else self.value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,17 +156,40 @@ class Denoiser:
         """Whether the encoder takes the noise level as an extra input channel (FFDNet's map)."""
         return bool(self.manifest.get("noise_level_input", False))
 
-    def noise_level(self, pixels: np.ndarray, own_channels: int, sigma) -> tuple[float | None, bool]:
-        """(the noise std to give the model, whether it was estimated) for `pixels` in the
-        model's channels: `sigma` is `auto` or None (estimated from the image in its own
-        channels) or a std on [0, 1]; None for a model without a level input."""
-        if not self.takes_noise_level:
-            return None, False
-        from dae_cli.noise_level import AUTO, estimate_sigma
+    @property
+    def estimates_noise(self) -> bool:
+        """Whether the encoder estimates a noise level map itself (`noise_estimator`), steered
+        by `--strength` and `--sigma`."""
+        return bool(self.manifest.get("noise_estimator", False))
 
-        if sigma is None or sigma == AUTO:
-            return estimate_sigma(pixels[..., :own_channels]), True
-        return float(sigma), False
+    @property
+    def uses_noise_level(self) -> bool:
+        """Whether a noise level steers the model: given to it, or estimated by it."""
+        return self.takes_noise_level or self.estimates_noise
+
+    def noise_level(
+        self, pixels: np.ndarray, own_channels: int, sigma, strength: float | None = None
+    ) -> NoiseLevel | None:
+        """The level to denoise `pixels` (in the model's channels) by; None for a model that
+        uses none. `sigma` is `auto` or None (estimated: by the PCA method from the image in
+        its own channels, or by the model itself) or a std on [0, 1]; `strength` scales it."""
+        if not self.uses_noise_level:
+            return None
+        strength = 1.0 if strength is None else float(strength)
+        given = None if sigma is None or sigma == "auto" else float(sigma)
+        if strength == 0:  # nothing is taken away, nothing needs estimating
+            return NoiseLevel((0.0, 0.0) if self.estimates_noise else 0.0, value=0.0)
+        if self.estimates_noise:
+            if given is None:
+                return NoiseLevel((strength, 0.0), estimated=True)
+            return NoiseLevel((0.0, strength * given), value=strength * given)
+        if given is None:
+            from dae_cli.noise_level import estimate_sigma
+
+            given, estimated = estimate_sigma(pixels[..., :own_channels]), True
+        else:
+            estimated = False
+        return NoiseLevel(strength * given, value=strength * given, estimated=estimated)
 
     def load(self, parts: tuple[str, ...] = (artifacts.ENCODER, artifacts.DECODER), verify: bool = True) -> Denoiser:
         """Loads the SavedModels in `parts` (checking their sha256 unless `verify` is off)."""
@@ -150,13 +201,13 @@ class Denoiser:
     def check(self, command: str, options: ApplyOptions) -> None:
         """Raises `UsageError` (exit 2) for a flag given to `command` that this model has no use for."""
         takes = self.takes_flags.get(command, frozenset())
-        if self.takes_noise_level:
-            takes = takes | {"sigma"}
+        if self.uses_noise_level:
+            takes = takes | {"sigma"} | ({"strength"} if command in ("denoise", "evaluate") else set())
         for name in options.given():
-            if name == "sigma" and name not in takes:
+            if name in ("sigma", "strength") and name not in takes:
                 raise UsageError(
-                    f"--sigma is for models that take the noise level as an input; {self.directory} does not "
-                    "(train one with --noise-level-input, or use -m photo)"
+                    f"{FLAGS[name]} is for models that denoise by a noise level; {self.directory} does not "
+                    "(train one with --noise-level-input or --noise-estimator, or use -m photo)"
                 )
             if name not in takes:
                 raise UsageError(
@@ -185,14 +236,21 @@ class Denoiser:
 
     # The model calls, on float32 batches of equal-shape windows.
     def model_input(self, images: np.ndarray, levels=None) -> np.ndarray:
-        """`images` as the encoder takes them: with the level map of `levels` (n,) if it takes one."""
-        if not self.takes_noise_level:
+        """`images` as the encoder takes them: with the level map of `levels` (n,) if it
+        takes one, or the (n, 2) scales and offsets that steer its own estimate."""
+        if not self.uses_noise_level:
             return images
+        if self.estimates_noise and levels is None:
+            levels = np.tile(np.float32([1.0, 0.0]), (len(images), 1))  # its estimate as it is
         if levels is None:
             raise ValueError(f"{self.directory} takes a noise level for each image; none was given")
-        from dae_cli.noise import with_level_map
+        from dae_cli.noise import with_level_controls, with_level_map
 
-        return with_level_map(np.asarray(images, np.float32), levels)
+        images = np.asarray(images, np.float32)
+        if self.estimates_noise:
+            levels = np.asarray(levels, np.float32).reshape(-1, 2)
+            return with_level_controls(images, levels[:, 0], levels[:, 1])
+        return with_level_map(images, levels)
 
     def encode(self, images: np.ndarray, levels=None) -> np.ndarray:
         return self.encoder.serve(self.model_input(images, levels)).numpy()
@@ -203,7 +261,19 @@ class Denoiser:
     def denoise(self, images: np.ndarray, levels=None) -> np.ndarray:
         """decoder(encoder(images)), the composition of the two SavedModels; `levels`
         (n,) noise stds on [0, 1] for a model that takes them."""
+        if self.estimates_noise:
+            return self.denoise_and_measure(images, levels)[0]
         return self.decoder.serve(self.encoder.serve(self.model_input(images, levels))).numpy()
+
+    def denoise_and_measure(self, images: np.ndarray, levels=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(`denoise`'s output, the median of each window's level map on [0, 1]): the
+        medians are read from the latent of a noise-estimating model, else None."""
+        if not self.estimates_noise:
+            return self.denoise(images, levels), None
+        latent = self.encoder.serve(self.model_input(images, levels))
+        start, stop = self.manifest["level_channels"]
+        medians = np.median(latent.numpy()[..., start:stop].reshape(len(images), -1), axis=1)
+        return self.decoder.serve(latent).numpy(), medians
 
     def latent_array(self, item) -> np.ndarray:
         """A latent read from a file (`item`), checked against the decoder, as float32."""
@@ -336,7 +406,18 @@ class ConvDenoiser(Denoiser):
             "size_multiple": config.size_multiple,
             "trained_on": list(image_shape),
             "noise_level_input": bool(config.noise_level_input),
+            **cls._estimator_shapes(config, int(image_shape[-1])),
         }
+
+    @staticmethod
+    def _estimator_shapes(config, channels: int) -> dict[str, Any]:
+        """For a noise-estimating model: that it is one, and the latent's channels that hold
+        its level map (after the input's copy; `networks.build_conv_encoder`)."""
+        if not config.noise_estimator:
+            return {}
+        folded = channels * 4 ** (len(config.layer_filters) - 1)
+        start = folded if config.residual else 0
+        return {"noise_estimator": True, "level_channels": [start, start + folded]}
 
     def batch_limit(self, options, decoding=False):
         """One image or window per call unless `--batch-size` asks for more, and never more

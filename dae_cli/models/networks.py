@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
+
 from dae_cli.backend import keras
 from dae_cli.config import check_divisible
 
@@ -116,9 +118,21 @@ def build_model(config, image_shape):
     channels = image_shape[-1]
     conv = dict(blocks=config.blocks_per_level, skips=config.skips, residual=config.residual, **shared)
     level = bool(config.noise_level_input)
-    encoder = build_conv_encoder(channels, downsampling=config.downsampling, noise_level_input=level, **conv)
-    decoder = build_conv_decoder(channels, upsampling=config.upsampling, **conv)
-    return compose(encoder, decoder, (None, None, channels + level)), encoder, decoder
+    estimator = bool(config.noise_estimator)
+    encoder = build_conv_encoder(
+        channels, downsampling=config.downsampling, noise_level_input=level, noise_estimator=estimator, **conv
+    )
+    decoder = build_conv_decoder(channels, upsampling=config.upsampling, noise_estimator=estimator, **conv)
+    return compose(encoder, decoder, (None, None, encoder_channels(channels, level, estimator))), encoder, decoder
+
+
+def encoder_channels(channels: int, noise_level_input: bool = False, noise_estimator: bool = False) -> int:
+    """The channels a conv encoder takes: the image's, then the level channel of a
+    `noise_level_input` model, or the scale and offset channels of a `noise_estimator`
+    model (see `LevelMap`)."""
+    if noise_estimator:
+        return 2 * channels + 1
+    return channels + bool(noise_level_input)
 
 
 # --- The fully convolutional architecture (`architecture = "conv"`) -------------------
@@ -201,6 +215,109 @@ class DepthToSpace(_BlockRearrange):
         )
 
 
+@keras.saving.register_keras_serializable(package="dae")
+class LevelMap(layers.Layer):
+    """The level map a noise-estimating encoder denoises by: `scale * estimate + offset`.
+
+    The encoder's input is the image's `channels`, then a scale channel and `channels`
+    offset channels, which say how to use the estimate: scale 1 and offset 0 take it as
+    it is (`dae denoise`), scale S scales it (`--strength S`), scale 0 and an offset
+    replace it (`--sigma`, or the true map while training). Called on
+    `[encoder_input, estimate]`.
+    """
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def call(self, inputs):
+        encoder_input, estimate = inputs
+        c = self.channels
+        scale, offset = encoder_input[..., c : c + 1], encoder_input[..., c + 1 : 2 * c + 1]
+        return scale * estimate + offset
+
+    def compute_output_shape(self, shapes):
+        return shapes[1]
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+ESTIMATOR_FILTERS = 64
+ESTIMATOR_CONVS = 4
+ESTIMATOR_FOLD = 4  # the estimator works on 4x4 squares folded into channels: 1/16 of the pixels
+# The estimate starts near this level everywhere (about 5/255): its last convolution starts
+# with small weights (not zeros, which would hold back the layers before it). A ReLU keeps
+# it at least 0 and, unlike a softplus started low, moves it at the learning rate's pace
+# from the first step (a softplus at -4 has a slope of 0.018).
+ESTIMATOR_START = 0.02
+ESTIMATOR_LAST_STD = 0.001
+
+
+def build_noise_estimator(image, channels: int):
+    """The noise estimation network (CBDNet's, at 1/16 of the pixels): the image and its
+    high-pass energy (`HighPassEnergy`), their 4x4 squares folded into channels,
+    `ESTIMATOR_CONVS` convolutions, a ReLU (a level is never negative), and linear
+    upsampling back to the image: a smooth (h, w, channels) map of the noise std on
+    [0, 1]. Its layers are named `estimator_*`."""
+    energy = HighPassEnergy(name="estimator_energy")(image)
+    x = layers.Concatenate(name="estimator_input")([image, energy])
+    x = SpaceToDepth(ESTIMATOR_FOLD, name="estimator_fold")(x)
+    for index in range(ESTIMATOR_CONVS):
+        x = layers.Conv2D(ESTIMATOR_FILTERS, 3, padding="same", activation="relu", name=f"estimator_conv{index}")(x)
+    x = layers.Conv2D(
+        channels,
+        3,
+        padding="same",
+        activation="relu",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=ESTIMATOR_LAST_STD),
+        bias_initializer=keras.initializers.Constant(ESTIMATOR_START),
+        name="estimator_level",
+    )(x)
+    return SmoothUpsampling(ESTIMATOR_FOLD, name="estimator_unfold", dtype="float32")(x)
+
+
+@keras.saving.register_keras_serializable(package="dae")
+class HighPassEnergy(layers.Layer):
+    """The square of each channel's finest detail: a fixed 3x3 Laplacian, scaled so that
+    white noise of std s gives s^2 on average. Flat areas show their noise alone, which
+    is where classical estimators read it (Donoho's finest wavelet band, Immerkaer's
+    Laplacian); the network learns to discount the picture's own edges and texture."""
+
+    def call(self, x):
+        ops = keras.ops
+        laplacian = ops.convert_to_tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]]) / np.sqrt(20.0)
+        kernel = ops.tile(ops.reshape(ops.cast(laplacian, x.dtype), (3, 3, 1, 1)), (1, 1, x.shape[-1], 1))
+        detail = ops.depthwise_conv(x, kernel, strides=1, padding="same")
+        return ops.square(detail)
+
+
+@keras.saving.register_keras_serializable(package="dae")
+class SmoothUpsampling(layers.Layer):
+    """Upsampling by `factor`: each pixel repeated, then a `factor` x `factor` box average,
+    which is linear interpolation between the pixels' centres.
+
+    Keras' bilinear `UpSampling2D` needs the height and width known when a model is
+    saved; this works for any size, as the conv models take.
+    """
+
+    def __init__(self, factor: int, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        ops, f = keras.ops, self.factor
+        x = ops.repeat(ops.repeat(x, f, axis=1), f, axis=2)
+        return ops.average_pool(x, f, strides=1, padding="same")
+
+    def compute_output_shape(self, shape):
+        f = self.factor
+        return (shape[0], *(None if d is None else d * f for d in shape[1:3]), shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
 def _conv_block(x, filters, kernel_size, batch_norm, count):
     for _ in range(count):
         x = _block(x, layers.Conv2D, filters, kernel_size, batch_norm, strides=1)
@@ -219,10 +336,10 @@ def _upsample(x, filters, kernel_size, batch_norm, upsampling):
     return _block(x, layers.Conv2DTranspose, filters, kernel_size, batch_norm)
 
 
-def conv_latent_channels(channels, layer_filters, skips=True, residual=True):
+def conv_latent_channels(channels, layer_filters, skips=True, residual=True, noise_estimator=False):
     """Channels of the conv encoder's latent: every scale folded to the deepest one."""
     depth = len(layer_filters) - 1
-    total = layer_filters[-1]
+    total = layer_filters[-1] + (channels * 4**depth if noise_estimator else 0)
     if skips:
         total += sum(f * 4 ** (depth - level) for level, f in enumerate(layer_filters[:-1]))
     if residual:
@@ -240,12 +357,17 @@ def build_conv_encoder(
     skips=True,
     residual=True,
     noise_level_input=False,
+    noise_estimator=False,
 ):
     """Image (h, w, c), any h and w divisible by 2^(levels-1) -> one latent feature map.
 
     With `noise_level_input` the input has one more channel, the noise level map (each
     pixel the noise std on [0, 1]), as FFDNet takes it; the latent's copy of the input
     (`residual`) holds the image's channels only, so the decoder is the same either way.
+    With `noise_estimator` the encoder makes the level map itself
+    (`build_noise_estimator`), steered by the scale and offset channels that follow the
+    image (`LevelMap`); the map goes into the first convolution beside the image and
+    into the latent (folded, after the input's copy), where `dae` reads it back.
 
     Level k (of `layer_filters`) runs `blocks` convolutions at 1/2^k of the image's size,
     then halves it. The latent is the deepest level's features, joined (with `skips`)
@@ -254,11 +376,16 @@ def build_conv_encoder(
     tensor of shape (h/2^d, w/2^d, conv_latent_channels(...)).
     """
     depth = len(layer_filters) - 1
-    inputs = keras.Input(shape=(None, None, channels + bool(noise_level_input)), name="encoder_input")
+    inputs = keras.Input(shape=(None, None, encoder_channels(channels, noise_level_input, noise_estimator)), name="encoder_input")
     x, parts = inputs, []
+    image = SliceChannels(0, channels, name="image_channels")(inputs) if inputs.shape[-1] > channels else inputs
+    if noise_estimator:
+        level_map = LevelMap(channels, name="level_map", dtype="float32")([inputs, build_noise_estimator(image, channels)])
+        x = layers.Concatenate(name="image_and_level")([image, level_map])
     if residual:
-        image = SliceChannels(0, channels, name="image_channels")(inputs) if noise_level_input else inputs
         parts.append(SpaceToDepth(2**depth, name="fold_input")(image) if depth else image)
+    if noise_estimator:
+        parts.append(SpaceToDepth(2**depth, name="fold_level")(level_map) if depth else level_map)
     for level, filters in enumerate(layer_filters[:-1]):
         x = _conv_block(x, filters, kernel_size, batch_norm, blocks)
         if skips:
@@ -284,20 +411,24 @@ def build_conv_decoder(
     upsampling="transpose",
     skips=True,
     residual=True,
+    noise_estimator=False,
 ):
     """The conv encoder's latent -> image (h, w, c).
 
     It unfolds the latent into the encoder's scales and climbs back up, joining each
     level's skip features. With `residual` the last convolution predicts the noise and
     the output is the input minus it (residual learning, as in DnCNN); else a sigmoid
-    gives the image, as in the reference design.
+    gives the image, as in the reference design. With `noise_estimator` the level map
+    the encoder used joins the last convolution's input too.
     """
     depth = len(layer_filters) - 1
-    latent_channels = conv_latent_channels(channels, layer_filters, skips, residual)
+    latent_channels = conv_latent_channels(channels, layer_filters, skips, residual, noise_estimator)
     inputs = keras.Input(shape=(None, None, latent_channels), name="decoder_input")
     offset, sizes = 0, []
     if residual:
         sizes.append(("input", channels * 4**depth, 2**depth))
+    if noise_estimator:
+        sizes.append(("level", channels * 4**depth, 2**depth))
     if skips:
         sizes += [
             (f"level{level}", f * 4 ** (depth - level), 2 ** (depth - level))
@@ -316,6 +447,8 @@ def build_conv_decoder(
         if skips:
             x = layers.Concatenate()([x, unfolded[f"level{level}"]])
         x = _conv_block(x, filters, kernel_size, batch_norm, blocks)
+    if noise_estimator:
+        x = layers.Concatenate(name="features_and_level")([x, unfolded["level"]])
     x = layers.Conv2D(channels, kernel_size, padding="same", dtype="float32", name="last_conv")(x)
     if residual:
         outputs = layers.Subtract(name="decoder_output", dtype="float32")([unfolded["input"], x])

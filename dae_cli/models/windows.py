@@ -10,7 +10,8 @@ and the windows in flight, whatever the number of windows. Every size policy is 
 - `Tiling.tiled`: overlapping windows of a fixed size, blended with one of two weightings;
 - `Resized`: resized to the model's size and back (`--resize`);
 - `Turned`: the 8 flips and rotations of the image, each planned, averaged back (`--tta`);
-- `Collected`: windows whose outputs are kept as they are (latents).
+- `Collected`: windows whose outputs are kept as they are (latents);
+- `Unchanged`: no window at all, the image as it is (`--strength 0`).
 
 The two weightings:
 
@@ -264,6 +265,19 @@ class Turned(Plan):
             turned_back = inverse(plan.result())
             total = turned_back.astype(np.float32) if total is None else total + turned_back
         return total / len(self.parts)
+
+
+class Unchanged(Plan):
+    """No window: the image is its own result (`--strength 0`: nothing is taken away)."""
+
+    count = 0
+
+    def __init__(self, pixels: np.ndarray):
+        self.pixels = pixels
+        self.shape = pixels.shape
+
+    def result(self) -> np.ndarray:
+        return self.pixels
 
 
 class Collected(Plan):

@@ -363,6 +363,7 @@ def training_dataset(
     noise_level_input: bool = False,
     gray_fraction: float = 0.0,
     kind: str = "clean",
+    noise_estimator: bool = False,
 ) -> tf.data.Dataset:
     """An endless `tf.data` stream of (noisy, clean) float batches.
 
@@ -371,6 +372,8 @@ def training_dataset(
     the same noise twice (the reference example adds one noise draw to the set, once).
     With `noise_level_input` the noisy batch carries each image's noise std as a last
     channel (`noise.with_level_map`); `gray_fraction` of RGB crops are made gray first.
+    With `noise_estimator` each batch is a (model input, packed target) pair for
+    `noise_estimation.EstimatorLoss`.
 
     `kind` is `TrainingData.kind`: for `pairs` the images are split into (input, target)
     and no noise is added; for `noisy` each batch becomes a Neighbor2Neighbor pair
@@ -380,7 +383,7 @@ def training_dataset(
 
     def to_pair(images_uint8, noise_seed):
         if kind == "clean":
-            return _clean_to_pair(images_uint8, noise_seed, noise, noise_level_input, gray_fraction)
+            return _clean_to_pair(images_uint8, noise_seed, noise, noise_level_input, gray_fraction, noise_estimator)
         return _noisy_to_pair(images_uint8, noise_seed, kind, noise_level_input)
 
     autotune = tf.data.AUTOTUNE
@@ -395,9 +398,12 @@ def training_dataset(
     return pairs.prefetch(autotune)
 
 
-def _clean_to_pair(clean_uint8, noise_seed, noise, noise_level_input: bool, gray_fraction: float):
+def _clean_to_pair(
+    clean_uint8, noise_seed, noise, noise_level_input: bool, gray_fraction: float, noise_estimator: bool = False
+):
     """(noisy, clean) of a batch of clean images: fresh noise from `noise_seed`, after
-    turning `gray_fraction` of them gray, and the level map if the model takes one."""
+    turning `gray_fraction` of them gray, and the level map if the model takes one
+    (for a `noise_estimator` model, its input and packed target)."""
     from dae_cli.backend import tf
     from dae_cli.noise import add_noise, noise_levels, with_level_map
 
@@ -408,6 +414,10 @@ def _clean_to_pair(clean_uint8, noise_seed, noise, noise_level_input: bool, gray
     noisy = add_noise(clean, noise_seed, noise)
     if pick is not None:  # a gray photograph's noise is the same in its three copies
         noisy = tf.where(pick, tf.broadcast_to(noisy[..., :1], tf.shape(noisy)), noisy)
+    if noise_estimator:
+        from dae_cli.training.noise_estimation import estimator_pair
+
+        return estimator_pair(noisy, clean, noise_seed)
     if noise_level_input:
         noisy = with_level_map(noisy, noise_levels(clean, noise_seed, noise, noisy))
     return noisy, clean
@@ -437,7 +447,7 @@ def split_pair(stacked: np.ndarray | tf.Tensor) -> tuple[np.ndarray | tf.Tensor,
 
 
 def validation_set(
-    data: TrainingData, noise: NoiseSpec, seed: int, noise_level_input: bool
+    data: TrainingData, noise: NoiseSpec, seed: int, noise_level_input: bool, noise_estimator: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(model inputs, targets, noisy images, levels or None) to validate on, float32.
 
@@ -461,6 +471,10 @@ def validation_set(
         inputs, packed = neighbor_pair(tf.constant(images), tf.constant([seed, 0x2B2], tf.int64))
         inputs = inputs.numpy()
         return inputs, second_image(packed, images.shape[-1]).numpy(), inputs, None
+    if noise_estimator:  # its own estimate, as `dae denoise` gives it
+        from dae_cli.noise import with_level_controls
+
+        return with_level_controls(noisy, 1.0), clean, noisy, levels
     inputs = with_level_map(noisy, levels) if noise_level_input else noisy
     return inputs, clean, noisy, levels
 

@@ -17,6 +17,7 @@ from dae_cli.apply import evaluation
 from dae_cli.config import Config
 from dae_cli.errors import DaeError
 from dae_cli.models import artifacts
+from dae_cli.models.cost import gflops_per_megapixel
 from dae_cli.models.denoiser import manifest_shapes
 from dae_cli.training.data import TrainingData
 
@@ -28,6 +29,7 @@ def run_manifest(
     config: Config,
     data: TrainingData,
     encoder: keras.Model,
+    decoder: keras.Model,
     *,
     epochs_done: int,
     training_seconds: float,
@@ -41,6 +43,7 @@ def run_manifest(
         "config": config.to_dict(),
         "data_source": data.source,
         **manifest_shapes(config, data.image_shape, encoder),
+        "gflops_per_megapixel": gflops_per_megapixel(encoder, decoder),
         "value_range": [0.0, 1.0],
         "epochs_done": epochs_done,
         "training_seconds": round(training_seconds, 3),

@@ -20,6 +20,7 @@ from dae_cli.training.checkpoints import ResumeState, optimizer_settings_changed
 # The level a blind model started from a level model inherits (see `initialize_from`):
 # about what the built-in `photo` needs for the camera noise of `photo-real`'s training.
 FOLD_LEVEL = 15 / 255
+ESTIMATOR_PREFIX = "estimator_"  # the names of a noise estimator's layers (networks.build_noise_estimator)
 
 if TYPE_CHECKING:
     import keras
@@ -43,7 +44,7 @@ def new_model(
 def resumed_model(state: ResumeState, config: Config, steps_left: int, replicas: int) -> ModelAndOptimizer:
     """The saved autoencoder of `state`, and its optimizer: the saved one, which goes on
     where it stopped, or a new one over the `steps_left` if its settings changed."""
-    from dae_cli.training import neighbor2neighbor  # noqa: F401 - registers its loss with Keras
+    from dae_cli.training import neighbor2neighbor, noise_estimation  # noqa: F401 - register their losses with Keras
 
     autoencoder = artifacts.load_keras_model(state.keras_path, compile=True)
     saved_optimizer = autoencoder.optimizer
@@ -70,7 +71,14 @@ def compile_model(
 
 
 def loss(config: Config, autoencoder: keras.Model, channels: int) -> str | keras.losses.Loss:
-    """The configured loss; self-supervised, Neighbor2Neighbor's over it (which runs the model)."""
+    """The configured loss; self-supervised, Neighbor2Neighbor's over it (which runs the
+    model); with `noise_estimator`, the estimate's error added to it (which runs the estimator)."""
+    if config.noise_estimator:
+        from dae_cli.training.noise_estimation import EstimatorLoss, estimator_model
+
+        estimator_loss = EstimatorLoss(channels=channels, squared=config.loss == "mse")
+        estimator_loss.estimator = estimator_model(autoencoder)
+        return estimator_loss
     if not config.self_supervised:
         return config.loss
     from dae_cli.training.neighbor2neighbor import Neighbor2NeighborLoss
@@ -116,8 +124,15 @@ def initialize_from(autoencoder: keras.Model, model: str, tell: Callable[[str], 
     directory = resolve_model(model)
     if not (directory / artifacts.KERAS_MODEL).exists():
         raise UsageError(f"--init-from {model}: no model with {artifacts.KERAS_MODEL} there")
-    source = [np.asarray(weight) for weight in artifacts.load_keras_model(directory / artifacts.KERAS_MODEL).weights]
+    source_weights = artifacts.load_keras_model(directory / artifacts.KERAS_MODEL).weights
+    source = [np.asarray(weight) for weight in source_weights]
     target = autoencoder.weights
+    if not any(weight.path.startswith(ESTIMATOR_PREFIX) for weight in source_weights):
+        # A noise-estimating model started from one without an estimator: that starts fresh.
+        estimator = [weight for weight in target if weight.path.startswith(ESTIMATOR_PREFIX)]
+        target = [weight for weight in target if not weight.path.startswith(ESTIMATOR_PREFIX)]
+        if estimator:
+            tell(f"its noise estimator ({len(estimator)} weights) starts fresh")
     if len(source) != len(target):
         raise UsageError(
             f"--init-from {model}: its layers differ from this config's ({len(source)} weights against "
@@ -126,6 +141,7 @@ def initialize_from(autoencoder: keras.Model, model: str, tell: Callable[[str], 
     folded = _fold_level_channel(source, target[0].shape[2])
     fresh = 0
     for mine, theirs in zip(target, source):
+        theirs = _with_new_inputs(theirs, tuple(mine.shape))
         if tuple(mine.shape) == theirs.shape:
             mine.assign(theirs.astype(mine.dtype))
         else:
@@ -135,6 +151,17 @@ def initialize_from(autoencoder: keras.Model, model: str, tell: Callable[[str], 
         + (f", its noise level input folded in at sigma {FOLD_LEVEL * 255:g}" if folded else "")
         + (f", {fresh} of other shapes start fresh" if fresh else "")
     )
+
+
+def _with_new_inputs(kernel: np.ndarray, shape: tuple) -> np.ndarray:
+    """A convolution kernel given more input channels (`shape`) than it has: zeros for the
+    new ones, so the layer computes what it did until training finds a use for them (a
+    noise estimator's level map beside the image, for one). Anything else as it is."""
+    if kernel.ndim != 4 or len(shape) != 4 or kernel.shape[:2] != shape[:2] or kernel.shape[3] != shape[3]:
+        return kernel
+    if shape[2] <= kernel.shape[2]:
+        return kernel
+    return np.concatenate([kernel, np.zeros((*shape[:2], shape[2] - kernel.shape[2], shape[3]), kernel.dtype)], axis=2)
 
 
 def _fold_level_channel(source: list[np.ndarray], input_channels: int) -> bool:

@@ -258,9 +258,12 @@ class Trainer:
             noise_level_input=config.noise_level_input,
             gray_fraction=config.gray_fraction,
             kind=loaded.kind,
+            noise_estimator=config.noise_estimator,
         )
         # For clean data, the same seeded noisy images `dae evaluate` scores (it defaults to this seed).
-        inputs, clean, noisy, _ = data.validation_set(loaded, noise, config.seed, config.noise_level_input)
+        inputs, clean, noisy, _ = data.validation_set(
+            loaded, noise, config.seed, config.noise_level_input, config.noise_estimator
+        )
         self.validation = Validation(inputs, clean, noisy)
 
     def _place_checkpoint(self, resumed: ResumeState | None) -> None:
@@ -405,6 +408,7 @@ class Trainer:
             self.config,
             self.training_data,
             encoder,
+            decoder,
             epochs_done=len(self.progress.history),
             training_seconds=self.progress.training_seconds,
             replicas=self.runtime.replicas,

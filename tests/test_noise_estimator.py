@@ -1,0 +1,243 @@
+"""A model that estimates its own noise level map (issue 24): trained for real on the
+mixture of noises that photographs hold, steered by `--strength` and `--sigma`, and the
+safety rules around it (clean photographs stay clean, non-finite pixels, bad values).
+
+The training uses the public-domain photographs shipped in `tests/data`, so it runs on a
+fresh clone with nothing beside it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from conftest import FLOAT32, assert_clean_error, json_lines, photo_folders, run_dae, shipped
+from PIL import Image
+
+SIGMA = 25 / 255
+
+
+def psnr(clean: np.ndarray, other: np.ndarray) -> float:
+    return float(10 * np.log10(1 / np.mean((clean.astype(np.float64) - other) ** 2)))
+
+
+def as_8bit(pixels: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+
+
+def read(path) -> np.ndarray:
+    return np.asarray(Image.open(path), np.float64) / 255
+
+
+@pytest.fixture(scope="session")
+def estimator_model(tmp_path_factory):
+    """A small noise-estimating model trained briefly on colour crops of three shipped
+    photographs, with the mixture the built-in `photo` model trains on."""
+    root = tmp_path_factory.mktemp("estimator")
+    train, val = photo_folders(root, ("astronaut", "chelsea", "coins"), "RGB")
+    out = root / "model"
+    result = run_dae(
+        "train",
+        *("--arch", "conv", "--filters", "16,32,32", "--blocks-per-level", "1", "--loss", "mae"),
+        "--noise-estimator",
+        *("--noise", "mixture", "--noise-std-range", "0,50/255", "--noise-jpeg-range", "60,100"),
+        *("--noise-shot-range", "0.0001,0.02", "--noise-read-range", "0,0.02"),
+        *("--data", train, "--val-data", val, "--patch-size", "32", "--batch-size", "16"),
+        *("--epochs", "6", "--learning-rate", "0.002", *FLOAT32, "--out", out),
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    """A corner of a shipped photograph that no training crop held (astronaut's quarters
+    did train: this is the held-out chelsea quarter, in colour)."""
+    image = shipped("chelsea", "RGB")
+    return image[150:, 225:][:144, :224]
+
+
+def denoised_file(model, noisy: np.ndarray, tmp_path, name: str, *flags, suffix=".png", quality=None) -> np.ndarray:
+    path = tmp_path / f"{name}{suffix}"
+    Image.fromarray(as_8bit(noisy)).save(path, **({"quality": quality} if quality else {}))
+    out = tmp_path / f"{name}.out.png"
+    result = run_dae("denoise", path, "-m", model, "-o", out, *flags)
+    assert result.returncode == 0, result.stderr
+    return read(path), read(out)
+
+
+def gaussian(clean, seed=0, sigma=SIGMA):
+    return clean + np.random.default_rng(seed).normal(0, sigma, clean.shape)
+
+
+def camera(clean):
+    from dae_cli.noise import NoiseSpec, add_noise
+
+    spec = NoiseSpec("camera", shot_range=(0.004, 0.004), read_range=(0.005, 0.005))
+    return add_noise(clean.astype(np.float32), np.array([1, 2]), spec).numpy()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind, noisy_of, suffix, quality, margin",
+    [
+        ("gaussian", gaussian, ".png", None, 0.5),
+        ("gaussian saved as JPEG", gaussian, ".jpg", 90, 0.5),
+        ("camera", camera, ".png", None, 0.1),
+    ],
+)
+def test_short_training_beats_the_noisy_input_with_no_level_given(
+    estimator_model, held_out, tmp_path, kind, noisy_of, suffix, quality, margin
+):
+    noisy, denoised = denoised_file(
+        estimator_model, noisy_of(held_out), tmp_path, "noisy", suffix=suffix, quality=quality
+    )
+    assert psnr(held_out, denoised) > psnr(held_out, noisy) + margin, kind
+
+
+@pytest.mark.slow
+def test_the_estimated_map_is_higher_where_poisson_gaussian_noise_is_brighter(estimator_model):
+    from dae_cli.models.denoiser import load_denoiser
+    from dae_cli.noise import NoiseSpec, add_noise
+
+    flat = np.concatenate([np.full((64, 128, 3), 0.15, np.float32), np.full((64, 128, 3), 0.85, np.float32)])
+    spec = NoiseSpec("poisson-gaussian", shot_range=(0.01, 0.01), read_range=(0.002, 0.002))
+    noisy = add_noise(flat[None], np.array([3, 4]), spec).numpy()
+    model = load_denoiser(estimator_model)
+    start, stop = model.manifest["level_channels"]
+    level = model.encode(noisy)[0, ..., start:stop]  # the map, folded to the latent's scale
+    dark, bright = level[: level.shape[0] // 2].mean(), level[level.shape[0] // 2 :].mean()
+    assert bright > 1.3 * dark, (dark * 255, bright * 255)
+
+
+@pytest.mark.slow
+def test_strength_zero_gives_the_input_back_and_more_strength_takes_more_away(estimator_model, held_out, tmp_path):
+    noisy = as_8bit(gaussian(held_out))
+    path = tmp_path / "noisy.png"
+    Image.fromarray(noisy).save(path)
+    changes = []
+    for strength in ("0", "0.5", "1", "2"):
+        out = tmp_path / f"s{strength}.png"
+        result = run_dae("denoise", path, "-m", estimator_model, "--strength", strength, "-o", out)
+        assert result.returncode == 0, result.stderr
+        changes.append(np.abs(np.asarray(Image.open(out), np.float64) - noisy).mean())
+    assert changes[0] == 0  # byte for byte the input's pixels
+    assert all(a < b for a, b in zip(changes, changes[1:])), changes
+
+
+@pytest.mark.slow
+def test_the_level_is_reported_per_image_in_json_and_with_verbose(estimator_model, held_out, tmp_path):
+    path = tmp_path / "noisy.png"
+    Image.fromarray(as_8bit(gaussian(held_out))).save(path)
+    result = run_dae("--json", "-v", "denoise", path, "-m", estimator_model, "-o", tmp_path / "out.png")
+    assert result.returncode == 0, result.stderr
+    record = json_lines(result.stdout)[0]
+    assert record["sigma_estimated"] is True and 0 < record["sigma"] < 255
+    assert f"sigma {record['sigma']:.2f} (estimated)" in result.stderr
+    given = run_dae(
+        "--json", "denoise", path, "-m", estimator_model, "--sigma", "10", "--strength", "2", "-o", tmp_path / "g.png"
+    )
+    record = json_lines(given.stdout)[0]
+    assert record["sigma"] == pytest.approx(20.0) and record["sigma_estimated"] is False
+
+
+@pytest.mark.slow
+def test_the_manifest_and_info_state_the_cost(estimator_model):
+    manifest = json.loads((estimator_model / "dae.json").read_text())
+    assert manifest["noise_estimator"] is True and 1 < manifest["gflops_per_megapixel"] < 500
+    result = run_dae("info", estimator_model)
+    assert f"{manifest['gflops_per_megapixel']:g} GFLOPs per megapixel" in result.stdout
+    assert "--strength S scales it" in result.stdout
+
+
+def test_a_clean_photograph_comes_back_clean_from_the_built_in_model(tmp_path):
+    clean = as_8bit(shipped("astronaut", "RGB")[:256, :256])
+    path = tmp_path / "clean.png"
+    Image.fromarray(clean).save(path)
+    result = run_dae("denoise", path, "-m", "photo", "-o", tmp_path / "out.png")
+    assert result.returncode == 0, result.stderr
+    assert psnr(clean / 255, read(tmp_path / "out.png")) >= 40
+
+
+@pytest.mark.parametrize("name", ["photo-real", "photo-gray"])
+def test_the_older_built_in_names_still_denoise(name, tmp_path):
+    path = tmp_path / "noisy.png"
+    Image.fromarray(as_8bit(gaussian(shipped("chelsea", "RGB")[:64, :96]))).save(path)
+    result = run_dae("denoise", path, "-m", name, "-o", tmp_path / "out.png")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.png").exists()
+
+
+def test_strength_scales_the_level_of_a_model_that_takes_one(tmp_path):
+    path = tmp_path / "noisy.png"
+    Image.fromarray(as_8bit(gaussian(shipped("chelsea", "RGB")[:64, :96]))).save(path)
+    result = run_dae(
+        "--json", "denoise", path, "-m", "photo", "--sigma", "20", "--strength", "0.5", "-o", tmp_path / "o.png"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[0]["sigma"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "strong"])
+def test_bad_strength_values_are_usage_errors(value, tmp_path):
+    path = tmp_path / "noisy.png"
+    Image.fromarray(as_8bit(shipped("chelsea", "RGB")[:32, :32])).save(path)
+    result = run_dae("denoise", path, "-m", "photo", "--strength", value, "-o", tmp_path / "out.png")
+    assert_clean_error(result, 2, "--strength")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_strength_is_refused_by_a_model_without_a_noise_level(tmp_path):
+    path = tmp_path / "digit.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(path)
+    assert_clean_error(run_dae("denoise", path, "-m", "mnist", "--strength", "0.5"), 2, "--strength")
+    assert_clean_error(run_dae("evaluate", "-m", "mnist", "--strength", "0.5"), 2, "--strength")
+
+
+def test_a_float_tiff_with_nan_or_infinity_is_one_bad_input(tmp_path):
+    good = (np.random.default_rng(0).random((40, 40)) * 255).astype(np.float32)
+    bad = good.copy()
+    bad[3, 4], bad[5, 6] = np.nan, np.inf
+    Image.fromarray(good, "F").save(tmp_path / "good.tif")
+    Image.fromarray(bad, "F").save(tmp_path / "bad.tif")
+    result = run_dae("denoise", tmp_path / "good.tif", tmp_path / "bad.tif", "-m", "photo", "-o", tmp_path / "out")
+    assert_clean_error(result, 3, "bad.tif", "NaN or infinite")
+    assert (tmp_path / "out" / "good.denoised.tif").exists()
+    assert not (tmp_path / "out" / "bad.denoised.tif").exists()
+
+
+def test_the_level_map_target_reads_uniform_gaussian_noise_and_zero_for_clean():
+    from dae_cli.noise import level_map
+
+    clean = np.full((2, 48, 48, 3), 0.5, np.float32)
+    noisy = clean + np.random.default_rng(1).normal(0, 0.1, clean.shape).astype(np.float32)
+    levels = level_map(noisy, clean).numpy()
+    assert abs(np.median(levels) - 0.1) < 0.01
+    assert level_map(clean, clean).numpy().max() < 1e-5
+
+
+def test_the_mixture_gives_every_kind_its_share_of_a_batch():
+    from dae_cli.noise import MIXTURE, NoiseSpec, add_noise
+
+    clean = np.tile(shipped("chelsea", "RGB")[:32, :32].astype(np.float32), (16, 1, 1, 1))
+    spec = NoiseSpec("mixture", std_range=(10 / 255, 10 / 255), jpeg_range=(60, 100))
+    noisy = add_noise(clean, np.array([5, 6]), spec).numpy()
+    changed = np.abs(noisy - clean).mean(axis=(1, 2, 3)) > 1e-4
+    clean_share = dict(MIXTURE)["clean"]
+    assert changed.sum() == round(16 * (1 - clean_share))
+    assert not changed[-round(16 * clean_share) :].any()  # the last share is the clean one
+
+
+def test_jpeg_of_the_mixture_is_at_a_quality_the_spec_allows():
+    from dae_cli.noise import NoiseSpec, add_noise
+
+    # Quality 100 and no noise leave a JPEG within a little of its input; 60 does not.
+    clean = shipped("astronaut", "RGB")[:64, :64].astype(np.float32)[None].repeat(8, axis=0)
+    high = add_noise(clean, np.array([1, 1]), NoiseSpec("mixture", std_range=(0, 0), jpeg_range=(100, 100))).numpy()
+    low = add_noise(clean, np.array([1, 1]), NoiseSpec("mixture", std_range=(0, 0), jpeg_range=(60, 60))).numpy()
+    assert psnr(clean[2], high[2]) > psnr(clean[2], low[2]) + 3  # image 2: the Gaussian-then-JPEG share
+    buffer = io.BytesIO()
+    Image.fromarray(as_8bit(clean[2])).save(buffer, "JPEG", quality=60)
+    assert abs(psnr(clean[2], low[2]) - psnr(clean[2], read(buffer))) < 1.5
