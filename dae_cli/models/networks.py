@@ -376,16 +376,10 @@ def build_conv_encoder(
     tensor of shape (h/2^d, w/2^d, conv_latent_channels(...)).
     """
     depth = len(layer_filters) - 1
-    inputs = keras.Input(shape=(None, None, encoder_channels(channels, noise_level_input, noise_estimator)), name="encoder_input")
-    x, parts = inputs, []
-    image = SliceChannels(0, channels, name="image_channels")(inputs) if inputs.shape[-1] > channels else inputs
-    if noise_estimator:
-        level_map = LevelMap(channels, name="level_map", dtype="float32")([inputs, build_noise_estimator(image, channels)])
-        x = layers.Concatenate(name="image_and_level")([image, level_map])
-    if residual:
-        parts.append(SpaceToDepth(2**depth, name="fold_input")(image) if depth else image)
-    if noise_estimator:
-        parts.append(SpaceToDepth(2**depth, name="fold_level")(level_map) if depth else level_map)
+    inputs = keras.Input(
+        shape=(None, None, encoder_channels(channels, noise_level_input, noise_estimator)), name="encoder_input"
+    )
+    x, parts = _encoder_start(inputs, channels, depth, residual, noise_estimator)
     for level, filters in enumerate(layer_filters[:-1]):
         x = _conv_block(x, filters, kernel_size, batch_norm, blocks)
         if skips:
@@ -400,6 +394,23 @@ def build_conv_encoder(
         else layers.Activation("linear", name="latent_map", dtype="float32")(x)
     )
     return keras.Model(inputs, latent, name="encoder")
+
+
+def _encoder_start(inputs, channels: int, depth: int, residual: bool, noise_estimator: bool):
+    """(what the first convolution takes, the latent's first parts): the input as it is,
+    or for a noise-estimating model the image beside its level map; the parts are the
+    image's copy (`residual`) and the level map, each folded to the deepest scale."""
+    image = SliceChannels(0, channels, name="image_channels")(inputs) if inputs.shape[-1] > channels else inputs
+    x, parts, level_map = inputs, [], None
+    if noise_estimator:
+        level_map = LevelMap(channels, name="level_map", dtype="float32")(
+            [inputs, build_noise_estimator(image, channels)]
+        )
+        x = layers.Concatenate(name="image_and_level")([image, level_map])
+    for name, part, wanted in (("fold_input", image, residual), ("fold_level", level_map, noise_estimator)):
+        if wanted:
+            parts.append(SpaceToDepth(2**depth, name=name)(part) if depth else part)
+    return x, parts
 
 
 def build_conv_decoder(
@@ -424,22 +435,7 @@ def build_conv_decoder(
     depth = len(layer_filters) - 1
     latent_channels = conv_latent_channels(channels, layer_filters, skips, residual, noise_estimator)
     inputs = keras.Input(shape=(None, None, latent_channels), name="decoder_input")
-    offset, sizes = 0, []
-    if residual:
-        sizes.append(("input", channels * 4**depth, 2**depth))
-    if noise_estimator:
-        sizes.append(("level", channels * 4**depth, 2**depth))
-    if skips:
-        sizes += [
-            (f"level{level}", f * 4 ** (depth - level), 2 ** (depth - level))
-            for level, f in enumerate(layer_filters[:-1])
-        ]
-    sizes.append(("deepest", layer_filters[-1], 1))
-    unfolded = {}
-    for name, size, fold in sizes:
-        part = SliceChannels(offset, offset + size, name=f"slice_{name}")(inputs)
-        unfolded[name] = DepthToSpace(fold, name=f"unfold_{name}")(part) if fold > 1 else part
-        offset += size
+    unfolded = _unfold_latent(inputs, channels, layer_filters, skips, residual, noise_estimator)
     x = unfolded["deepest"]
     for level in reversed(range(depth)):
         filters = layer_filters[level]
@@ -455,6 +451,29 @@ def build_conv_decoder(
     else:
         outputs = layers.Activation("sigmoid", name="decoder_output", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="decoder")
+
+
+def _unfold_latent(inputs, channels: int, layer_filters, skips: bool, residual: bool, noise_estimator: bool) -> dict:
+    """The conv latent cut into its parts, each at its own scale again: `input` (the
+    image's copy), `level` (a noise estimator's map), `level0`... (the skips), `deepest`."""
+    depth = len(layer_filters) - 1
+    sizes = []
+    if residual:
+        sizes.append(("input", channels * 4**depth, 2**depth))
+    if noise_estimator:
+        sizes.append(("level", channels * 4**depth, 2**depth))
+    if skips:
+        sizes += [
+            (f"level{level}", f * 4 ** (depth - level), 2 ** (depth - level))
+            for level, f in enumerate(layer_filters[:-1])
+        ]
+    sizes.append(("deepest", layer_filters[-1], 1))
+    offset, unfolded = 0, {}
+    for name, size, fold in sizes:
+        part = SliceChannels(offset, offset + size, name=f"slice_{name}")(inputs)
+        unfolded[name] = DepthToSpace(fold, name=f"unfold_{name}")(part) if fold > 1 else part
+        offset += size
+    return unfolded
 
 
 def split_autoencoder(autoencoder):

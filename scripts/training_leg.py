@@ -1,0 +1,107 @@
+"""The bookkeeping of one leg of a built-in model's training, which runs across sessions.
+
+A leg is one `dae train --resume` (or the first `dae train`) stopped with Ctrl-C before
+a session ends, its checkpoint (`<out>.checkpoint/`: weights and optimizer state)
+committed for the next leg. This script, run after the leg stopped:
+
+1. makes a model directory of the checkpoint without touching it: a copy of the
+   checkpoint is finished (`dae train --resume --epochs DONE`) in a temporary folder;
+2. scores that model and the shipped one (`--shipped`) on the validation sets with
+   `bench/photo_model.py` (PolyU100 and Set12 at sigma 15, 25 and 50, no flag given);
+3. prints the line to append to `training/LOG.md`: date, machine and CPU flags,
+   precision, the optimizer's steps so far, the leg's CPU-seconds (give them: the
+   `user` plus `sys` time of the leg's process), and the validation figures;
+4. with `--keep DIR`, keeps the model directory there (to ship it with
+   `scripts/ship_model.py DIR photo` when it beats the shipped model).
+
+    python scripts/training_leg.py training/photo --cpu-seconds 5130 --keep /tmp/photo-leg
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_description() -> str:
+    """The CPU's model name, core count and the flags that decide training's precision."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    present = [flag for flag in FLAGS if flag in flags]
+    return f"{name}, {os.cpu_count()} cores, {platform.machine()}, flags: {' '.join(present) or 'none of ' + ', '.join(FLAGS)}"
+
+
+def model_of_checkpoint(out: Path, folder: Path) -> Path:
+    """A model directory finished from a copy of `out`'s checkpoint, in `folder`."""
+    state = json.loads((Path(f"{out}.checkpoint") / "state.json").read_text())
+    done = len(state["history"])
+    if done == 0:
+        sys.exit(f"{out}.checkpoint holds no complete epoch yet: nothing to score")
+    copy = folder / out.name
+    shutil.copytree(Path(f"{out}.checkpoint"), Path(f"{copy}.checkpoint"))
+    command = ["dae", "train", "--resume", "--epochs", str(done), "--out", str(copy)]
+    subprocess.run(command, cwd=ROOT, check=True)
+    return copy
+
+
+def optimizer_steps(out: Path) -> int:
+    """The optimizer's iterations in `out`'s checkpoint: every step of every leg so far."""
+    from dae_cli.models import artifacts
+    from dae_cli.training import neighbor2neighbor, noise_estimation  # noqa: F401 - register their losses
+
+    model = artifacts.load_keras_model(Path(f"{out}.checkpoint") / artifacts.KERAS_MODEL, compile=True)
+    return int(model.optimizer.iterations.numpy())
+
+
+def validation(models: list[str], folder: Path) -> dict:
+    """`bench/photo_model.py`'s figures for `models` on PolyU100 and Set12."""
+    report = folder / "validation.json"
+    command = [sys.executable, str(ROOT / "bench" / "photo_model.py"), "--models", *models]
+    command += ["--sets", "polyu100", "set12", "--no-jpeg", "--no-clean", "--json", str(report)]
+    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(report.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="the run's --out (its checkpoint is <out>.checkpoint)")
+    parser.add_argument("--cpu-seconds", type=float, required=True, help="the leg's user + sys CPU time")
+    parser.add_argument("--shipped", default="photo", help="the built-in model the leg competes with")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the model directory here")
+    args = parser.parse_args()
+    config = json.loads((Path(f"{args.out}.checkpoint") / "state.json").read_text())["config"]
+    with tempfile.TemporaryDirectory(prefix="dae-leg-") as folder:
+        model = model_of_checkpoint(args.out, Path(folder))
+        figures = validation([str(model), args.shipped], Path(folder))
+        if args.keep is not None:
+            shutil.copytree(model, args.keep)
+    leg, shipped = (validation_text(figures, name) for name in (str(model), args.shipped))
+    print(
+        f"| {datetime.date.today()} | {cpu_description()} | {config['precision']} | {optimizer_steps(args.out)} "
+        f"| {args.cpu_seconds:.0f} | {leg} | {shipped} |"
+    )
+
+
+def validation_text(figures: dict, model: str) -> str:
+    """PolyU100, then Set12 at each sigma, of `model`: `PolyU 36.10; Set12 32.1/29.8/26.4`."""
+    rows = figures["rows"]
+    polyu = [row["models"][model].get("psnr") for row in rows if row["set"] == "polyu100"]
+    set12 = [row["models"][model].get("psnr") for row in rows if row["set"] == "set12" and row["kind"] == "gaussian"]
+    return f"PolyU {polyu[0]:.2f}; Set12 " + "/".join(f"{value:.2f}" for value in set12)
+
+
+if __name__ == "__main__":
+    main()
