@@ -8,6 +8,8 @@ weights in `autoencoder.keras` without optimizer state, `history.csv` and the ma
 with its hashes made anew; it leaves out `samples.png`, which shows validation images
 whose licence keeps them out of the package. `--float32` rebuilds a model trained in
 mixed precision with float32 layers (the same weights), so it computes alike on every CPU.
+The manifest states the model's cost (`gflops_per_megapixel`, `dae_cli/models/cost.py`),
+counted here if the training did not.
 """
 
 import sys
@@ -26,5 +28,12 @@ if __name__ == "__main__":
     manifest = artifacts.write_inference_copy(
         source, builtin_models.builtin_path(name), float32="--float32" in sys.argv[3:]
     )
+    if "gflops_per_megapixel" not in manifest:  # trained before dae counted it
+        from dae_cli.models.cost import gflops_per_megapixel
+        from dae_cli.models.networks import split_autoencoder
+
+        shipped = artifacts.load_keras_model(builtin_models.builtin_path(name) / artifacts.KERAS_MODEL)
+        manifest["gflops_per_megapixel"] = gflops_per_megapixel(*split_autoencoder(shipped))
+        artifacts.write_manifest(builtin_models.builtin_path(name), manifest)
     total = sum(path.stat().st_size for path in builtin_models.builtin_path(name).rglob("*") if path.is_file())
     print(f"{builtin_models.builtin_path(name)}: {len(manifest['files'])} files, {total / 1e6:.2f} MB")
