@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from dae_cli.apply import pipeline
 from dae_cli.apply.outcomes import Outcome, OutcomeLog, output_paths
@@ -62,13 +62,28 @@ def _finish(log: OutcomeLog) -> None:
 
 
 def denoise(
-    inputs: list[str], model: Path, out: Path | None, options: ApplyOptions, files: Files, listener: Listener
+    inputs: list[str],
+    model: Path | Denoiser,
+    out: Path | None,
+    options: ApplyOptions,
+    files: Files,
+    listener: Listener,
+    windows: Callable[[int, int], None] | None = None,
 ) -> None:
-    """`dae denoise`: each input's denoised image beside it, under `out`, or as `out`."""
+    """`dae denoise`: each input's denoised image beside it, under `out`, or as `out`.
+
+    `model` is a model directory, or a model already loaded (the web page keeps its models
+    loaded between images); `windows`, if given, follows the model calls
+    (`pipeline.denoise_files`).
+    """
     paths = image_io.expand_inputs(inputs, note=listener.info)
     outputs = output_paths(paths, out, "denoised", files.output.format)
     image_io.check_output_options(outputs, files.output)
-    denoiser = _checked_model(model, "denoise", options).load(verify=files.verify)
+    if isinstance(model, Denoiser):
+        denoiser = model
+        denoiser.check("denoise", options)
+    else:
+        denoiser = _checked_model(model, "denoise", options).load(verify=files.verify)
     with listener.progress("denoise", len(paths)) as progress:
         log = OutcomeLog(listener.outcome, files.fail_fast, progress)
         pipeline.denoise_files(
@@ -81,6 +96,7 @@ def denoise(
             output_options=files.output,
             warn=listener.warn,
             detail=listener.detail,
+            windows=windows,
         )
     _finish(log)
 

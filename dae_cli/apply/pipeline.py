@@ -159,6 +159,25 @@ def _plan_denoise(denoiser: Denoiser, options: ApplyOptions) -> Callable:
     return prepare
 
 
+def _counted(prepare: Callable, call: Callable, tell: Callable[[int, int], None]) -> tuple[Callable, Callable]:
+    """`prepare` and the model `call`, counting the windows planned (in the reader thread)
+    and denoised, told to `tell(done, planned)` after each call."""
+    counts = {"done": 0, "planned": 0}
+
+    def counted_prepare(item: reading.ReadImage) -> Work:
+        work = prepare(item)
+        counts["planned"] += work.plan.count
+        return work
+
+    def counted_call(windows: np.ndarray, levels):
+        outputs = call(windows, levels)
+        counts["done"] += len(windows)
+        tell(counts["done"], counts["planned"])
+        return outputs
+
+    return counted_prepare, counted_call
+
+
 def _finished_image(item: reading.ReadImage, work: Work | None, detail: Tell) -> Outcome | ImageToWrite:
     if work is None:
         return Outcome(str(item.path), error=item.error)
@@ -183,13 +202,18 @@ def denoise_files(
     output_options: image_io.OutputOptions = image_io.OutputOptions(),
     warn: Tell = _silent,
     detail: Tell = _silent,
+    windows: Callable[[int, int], None] | None = None,
 ) -> None:
     """Denoises every image in `paths` into `outputs`; outcomes reach `log` in input order.
 
     Each output is written in the format its name says, with its source's channels, bit
     depth, alpha and metadata where that format holds them (`image_io.encode_image`).
+    `windows(done, planned)`, if given, is told after each model call how many windows
+    are done of those planned so far (the web page's progress within a large image).
     """
-    prepare = _plan_denoise(denoiser, options)
+    prepare, call = _plan_denoise(denoiser, options), denoiser.denoise_and_measure
+    if windows is not None:
+        prepare, call = _counted(prepare, call, windows)
     limit = denoiser.batch_limit(options)
     read = reading.read_all(
         paths,
@@ -203,7 +227,7 @@ def denoise_files(
     )
     writer = Writer(log, overwrite, output_options)
     try:
-        for finished in run_plans(((item, item.prepared) for item in read), denoiser.denoise_and_measure, limit):
+        for finished in run_plans(((item, item.prepared) for item in read), call, limit):
             writer.submit([_finished_image(item, work, detail) for item, work in finished])
         writer.finish()
     finally:
