@@ -233,8 +233,8 @@ def _sigma(text: str | None) -> float | str | None:
 def _preview(path: Path, target: Path) -> np.ndarray:
     """An 8-bit PNG at `target` of the image at `path` in its own channels (what a browser
     shows of any format dae reads); returns its pixels on [0, 1] before rounding."""
-    image = image_io.open_image(path)
-    pixels = image_io.to_array(image, image_io.image_channels(image))
+    pixels, meta = image_io.read_for_model(path, 3)  # a gray image comes in three equal channels
+    pixels = pixels[..., : meta.channels]
     image_io.save_png(pixels, target)
     return pixels
 
