@@ -14,11 +14,10 @@ import typer
 
 from dae_cli import __version__
 from dae_cli.cli import flags, reports
-from dae_cli.cli.completion import choices, complete_model
+from dae_cli.cli.completion import choices
 from dae_cli.cli.flags import EXIT_CODES_HELP, FIT_PANEL
 from dae_cli.cli.options import with_settings
 from dae_cli.cli.output import Output
-from dae_cli.errors import ExitCode
 from dae_cli.models.export import FORMATS
 
 app = typer.Typer(
@@ -280,21 +279,8 @@ def export_command(
 
 
 @app.command("ui", epilog=EXIT_CODES_HELP)
-def ui_command(
-    model: List[str] = typer.Option(
-        [],
-        "--model",
-        "-m",
-        help="Offer this model too (a directory or built-in name); repeatable, the first is the default.",
-        autocompletion=complete_model,
-    ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default lets no other machine in."),
-    port: int = typer.Option(7860, "--port", min=1, max=65535, help="Port to listen on."),
-) -> None:
+def ui_command(model: List[str] = flags.UI_MODELS, host: str = flags.HOST, port: int = flags.PORT) -> None:
     """Serve a local web page to denoise images and compare, with an API for gradio_client (needs dae-cli[ui])."""
-    from dae_cli.extras import require
-
-    require("gradio", extra="ui", feature="dae ui", exit_code=ExitCode.USAGE)
-    from dae_cli.ui.page import serve
+    from dae_cli.ui import serve
 
     serve(model, host, port, State.output)

@@ -150,6 +150,18 @@ TENSORBOARD = typer.Option(
 Strategy = choice_enum("Strategy", STRATEGIES)
 
 
+# `dae ui`'s own.
+UI_MODELS = typer.Option(
+    [],
+    "--model",
+    "-m",
+    help="Offer this model too (a directory or built-in name); repeatable, the first is the page's default.",
+    autocompletion=complete_model,
+)
+HOST = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default lets no other machine in.")
+PORT = typer.Option(7860, "--port", min=1, max=65535, help="Port to listen on.")
+
+
 def model_dir(model: Optional[Path]) -> Path:
     """`-m`: a directory or a built-in model's name; default $DAE_MODEL, else ./dae-model."""
     import os
