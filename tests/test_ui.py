@@ -161,20 +161,34 @@ def cli_denoise(source: Path, tmp_path: Path, *flags) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "name, model, sigma, flags",
+    "name, model, sigma, strength, flags",
     [
-        ("noisy.png", "photo", "auto", ("-m", "photo")),
-        ("noisy.png", "photo", "15", ("-m", "photo", "--sigma", "15")),
-        ("noisy16.tif", "photo-real", "auto", ("-m", "photo-real")),
+        ("noisy.png", "photo", "auto", 1, ("-m", "photo")),
+        ("noisy.png", "photo", "15", 0.5, ("-m", "photo", "--sigma", "15", "--strength", "0.5")),
+        ("noisy.png", "photo", "auto", 1.5, ("-m", "photo", "--strength", "1.5")),
+        ("noisy16.tif", "photo-real", "auto", 1, ("-m", "photo-real")),
     ],
 )
-def test_the_api_endpoint_returns_the_bytes_dae_denoise_writes(server, images, tmp_path, name, model, sigma, flags):
+def test_the_api_endpoint_returns_the_bytes_dae_denoise_writes(
+    server, images, tmp_path, name, model, sigma, strength, flags
+):
     from gradio_client import Client, handle_file
 
     client = Client(server.url, verbose=False)
-    returned = Path(client.predict(handle_file(str(images / name)), model, sigma, api_name="/denoise"))
+    returned = Path(client.predict(handle_file(str(images / name)), model, sigma, strength, api_name="/denoise"))
     assert returned.name == f"{Path(name).stem}.denoised{Path(name).suffix}"
     assert returned.read_bytes() == cli_denoise(images / name, tmp_path, *flags)
+
+
+def test_strength_0_gives_the_image_back_and_a_blind_model_refuses_a_strength(server, images):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(server.url, verbose=False)
+    returned = client.predict(handle_file(str(images / "noisy.png")), "photo", "auto", 0, api_name="/denoise")
+    assert np.array_equal(pixels(Path(returned).read_bytes()), pixels((images / "noisy.png").read_bytes()))
+    with pytest.raises(AppError, match="^--strength is for models that denoise by a noise level"):
+        client.predict(handle_file(str(images / "noisy.png")), "photo-real", "auto", 0.5, api_name="/denoise")
 
 
 def test_the_api_endpoint_refuses_a_decompression_bomb_in_one_line(server, images):
@@ -183,7 +197,7 @@ def test_the_api_endpoint_refuses_a_decompression_bomb_in_one_line(server, image
 
     client = Client(server.url, verbose=False)
     with pytest.raises(AppError, match=r"^bomb.png: refused: more pixels than Pillow's decompression-bomb limit"):
-        client.predict(handle_file(str(images / "bomb.png")), "photo", "auto", api_name="/denoise")
+        client.predict(handle_file(str(images / "bomb.png")), "photo", "auto", 1, api_name="/denoise")
 
 
 def test_only_a_loopback_address_is_taken_for_private():
@@ -199,10 +213,10 @@ def test_the_api_endpoint_is_documented_and_opens_no_path_it_is_given(server, im
 
     info = Client(server.url, verbose=False).view_api(print_info=False, return_format="dict")
     endpoint = info["named_endpoints"]["/denoise"]
-    assert [p["parameter_name"] for p in endpoint["parameters"]] == ["image", "model", "sigma"]
+    assert [p["parameter_name"] for p in endpoint["parameters"]] == ["image", "model", "sigma", "strength"]
     # A file on this machine named by path instead of uploaded, and a model named by path: refused.
     local = {"path": str(images / "noisy.png"), "meta": {"_type": "gradio.FileData"}}
-    for data in ([local, "photo", "auto"], [None, str(ROOT / "dae_cli" / "trained_models" / "photo"), "auto"]):
+    for data in ([local, "photo", "auto", 1], [None, str(ROOT / "dae_cli" / "trained_models" / "photo"), "auto", 1]):
         call = httpx.post(server.url + "gradio_api/call/denoise", json={"data": data}).json()
         events = httpx.get(server.url + f"gradio_api/call/denoise/{call['event_id']}").text
         assert "event: error" in events and "denoised" not in events, events
@@ -288,9 +302,10 @@ def test_an_uploaded_noisy_image_comes_back_denoised(page, server, images, clean
     assert psnr(clean, pixels(data)) > psnr(clean, noisy) + 5
     assert data == cli_denoise(images / "noisy.png", tmp_path, "-m", server.own_model)
     summary = page.locator("#summary").inner_text()
-    assert "noise level (estimated, given to the model)" in summary and " s" in summary
-    level = float(summary.split("given to the model): ")[1].split()[0])
+    assert "noisy.denoised.png: 64x64, model" in summary and " s\n" in summary  # the time it took
+    level = float(summary.split("noise level estimated from the image: ")[1].split()[0])
     assert level == pytest.approx(25, rel=0.15)
+    assert f"denoised by level {level:.1f}: strength 1 x the estimate" in summary
     assert page.locator("#compare img").count() == 2  # noisy and denoised, under the wipe
     assert {url.split("/")[2] for url in page.requested} == {f"127.0.0.1:{server.port}"}  # nothing from outside
 
@@ -305,10 +320,27 @@ def test_the_noise_level_control_changes_the_result(page, images, clean):
     href, low = result_bytes(page, after=href)
     level = float(page.locator("#sigma-level input[type=number]").input_value())
     assert 0 < level < 10
-    assert f"noise level given: {level:.1f}" in page.locator("#summary").inner_text()
+    assert f"strength 1 x the level given, {level:g}" in page.locator("#summary").inner_text()
     assert at_25 != automatic and low != at_25
     # Too low a level keeps the noise: the result is worse than at the true level.
     assert psnr(clean, pixels(low)) < psnr(clean, pixels(at_25)) - 3
+
+
+@needs_browser
+def test_the_strength_slider_changes_the_result(page, images, clean):
+    upload(page, images / "noisy.png")
+    href, full = result_bytes(page)
+    drag_to(page, "#strength", 0.3)
+    href, weaker = result_bytes(page, after=href)
+    strength = float(page.locator("#strength input[type=number]").input_value())
+    assert 0.2 < strength < 0.8
+    assert f"strength {strength:g} x the estimate" in page.locator("#summary").inner_text()
+    # Less than the noise's own level keeps some of the noise: the result is worse.
+    assert psnr(clean, pixels(weaker)) < psnr(clean, pixels(full)) - 2
+    drag_to(page, "#strength", 0.0)  # 0: the image back, as it came
+    href, same = result_bytes(page, after=href)
+    assert float(page.locator("#strength input[type=number]").input_value()) == 0
+    assert np.array_equal(pixels(same), pixels((images / "noisy.png").read_bytes()))
 
 
 @needs_browser

@@ -10,7 +10,7 @@ and `-`), the result is written beside it, and the page offers that file, byte f
 what the command writes, with 8-bit PNG previews of both for the browser.
 
 Example:
-    >>> result = denoise_upload(path, uploads, models, "photo", "auto", workspace)  # doctest: +SKIP
+    >>> result = denoise_upload(path, uploads, models, "photo", "auto", 1.0, workspace)  # doctest: +SKIP
     >>> result.output.name                                                         # doctest: +SKIP
     'noisy.denoised.png'
 """
@@ -35,7 +35,7 @@ from dae_cli.errors import DaeError, InputError, UsageError
 from dae_cli.io import image_io
 from dae_cli.models.builtin_models import SHIPPED_MODELS, builtin_path, resolve_model
 from dae_cli.models.denoiser import ApplyOptions, Denoiser, open_model
-from dae_cli.noise_level import AUTO, estimate_sigma, parse_sigma
+from dae_cli.noise_level import AUTO, estimate_sigma, parse_sigma, parse_strength
 
 # An upload larger than the largest image dae decodes is refused before it is stored:
 # Pillow's decompression-bomb limit of pixels at 8 bytes each (16 bits a channel, RGBA,
@@ -87,8 +87,10 @@ class Models:
             raise UsageError(f"no model called {name!r} on this page; choose one of: {', '.join(self.names)}")
         return self._opened[name]
 
-    def takes_noise_level(self, name: str) -> bool:
-        return self.opened(name).takes_noise_level
+    def uses_noise_level(self, name: str) -> bool:
+        """Whether the model denoises by a noise level (given to it or its own estimate),
+        which `--strength` scales and `--sigma` sets."""
+        return self.opened(name).uses_noise_level
 
     def loaded(self, name: str) -> Denoiser:
         """The model called `name` with its SavedModels loaded (sha256 checked), once."""
@@ -151,24 +153,24 @@ class Result:
     denoised_preview: Path
     size: tuple[int, int]  # height, width
     seconds: float  # the time `jobs.denoise` took
-    estimate: float  # the noise level estimated from the image (std, 0-255 scale)
-    sigma: float | None  # the level the model was given (0-255), for a model that takes one
-    sigma_estimated: bool
+    estimate: float  # the noise level estimated from the image (std, 0-255 scale), as --sigma auto does
+    level: float | None  # the level it was denoised by (0-255), as `dae denoise --json` reports it
+    strength: float  # --strength
+    sigma: float | None  # --sigma, where a level was given (0-255)
     notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """What the page says of the result, in Markdown."""
-        if self.sigma is None:
-            level = f"noise level (estimated): **{self.estimate:.1f}** on the 0-255 scale; this model takes none"
-        elif self.sigma_estimated:
-            level = f"noise level (estimated, given to the model): **{self.sigma:.1f}** on the 0-255 scale"
-        else:
-            level = f"noise level given: **{self.sigma:.1f}**; estimated: {self.estimate:.1f} (0-255 scale)"
         lines = [
             f"**{self.output.name}**: {self.size[1]}x{self.size[0]}, model `{self.model}`, "
             f"denoised in **{self.seconds:.2f} s**",
-            level,
+            f"noise level estimated from the image: **{self.estimate:.1f}** (0-255 scale)",
         ]
+        if self.level is None:
+            lines.append("this model is blind: it denoises by no level, so strength and sigma do not apply")
+        else:
+            basis = "the estimate" if self.sigma is None else f"the level given, {self.sigma:g}"
+            lines.append(f"denoised by level **{self.level:.1f}**: strength {self.strength:g} x {basis}")
         return "\n\n".join(lines + [f"warning: {note}" for note in self.notes])
 
 
@@ -230,6 +232,14 @@ def _sigma(text: str | None) -> float | str | None:
     return parse_sigma(text)
 
 
+def _strength(value: float | None) -> float | None:
+    """`--strength` as the page or the API gives it: 1 (or nothing) is the default, as when
+    the flag is not given (a model that uses no level refuses any other)."""
+    if value is None or float(value) == 1:
+        return None
+    return parse_strength(repr(float(value)))
+
+
 def _preview(path: Path, target: Path) -> np.ndarray:
     """An 8-bit PNG at `target` of the image at `path` in its own channels (what a browser
     shows of any format dae reads); returns its pixels on [0, 1] before rounding."""
@@ -245,16 +255,17 @@ def denoise_upload(
     models: Models,
     model: str,
     sigma: str | None,
+    strength: float | None,
     workspace: Workspace,
     windows: Windows | None = None,
 ) -> Result:
     """Denoises the uploaded file at `upload` (under `uploads`) with the model called
-    `model`, as `dae denoise FILE -m MODEL [--sigma SIGMA]` does; raises `DaeError` with
-    one line for the page."""
+    `model`, as `dae denoise FILE -m MODEL [--sigma SIGMA] [--strength STRENGTH]` does;
+    raises `DaeError` with one line for the page."""
+    options = ApplyOptions(sigma=_sigma(sigma), strength=_strength(strength))
     folder = workspace.folder()
     source = private_copy(upload, uploads, folder)
     denoiser = models.loaded(model)
-    options = ApplyOptions(sigma=_sigma(sigma))
     told = _Told(folder)
     started = time.monotonic()
     try:
@@ -266,8 +277,6 @@ def denoise_upload(
     (folder / "preview").mkdir()
     noisy = _preview(source, folder / "preview" / "noisy.png")
     _preview(Path(outcome.output), folder / "preview" / "denoised.png")
-    given = outcome.sigma is not None and not outcome.sigma_estimated
-    estimate = estimate_sigma(noisy) if outcome.sigma is None or given else outcome.sigma
     return Result(
         model=model,
         output=Path(outcome.output),
@@ -275,8 +284,9 @@ def denoise_upload(
         denoised_preview=folder / "preview" / "denoised.png",
         size=noisy.shape[:2],
         seconds=seconds,
-        estimate=estimate * 255,
-        sigma=None if outcome.sigma is None else outcome.sigma * 255,
-        sigma_estimated=outcome.sigma_estimated,
+        estimate=estimate_sigma(noisy) * 255,
+        level=None if outcome.sigma is None else outcome.sigma * 255,
+        strength=1.0 if options.strength is None else options.strength,
+        sigma=None if options.sigma is None else options.sigma * 255,
         notes=tuple(dict.fromkeys(told.notes)),
     )

@@ -1,7 +1,8 @@
 """The Gradio page of `dae ui`, its API endpoint, and `serve`, what the command runs.
 
 The page: an upload (any format dae reads), the model (the built-in ones and each
-`--model`), the noise level for a model that takes one (auto or a value), noisy and
+`--model`), for a model that denoises by a noise level the strength and the level (auto
+or a value), noisy and
 denoised in Gradio's `ImageSlider` (a wipe between them over the full-resolution
 images, wheel to zoom, drag to pan), what the estimate and the clock said, and the
 denoised file to download. Uploading, changing a control or pressing Denoise runs
@@ -42,14 +43,14 @@ INTRO = (
     "scroll to zoom, drag to pan. The file offered below is what `dae denoise FILE -m MODEL` writes."
 )
 API_HELP = (
-    "Denoises one image (PNG, JPEG, TIFF, WebP or BMP) as `dae denoise IMAGE -m MODEL --sigma SIGMA` does "
-    "and returns the file it writes, byte for byte. model: a name the page offers; sigma: auto (the "
-    "default: estimated from the image) or a level, 15 on the 0-255 scale, 15/255 or 0.06, for models "
-    "that take one."
+    "Denoises one image (PNG, JPEG, TIFF, WebP or BMP) as `dae denoise IMAGE -m MODEL --sigma SIGMA "
+    "--strength STRENGTH` does and returns the file it writes, byte for byte. model: a name the page "
+    "offers; for models that denoise by a noise level, sigma: auto (the default: estimated) or a level, "
+    "15 on the 0-255 scale, 15/255 or 0.06, and strength: times that level (default 1; 0 gives the image back)."
 )
 
 
-def _denoise(models: Models, workspace: Workspace, upload, model: str, sigma: str, progress) -> Result:
+def _denoise(models: Models, workspace: Workspace, upload, model: str, sigma: str, strength, progress) -> Result:
     """`denoise_upload` with the page's progress bar; any failure one line on the page."""
 
     def windows(done: int, planned: int) -> None:
@@ -59,7 +60,7 @@ def _denoise(models: Models, workspace: Workspace, upload, model: str, sigma: st
         raise gr.Error("no image: drop or pick one", print_exception=False)
     progress(0, desc="reading")
     try:
-        return denoise_upload(upload, Path(get_upload_folder()), models, model, sigma, workspace, windows)
+        return denoise_upload(upload, Path(get_upload_folder()), models, model, sigma, strength, workspace, windows)
     except DaeError as error:
         raise gr.Error(str(error), print_exception=False) from None
     except Exception as error:  # the last line of defence: never a traceback on the page
@@ -67,12 +68,13 @@ def _denoise(models: Models, workspace: Workspace, upload, model: str, sigma: st
 
 
 def _page_handler(models: Models, workspace: Workspace):
-    def on_page(upload, model, sigma_mode, sigma_level, progress=gr.Progress()):
+    def on_page(upload, model, strength, sigma_mode, sigma_level, progress=gr.Progress()):
         if upload is None:
             return None, None, INTRO
-        level_aware = models.takes_noise_level(model)
-        sigma = f"{sigma_level}/255" if level_aware and sigma_mode == "set" else AUTO
-        result = _denoise(models, workspace, upload, model, sigma, progress)
+        if not models.uses_noise_level(model):  # the controls are hidden: as when no flag is given
+            strength, sigma_mode = 1, "auto"
+        sigma = f"{sigma_level}/255" if sigma_mode == "set" else AUTO
+        result = _denoise(models, workspace, upload, model, sigma, strength, progress)
         previews = (str(result.noisy_preview), str(result.denoised_preview))
         return previews, str(result.output), result.summary()
 
@@ -80,15 +82,48 @@ def _page_handler(models: Models, workspace: Workspace):
 
 
 def _api_handler(models: Models, workspace: Workspace):
-    def denoise(image, model, sigma, progress=gr.Progress()):
-        return str(_denoise(models, workspace, image, model, sigma, progress).output)
+    def denoise(image, model, sigma, strength, progress=gr.Progress()):
+        return str(_denoise(models, workspace, image, model, sigma, strength, progress).output)
 
     return denoise
 
 
+def _level_controls(visible: bool) -> dict:
+    """Strength and sigma, shown for a model that denoises by a noise level."""
+    strength = gr.Slider(
+        0,
+        2,
+        value=1,
+        step=0.05,
+        label="Strength",
+        visible=visible,
+        elem_id="strength",
+        info="times the noise level: 0 gives the image back; below 1 keeps texture, above 1 smooths",
+    )
+    sigma_mode = gr.Radio(
+        ["auto", "set"],
+        value="auto",
+        label="Noise level",
+        visible=visible,
+        elem_id="sigma-mode",
+        info="auto: estimated from the image (or by the model itself), as dae denoise does",
+    )
+    sigma_level = gr.Slider(
+        0,
+        75,
+        value=25,
+        step=0.5,
+        label="sigma (0-255 scale)",
+        info="lower keeps more texture",
+        interactive=False,
+        visible=visible,
+        elem_id="sigma-level",
+    )
+    return {"strength": strength, "sigma_mode": sigma_mode, "sigma_level": sigma_level}
+
+
 def _controls(models: Models) -> dict:
     """The page's components, by name."""
-    level_aware = models.takes_noise_level(models.default)
     shown: dict = {}
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
@@ -96,30 +131,8 @@ def _controls(models: Models) -> dict:
                 label="Noisy image (PNG, JPEG, TIFF, WebP, BMP)", file_types=FILE_TYPES, elem_id="upload"
             )
             shown["model"] = gr.Dropdown(models.names, value=models.default, label="Model", elem_id="model")
-            shown["sigma_mode"] = gr.Radio(
-                ["auto", "set"],
-                value="auto",
-                label="Noise level given to the model",
-                info="auto: estimated from the image, as dae denoise does",
-                visible=level_aware,
-                elem_id="sigma-mode",
-            )
-            shown["sigma_level"] = gr.Slider(
-                0,
-                75,
-                value=25,
-                step=0.5,
-                label="sigma (0-255 scale)",
-                info="lower keeps more texture",
-                interactive=False,
-                visible=level_aware,
-                elem_id="sigma-level",
-            )
+            shown.update(_level_controls(models.uses_noise_level(models.default)))
             shown["run"] = gr.Button("Denoise", variant="primary", elem_id="run")
-            shown["summary"] = gr.Markdown(INTRO, elem_id="summary")
-            shown["result"] = gr.File(
-                label="Denoised file, as dae denoise writes it", interactive=False, elem_id="result"
-            )
         with gr.Column(scale=3):
             shown["compare"] = gr.ImageSlider(
                 label="noisy | denoised",
@@ -129,13 +142,17 @@ def _controls(models: Models) -> dict:
                 max_height=720,
                 elem_id="compare",
             )
+            shown["summary"] = gr.Markdown(INTRO, elem_id="summary")
+            shown["result"] = gr.File(
+                label="Denoised file, as dae denoise writes it", interactive=False, elem_id="result"
+            )
     return shown
 
 
 def _page_events(shown: dict, models: Models, workspace: Workspace) -> None:
     run = {
         "fn": _page_handler(models, workspace),
-        "inputs": [shown[name] for name in ("upload", "model", "sigma_mode", "sigma_level")],
+        "inputs": [shown[name] for name in ("upload", "model", "strength", "sigma_mode", "sigma_level")],
         "outputs": [shown[name] for name in ("compare", "result", "summary")],
         "api_visibility": "private",
         "trigger_mode": "always_last",
@@ -143,20 +160,20 @@ def _page_events(shown: dict, models: Models, workspace: Workspace) -> None:
     }
     private = {"api_visibility": "private", "queue": False}
 
-    def sigma_shown(model):
-        level_aware = models.takes_noise_level(model)
-        return gr.update(visible=level_aware), gr.update(visible=level_aware)
+    level_controls = [shown[name] for name in ("strength", "sigma_mode", "sigma_level")]
+
+    def level_controls_shown(model):
+        return [gr.update(visible=models.uses_noise_level(model))] * len(level_controls)
 
     shown["upload"].upload(**run)
     shown["run"].click(**run)
     shown["upload"].clear(lambda: (None, None, INTRO), None, run["outputs"], **private)
-    shown["model"].input(sigma_shown, shown["model"], [shown["sigma_mode"], shown["sigma_level"]], **private).then(
-        **run
-    )
+    shown["model"].input(level_controls_shown, shown["model"], level_controls, **private).then(**run)
     shown["sigma_mode"].input(
         lambda mode: gr.update(interactive=mode == "set"), shown["sigma_mode"], shown["sigma_level"], **private
     ).then(**run)
     shown["sigma_level"].release(**run)
+    shown["strength"].release(**run)
 
 
 def _api(models: Models, workspace: Workspace) -> None:
@@ -165,11 +182,12 @@ def _api(models: Models, workspace: Workspace) -> None:
         image = gr.File(label="image", file_types=FILE_TYPES)
         model = gr.Dropdown(models.names, value=models.default, label="model")
         sigma = gr.Textbox(AUTO, label="sigma")
+        strength = gr.Number(1, label="strength", minimum=0)
         denoised = gr.File(label="denoised")
         trigger = gr.Button("denoise")
     trigger.click(
         _api_handler(models, workspace),
-        [image, model, sigma],
+        [image, model, sigma, strength],
         denoised,
         api_name="denoise",
         api_description=API_HELP,
