@@ -157,6 +157,7 @@ class Result:
     level: float | None  # the level it was denoised by (0-255), as `dae denoise --json` reports it
     strength: float  # --strength
     sigma: float | None  # --sigma, where a level was given (0-255)
+    own_estimate: bool = False  # the model estimates its own level map (`level`: the map's median)
     notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
@@ -169,7 +170,8 @@ class Result:
         if self.level is None:
             lines.append("this model is blind: it denoises by no level, so strength and sigma do not apply")
         else:
-            basis = "the estimate" if self.sigma is None else f"the level given, {self.sigma:g}"
+            estimate = "the model's own estimate (its map's median)" if self.own_estimate else "the estimate"
+            basis = estimate if self.sigma is None else f"the level given, {self.sigma:g}"
             lines.append(f"denoised by level **{self.level:.1f}**: strength {self.strength:g} x {basis}")
         return "\n\n".join(lines + [f"warning: {note}" for note in self.notes])
 
@@ -288,5 +290,6 @@ def denoise_upload(
         level=None if outcome.sigma is None else outcome.sigma * 255,
         strength=1.0 if options.strength is None else options.strength,
         sigma=None if options.sigma is None else options.sigma * 255,
+        own_estimate=denoiser.estimates_noise,
         notes=tuple(dict.fromkeys(told.notes)),
     )
