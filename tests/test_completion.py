@@ -56,7 +56,7 @@ def test_bash_completes_built_in_models_and_directories(workdir):
         (["dae", "train", "--noise", "s"], ["salt-pepper", "speckle"]),
         (
             ["dae", "noise", "x.png", "--noise", ""],
-            ["gaussian", "salt-pepper", "speckle", "poisson", "mask", "poisson-gaussian", "camera"],
+            ["gaussian", "salt-pepper", "speckle", "poisson", "mask", "poisson-gaussian", "camera", "mixture"],
         ),
         (["dae", "train", "--strategy", "m"], ["mirrored", "multi-worker"]),
         (["dae", "train", "--lr-schedule", ""], ["constant", "cosine"]),
