@@ -446,15 +446,26 @@ def _deep_metadata(path: Path, format: str) -> tuple[bytes | None, Image.Exif | 
                 else:  # an eXIf after the pixels would need them decoded: Pillow writes it before
                     exif_bytes = image.info.get("exif")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        import tifffile
-
-        with tifffile.TiffFile(path) as tiff:
-            return tiff.pages[0].iccprofile, None
+        return _tifffile_metadata(path)
     exif = None
     if exif_bytes:
         exif = Image.Exif()
         exif.load(exif_bytes)
     return icc, exif
+
+
+def _tifffile_metadata(path: Path) -> tuple[bytes | None, Image.Exif | None]:
+    """The ICC profile and the text tags (camera, date, author...) of a TIFF Pillow cannot
+    open, as tifffile reads them."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        page = tiff.pages[0]
+        exif = Image.Exif()
+        for tag in page.tags.values():
+            if isinstance(tag.value, str) and tag.code not in _TIFF_LAYOUT_TAGS:
+                exif[tag.code] = tag.value
+        return page.iccprofile, exif if len(exif) else None
 
 
 # Pillow's `ImageOps.exif_transpose`, for arrays: EXIF orientation -> the turn that makes it upright.
