@@ -216,6 +216,7 @@ class _Images:
     colour: np.ndarray  # (N, H, W, 1 or 3): the samples but alpha, the caller's dtype
     alpha: np.ndarray | None  # (N, H, W, 1), carried over unchanged
     shape: tuple[int, ...]  # the caller's
+    dtype: np.dtype  # the caller's (byte order too)
     batch: bool
     own_channels: list[int]  # each image's: 1 where it carries no colour
 
@@ -230,7 +231,8 @@ class _Images:
 
         from dae_cli.io import pixels
 
-        array = np.asarray(image)
+        given = np.asarray(image)
+        array = given.astype(given.dtype.newbyteorder("="), copy=False)  # big-endian uint16, say
         batched = _batched(array)
         if not pixels.is_sample_type(array.dtype):
             raise InputError(f"image must be uint8, uint16 or floats on [0, 1], not {array.dtype}")
@@ -245,7 +247,7 @@ class _Images:
                 "or use a colour model such as 'photo'"
             )
         alpha = batched[..., -1:] if has_alpha else None
-        return cls(colour, alpha, array.shape, array.ndim == 4, own)
+        return cls(colour, alpha, array.shape, given.dtype, array.ndim == 4, own)
 
     def for_model(self, channels: int) -> list[np.ndarray]:
         """Each image as the model takes it: float32 on [0, 1] in its `channels`."""
@@ -266,7 +268,7 @@ class _Images:
         joined = np.stack(samples)
         if self.alpha is not None:
             joined = np.concatenate([joined, self.alpha], axis=-1)
-        return joined.reshape(self.shape)
+        return joined.reshape(self.shape).astype(self.dtype, copy=False)
 
 
 def _batched(array: np.ndarray) -> np.ndarray:
