@@ -231,7 +231,10 @@ class _Images:
 
         from dae_cli.io import pixels
 
-        given = np.asarray(image)
+        try:
+            given = np.asarray(image)
+        except ValueError as error:  # a ragged nest of lists, say
+            raise InputError(f"image is not an array: {error}") from None
         array = given.astype(given.dtype.newbyteorder("="), copy=False)  # big-endian uint16, say
         batched = _batched(array)
         if not pixels.is_sample_type(array.dtype):
@@ -289,7 +292,7 @@ def _latents(latent: Any, model: Model) -> tuple[np.ndarray, bool]:
     array = np.asarray(latent)
     one = len(model.latent_shape)  # the dimensions of one latent: 1 vector, 3 map
     if array.ndim not in (one, one + 1) or array.shape[-1] != model.latent_dim or 0 in array.shape:
-        wanted = ", ".join("h" if size is None else str(size) for size in model.latent_shape)
+        wanted = ", ".join(str(size or name) for size, name in zip(model.latent_shape, ("h", "w", "")))
         raise InputError(f"latent of shape {array.shape}: this model decodes ({wanted}), or a batch (N, {wanted})")
     if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
         raise InputError("latent must hold finite numbers")
