@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from dae_cli.training.trainer import Reporter, TrainResult
 
 # How the API's keywords are spelled in the messages of `models.denoiser.Denoiser.check`.
-KEYWORDS = {"sigma": "sigma", "tta": "tta"}
+KEYWORDS = {"sigma": "sigma", "strength": "strength", "tta": "tta"}
 ALPHA_CHANNELS = (2, 4)  # gray + alpha, RGBA: the last channel is carried over unchanged
 
 
@@ -103,10 +103,14 @@ class Denoiser:
 
     @property
     def takes_noise_level(self) -> bool:
-        """Whether the model takes the noise level (`sigma`), estimated when not given."""
-        return self._model.takes_noise_level
+        """Whether a noise level steers the model, so that `sigma` and `strength` apply:
+        one it is given (estimated from the image unless `sigma` says), or one it
+        estimates itself."""
+        return self._model.uses_noise_level
 
-    def denoise(self, image: np.ndarray, *, sigma: float | str | None = None, tta: bool = False) -> np.ndarray:
+    def denoise(
+        self, image: np.ndarray, *, sigma: float | str | None = None, strength: float = 1.0, tta: bool = False
+    ) -> np.ndarray:
         """The image denoised, of the same shape and dtype: what `dae denoise` writes.
 
         Args:
@@ -115,6 +119,9 @@ class Denoiser:
             sigma: for a model that takes the noise level: its std on the 0-255 scale
                 (`15`) or as a fraction (`15 / 255`, `0.06`), or `None` or `"auto"` to
                 estimate each image's own (`--sigma`).
+            strength: for a model that denoises by a noise level: times that level
+                (`--strength`): 0 gives the image back, below 1 keeps more texture, above
+                1 smooths more; 1, the default, is the level as it is, for any model.
             tta: conv models: the mean over the 8 flips and rotations (`--tta`), 8x the time.
 
         Returns:
@@ -123,15 +130,16 @@ class Denoiser:
         Raises:
             InputError: not an image this model takes (dtype, shape, a colour image for
                 a gray model, NaN).
-            UsageError: `sigma` for a model without a noise-level input, `tta` for a
-                dense model, or a `sigma` that is not a level.
+            UsageError: `sigma` or a `strength` other than 1 for a model that no noise
+                level steers, `tta` for a dense model, or a `sigma` or `strength` that is
+                not a level.
 
         Example:
             >>> clean = dae_cli.load("photo").denoise(noisy, sigma=25)    # doctest: +SKIP
         """
         from dae_cli.apply.pipeline import denoise_arrays
 
-        options = self._options("denoise", sigma=sigma, tta=tta)
+        options = self._options("denoise", sigma=sigma, strength=strength, tta=tta)
         images = _Images.of(image, self.channels)
         results = denoise_arrays(self._model, images.for_model(self.channels), images.own_channels, options)
         return images.back([result for result, _, _ in results])
@@ -200,10 +208,13 @@ class Denoiser:
         """The `ApplyOptions` of the keywords given, checked against the model as the
         command line checks its flags (`UsageError` for one it has no use for)."""
         from dae_cli.models.denoiser import ApplyOptions
-        from dae_cli.noise_level import parse_sigma
+        from dae_cli.noise_level import parse_sigma, parse_strength
 
         if given.get("sigma") is not None:
             given["sigma"] = parse_sigma(given["sigma"], name="sigma")
+        if "strength" in given:  # 1 is every model's own level: given or not, the same
+            strength = parse_strength(given["strength"], name="strength")
+            given["strength"] = None if strength == 1 else strength
         options = ApplyOptions(**given)
         self._model.check(command, options, names=KEYWORDS)
         return options

@@ -55,15 +55,17 @@ def parse_sigma(text: str | float, name: str = "--sigma") -> str | float:
     return value / 255.0 if "/" not in text and value > 1 else value
 
 
-def parse_strength(text: str) -> float:
+def parse_strength(text: str | float, name: str = "--strength") -> float:
     """`--strength`: a finite number of at least 0 (0 gives the image back, 1 the model's
-    own level). Raises `UsageError` for anything else."""
+    own level). A number is read as its text is. Raises `UsageError` naming `name` for
+    anything else."""
+    text = str(text)
     try:
         value = float(text.strip())
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise UsageError(f"--strength must be a number of at least 0 (1 is the model's own level), got {text!r}")
+        raise UsageError(f"{name} must be a number of at least 0 (1 is the model's own level), got {text!r}")
     return value
 
 

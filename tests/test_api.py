@@ -150,6 +150,25 @@ def test_encode_and_decode_give_what_the_command_line_writes(photo, trained_mode
     assert dense.decode(vectors[0], shape=(28, 28), dtype=np.uint16).dtype == np.uint16
 
 
+def test_strength_goes_where_the_command_lines_strength_goes(photo, trained_model, tmp_path):
+    image = images()["rgb8.png"]
+    write(tmp_path / "photo.png", image)
+    result = run_dae("denoise", tmp_path / "photo.png", "-m", "photo", "--strength", "0.5")
+    assert result.returncode == 0, result.stderr
+    half = photo.denoise(image, strength=0.5)
+    np.testing.assert_array_equal(half, read(tmp_path / "photo.denoised.png", image))
+    assert not np.array_equal(half, photo.denoise(image))
+    np.testing.assert_array_equal(photo.denoise(image, strength=0), image)  # nothing taken away
+    np.testing.assert_array_equal(photo.denoise(image, strength=1), photo.denoise(image))
+    dense = dae_cli.load(trained_model)
+    digit = np.zeros((28, 28), np.uint8)
+    assert dense.denoise(digit, strength=1.0).shape == (28, 28)  # the level as it is: any model
+    with pytest.raises(dae_cli.UsageError, match="strength is for models that denoise by a noise level"):
+        dense.denoise(digit, strength=0.5)
+    with pytest.raises(dae_cli.UsageError, match="strength must be a number of at least 0"):
+        photo.denoise(image, strength=-1)
+
+
 @pytest.mark.parametrize(
     "call, error, fragment",
     [
@@ -173,7 +192,7 @@ def test_a_keyword_the_model_has_no_use_for_is_a_usage_error(trained_model):
     dense = dae_cli.load(trained_model)
     with pytest.raises(dae_cli.UsageError, match="tta does not apply"):
         dense.denoise(np.zeros((28, 28), np.uint8), tta=True)
-    with pytest.raises(dae_cli.UsageError, match="sigma is for models that take the noise level"):
+    with pytest.raises(dae_cli.UsageError, match="sigma is for models that denoise by a noise level"):
         dense.denoise(np.zeros((28, 28), np.uint8), sigma=10)
     with pytest.raises(dae_cli.InputError, match="a colour image"):
         dense.denoise(np.random.default_rng(0).integers(0, 256, (28, 28, 3)).astype(np.uint8))
