@@ -36,33 +36,36 @@ MIN_PATCHES = 1_000
 CLIPPED = 0.5 / 255  # at 0 or 1 once quantised to 8 bits
 
 
-def parse_sigma(text: str) -> str | float:
+def parse_sigma(text: str | float, name: str = "--sigma") -> str | float:
     """`auto`, or a noise std: on the 0-255 scale above 1 (`15`), or a fraction (`15/255`, `0.06`).
 
-    Raises `UsageError` for anything else, a negative level included.
+    A number is read as its text is. Raises `UsageError` naming `name` for anything else,
+    a negative level included.
     """
-    text = text.strip()
+    text = str(text).strip()
     if text.lower() == AUTO:
         return AUTO
     try:
-        value = parse_std(text, "--sigma")  # the fraction syntax of --noise-std
+        value = parse_std(text, name)  # the fraction syntax of --noise-std
     except UsageError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise UsageError(f"--sigma must be auto or a noise level like 15 (0-255 scale), 15/255 or 0.06, got {text!r}")
+        raise UsageError(f"{name} must be auto or a noise level like 15 (0-255 scale), 15/255 or 0.06, got {text!r}")
     # A plain number above 1 cannot be a std on [0, 1]: it is on the 0-255 scale.
     return value / 255.0 if "/" not in text and value > 1 else value
 
 
-def parse_strength(text: str) -> float:
+def parse_strength(text: str | float, name: str = "--strength") -> float:
     """`--strength`: a finite number of at least 0 (0 gives the image back, 1 the model's
-    own level). Raises `UsageError` for anything else."""
+    own level). A number is read as its text is. Raises `UsageError` naming `name` for
+    anything else."""
+    text = str(text)
     try:
         value = float(text.strip())
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise UsageError(f"--strength must be a number of at least 0 (1 is the model's own level), got {text!r}")
+        raise UsageError(f"{name} must be a number of at least 0 (1 is the model's own level), got {text!r}")
     return value
 
 

@@ -13,6 +13,7 @@ from dae_cli.apply.outcomes import Outcome, OutcomeLog, write_image
 from dae_cli.errors import DaeError
 from dae_cli.io import image_io
 from dae_cli.io.files import OutputExistsError
+from dae_cli.io.pixels import to_model
 
 
 def noise_files(
@@ -38,12 +39,11 @@ def noise_files(
         try:
             if output.exists() and not overwrite:
                 raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
-            image = image_io.open_image(path)
+            samples, meta = image_io.read_image(path)
         except DaeError as error:
             log.add(Outcome(str(path), error=str(error)))
             continue
-        meta = image_io.image_meta(image)
-        pixels = image_io.to_array(image, meta.channels)
-        image = None
+        pixels = to_model(samples, meta.channels)
+        samples = None
         noisy = add_noise(pixels, tf.constant([seed, index], tf.int64), noise).numpy()
         log.add(write_image(str(path), noisy, output, meta, overwrite, options))

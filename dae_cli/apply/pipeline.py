@@ -178,17 +178,35 @@ def _counted(prepare: Callable, call: Callable, tell: Callable[[int, int], None]
     return counted_prepare, counted_call
 
 
+def _denoised_pixels(item: reading.ReadImage, work: Work) -> np.ndarray:
+    """One image's denoised pixels: in its own channels, clipped to [0, 1]."""
+    result = _in_own_channels(work.plan.result(), item.meta)
+    item.pixels = work.plan = None  # the input's memory goes before the output is encoded
+    # In place where it can be: a 24-megapixel colour image is 288 MB a copy.
+    return np.clip(result, 0.0, 1.0, out=result if result.flags.writeable and result.dtype == np.float32 else None)
+
+
+def _reported(level: NoiseLevel | None) -> tuple[float | None, bool]:
+    """(the level an image was denoised by, as reported; whether it was estimated)."""
+    return (None, False) if level is None else (level.reported, level.estimated)
+
+
+def _plan_encode(denoiser: Denoiser, options: ApplyOptions, detail: Tell) -> Callable:
+    def prepare(item: reading.ReadImage) -> Work:
+        level = _noise_level(denoiser, item, options)
+        _tell_level(item.path, level, detail)
+        plan, sources = denoiser.plan_encode(item.pixels, options, item.path)
+        return Work(plan, level, sources)
+
+    return prepare
+
+
 def _finished_image(item: reading.ReadImage, work: Work | None, detail: Tell) -> Outcome | ImageToWrite:
     if work is None:
         return Outcome(str(item.path), error=item.error)
     _tell_level(item.path, work.level, detail)
-    result = _in_own_channels(work.plan.result(), item.meta)
-    item.pixels = work.plan = None  # the input's memory goes before the output is encoded
-    # In place where it can be: a 24-megapixel colour image is 288 MB a copy.
-    result = np.clip(result, 0.0, 1.0, out=result if result.flags.writeable and result.dtype == np.float32 else None)
-    level = work.level
-    sigma, estimated = (None, False) if level is None else (level.reported, level.estimated)
-    return ImageToWrite(str(item.path), result, item.output, item.meta, sigma, estimated)
+    result = _denoised_pixels(item, work)
+    return ImageToWrite(str(item.path), result, item.output, item.meta, *_reported(work.level))
 
 
 def denoise_files(
@@ -245,13 +263,7 @@ def encode_files(
 ) -> list[EncodedLatent]:
     """The latents of every image (one per window for a tiled dense model, its source
     `<path>#<y>,<x>`, the window's top-left corner); outcomes reach `log` in input order."""
-
-    def prepare(item: reading.ReadImage) -> Work:
-        level = _noise_level(denoiser, item, options)
-        _tell_level(item.path, level, detail)
-        plan, sources = denoiser.plan_encode(item.pixels, options, item.path)
-        return Work(plan, level, sources)
-
+    prepare = _plan_encode(denoiser, options, detail)
     read = reading.read_images(
         [(i, path, None) for i, path in enumerate(paths)], denoiser.channels, warn=warn, prepare=prepare
     )
@@ -301,33 +313,84 @@ def decode_files(
     limit = denoiser.batch_limit(options, decoding=True)
     writer = Writer(log, overwrite, output_options)
     try:
-        for finished in run_plans(planned(), lambda latents, levels: denoiser.decode(latents), limit):
+        for finished in run_plans(planned(), _decoder(denoiser), limit):
             writer.submit([_decoded_image(*item, work) for item, work in finished])
         writer.finish()
     finally:
         writer.close()
 
 
+def _decoder(denoiser: Denoiser) -> Callable:
+    """The model call of `run_plans` for latents: the decoder alone (no noise level)."""
+    return lambda latents, levels: denoiser.decode(latents)
+
+
+def _decoded_pixels(work: Work, size: tuple[int, int] | None, meta: image_io.ImageMeta | None) -> np.ndarray:
+    """One decoded image: cropped to its source's `size`, in its own channels, clipped to [0, 1]."""
+    image = work.plan.result()[0]
+    if size is not None:
+        image = image[: size[0], : size[1]]
+    return np.clip(_in_own_channels(image, meta), 0.0, 1.0)
+
+
 def _decoded_image(item, target: Path, error: str | None, work: Work | None) -> Outcome | ImageToWrite:
     if work is None:
         return Outcome(item.label, error=error)
-    image = work.plan.result()[0]
-    if item.size is not None:
-        image = image[: item.size[0], : item.size[1]]
     meta = image_io.meta_of_kind(item.kind)
-    return ImageToWrite(item.label, np.clip(_in_own_channels(image, meta), 0.0, 1.0), target, meta)
+    return ImageToWrite(item.label, _decoded_pixels(work, item.size, meta), target, meta)
+
+
+# --- Images in memory: the Python API (`dae_cli.api`) and `dae evaluate` -------------------
+
+
+def _in_memory(images: list[np.ndarray], own_channels: list[int]) -> list[reading.ReadImage]:
+    """Images in memory as the read stage gives files: (h, w, model channels) float32."""
+    return [
+        reading.ReadImage(index, Path(f"image {index}"), None, pixels, image_io.ImageMeta(channels=own))
+        for index, (pixels, own) in enumerate(zip(images, own_channels))
+    ]
+
+
+def denoise_arrays(
+    denoiser: Denoiser, images: list[np.ndarray], own_channels: list[int], options: ApplyOptions = ApplyOptions()
+) -> list[tuple[np.ndarray, float | None, bool]]:
+    """Images in memory, each (h, w, model channels) float32 on [0, 1], denoised as
+    `denoise_files` denoises files, through the same planning, batches and model calls:
+    for each, (the result in its `own_channels`, clipped to [0, 1]; the noise level the
+    model was given; whether it was estimated). A bad image raises (`InputError`)."""
+    prepare = _plan_denoise(denoiser, options)
+    planned = ((item, prepare(item)) for item in _in_memory(images, own_channels))
+    results = []
+    for finished in run_plans(planned, denoiser.denoise_and_measure, denoiser.batch_limit(options)):
+        results += [(_denoised_pixels(item, work), *_reported(work.level)) for item, work in finished]
+    return results
 
 
 def denoise_array(
     denoiser: Denoiser, pixels: np.ndarray, own_channels: int, options: ApplyOptions = ApplyOptions()
 ) -> tuple[np.ndarray, float | None, bool]:
-    """One image in memory, (h, w, model channels) on [0, 1], denoised as `denoise_files`
-    denoises a file: (the result in its `own_channels`, clipped to [0, 1]; the noise level
-    the model was given; whether it was estimated)."""
-    level = denoiser.noise_level(pixels, own_channels, options.sigma, options.strength)
-    plan = Unchanged(pixels) if options.strength == 0 else denoiser.plan_denoise(pixels, options)
-    work = Work(plan, level)
-    for _ in run_plans([(None, work)], denoiser.denoise_and_measure, denoiser.batch_limit(options)):
-        pass
-    result = _in_own_channels(work.plan.result(), image_io.ImageMeta(channels=own_channels))
-    return np.clip(result, 0.0, 1.0), (None if level is None else level.reported), bool(level and level.estimated)
+    """`denoise_arrays` of one image."""
+    return denoise_arrays(denoiser, [pixels], [own_channels], options)[0]
+
+
+def encode_arrays(
+    denoiser: Denoiser, images: list[np.ndarray], options: ApplyOptions = ApplyOptions()
+) -> list[np.ndarray]:
+    """The latent of each image in memory ((h, w, model channels) float32 on [0, 1]) as
+    `encode_files` encodes a file (one window each: no tiles)."""
+    prepare = _plan_encode(denoiser, options, _silent)
+    planned = ((item, prepare(item)) for item in _in_memory(images, [denoiser.channels] * len(images)))
+    latents = []
+    for finished in run_plans(planned, denoiser.encode, denoiser.batch_limit(options)):
+        latents += [work.plan.result()[0] for _, work in finished]
+    return latents
+
+
+def decode_arrays(denoiser: Denoiser, latents: list[np.ndarray], options: ApplyOptions = ApplyOptions()) -> list:
+    """The image of each latent (float32), as `decode_files` decodes a file's: (h, w,
+    model channels) on [0, 1], at the size the latent covers."""
+    planned = ((None, Work(Collected([latent]))) for latent in latents)
+    images = []
+    for finished in run_plans(planned, _decoder(denoiser), denoiser.batch_limit(options, decoding=True)):
+        images += [_decoded_pixels(work, None, None) for _, work in finished]
+    return images

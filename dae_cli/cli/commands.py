@@ -73,21 +73,17 @@ def train(
     settings: dict = None,
 ) -> None:
     """Train a denoising autoencoder and save it as a model directory."""
-    from dae_cli.extras import require
-    from dae_cli.training.trainer import train as run_training
-
-    if tensorboard is not None:
-        require("tensorboard", extra="tensorboard", feature="--tensorboard")
+    from dae_cli.api import run_training
 
     result = run_training(
-        str(config) if config else None,
-        settings,
-        flags.model_dir(out),
+        config,
+        out=flags.model_dir(out),
         resume=resume,
         overwrite=overwrite,
         strategy=strategy.value,
-        reporter=State.output.training_reporter(),
         tensorboard=tensorboard,
+        reporter=State.output.training_reporter(),
+        **settings,
     )
     State.output.table("dae train", *reports.training(result))
 

@@ -94,7 +94,7 @@ BIT_DEPTH = typer.Option(
     None,
     "--bit-depth",
     rich_help_panel=OUTPUT_PANEL,
-    help="Bits per channel of the outputs (default: the input's; 16 for PNG and TIFF only, gray images only).",
+    help="Bits per channel of the outputs (default: the input's; 16 for PNG and TIFF only).",
 )
 STRIP_METADATA = typer.Option(
     False,

@@ -1,17 +1,20 @@
-"""Reading and writing images with Pillow, and turning input arguments into files.
+"""Reading and writing images, and turning input arguments into files.
 
-Images load as float32 arrays of shape (height, width, channels) in [0, 1]. Whatever
-the file's mode, it is converted to the channels asked for: EXIF rotation is applied,
-palette and CMYK images become RGB, alpha is split off (not composited), 16-bit images
-are scaled from [0, 65535] (exactly: float32 holds every 16-bit value), float images
-from Pillow's 0-255 scale, and RGB becomes grayscale with Pillow's ITU-R 601-2 luma
-when one channel is wanted. Images over Pillow's decompression-bomb limit are refused
-before their pixels are decoded.
+`read_image` gives a file's samples as stored, upright (EXIF rotation applied), alpha
+split off (not composited): (height, width, 1 or 3) of uint8, uint16 or float32 on
+[0, 1]. Pillow reads most files: palette and CMYK images become RGB, float images come
+from Pillow's 0-255 scale. What Pillow cannot read, 16-bit colour and alpha (48-bit RGB,
+64-bit RGBA), goes through `deep_images` (tifffile, imagecodecs), which also refuses
+TIFFs of several pages or more than four channels. `read_for_model` takes the samples
+to a model's float32 on [0, 1] in its channels (`pixels.to_model`: exactly, float32
+holds every 16-bit value; RGB to gray by Pillow's ITU-R 601-2 luma). Images over
+Pillow's decompression-bomb limit are refused before their pixels are decoded.
 
 What a written image needs from its source travels beside the pixels as an
 `ImageMeta` (`read_for_model`): the format, bit depth, own channels, the alpha plane,
 the ICC profile and EXIF. `encode_image` turns pixels and that back into a file of a
-given format, keeping what the format can hold.
+given format, keeping what the format can hold: 16 bits in PNG and TIFF, gray or colour,
+with or without alpha (written by `deep_images` where Pillow cannot).
 
 Example:
     >>> pixels, meta = read_for_model("scan.tif", channels=1)   # doctest: +SKIP
@@ -35,7 +38,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dae_cli.errors import InputError, UsageError
+from dae_cli.io import deep_images, pixels
+from dae_cli.io.deep_images import PNG_SIGNATURE
+from dae_cli.io.deep_images import png_chunk as _png_chunk
 from dae_cli.io.files import write_bytes_atomic
+from dae_cli.io.pixels import to_uint8
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # The formats dae writes, by file extension, and the extension each one gets by default.
@@ -50,7 +57,7 @@ WRITABLE = {
 }
 FORMAT_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
 FORMAT_CHOICES = ("png", "jpeg", "tiff", "webp", "bmp")  # --format, as users type them
-DEEP_FORMATS = {"PNG", "TIFF"}  # hold 16-bit gray (and TIFF 32-bit float)
+DEEP_FORMATS = {"PNG", "TIFF"}  # hold 16 bits, gray or colour (and TIFF 32-bit float gray)
 ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 METADATA_FORMATS = {"PNG", "JPEG", "TIFF", "WEBP"}  # ICC profile and EXIF, as Pillow writes them
 DEFAULT_QUALITY = 95  # JPEG and WebP: visually lossless; a denoiser must not add artefacts
@@ -106,8 +113,13 @@ def is_dae_output(path: Path) -> bool:
 
 
 def open_image(path: str | Path) -> Image.Image:
-    """Opens and fully decodes `path`, raising `InputError` with the reason if it can't."""
-    path = Path(path)
+    """Opens and fully decodes `path` with Pillow, raising `InputError` with the reason if
+    it can't, or if it is a TIFF layout that dae refuses (`deep_images.probe`)."""
+    deep_images.probe(path)
+    return _open_with_pillow(Path(path))
+
+
+def _open_with_pillow(path: Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # Corrupt-metadata chatter is not the user's business; a bomb is. Pillow
@@ -155,20 +167,21 @@ def _check_finite(image: Image.Image, path: Path) -> None:
         )
 
 
+def samples_of(image: Image.Image) -> np.ndarray:
+    """A Pillow image's samples, (h, w, 1 or 3): uint8 of L or RGB (palette, CMYK...
+    converted; alpha dropped), uint16 of a 16-bit image, float32 on [0, 1] of a float one."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)[..., None]  # mode I holds int32
+    if image.mode == "F":
+        return np.clip(np.asarray(image, dtype=np.float32) / 255.0, 0.0, 1.0)[..., None]
+    gray = image.mode in ("1", "L", "LA", "La")
+    samples = np.asarray(image.convert("L" if gray else "RGB"))
+    return samples[..., None] if gray else samples
+
+
 def to_array(image: Image.Image, channels: int) -> np.ndarray:
     """Converts a Pillow image to float32 (height, width, channels) in [0, 1]."""
-    if image.mode in _SIXTEEN_BIT_MODES:
-        pixels = np.asarray(image, dtype=np.float32) / 65535.0
-        pixels = np.clip(pixels, 0.0, 1.0)[..., None]
-        return np.repeat(pixels, channels, axis=-1) if channels == 3 else pixels
-    if image.mode == "F":
-        pixels = np.clip(np.asarray(image, dtype=np.float32) / 255.0, 0.0, 1.0)[..., None]
-        return np.repeat(pixels, channels, axis=-1) if channels == 3 else pixels
-    if image.mode not in ("L", "RGB"):  # palette, CMYK, alpha...: alpha is dropped
-        image = image.convert("L" if image.mode in ("1", "LA", "La") else "RGB")
-    image = image.convert("L" if channels == 1 else "RGB")
-    pixels = np.asarray(image, dtype=np.float32) / 255.0
-    return pixels[..., None] if channels == 1 else pixels
+    return pixels.to_model(samples_of(image), channels)
 
 
 def image_channels(image: Image.Image) -> int:
@@ -190,19 +203,34 @@ def load_for_model(path: str | Path, channels: int, warn=lambda message: None) -
 
 def read_for_model(path: str | Path, channels: int, warn=lambda message: None) -> tuple[np.ndarray, "ImageMeta"]:
     """`load_for_model`, with what a written output needs from the source (`ImageMeta`)."""
-    image = open_image(path)
-    meta = image_meta(image)
+    samples, meta = read_image(path)
     if meta.channels == 3 and channels == 1:
         warn(
             f"{path} is in colour and this model denoises gray images only: its output is gray "
             "(use a colour model, such as -m photo, to keep the colour)"
         )
-    return to_array(image, channels), meta
+    return pixels.to_model(samples, channels), meta
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, "ImageMeta"]:
+    """The image at `path` as stored, upright: (h, w, 1 or 3) samples of uint8, uint16 or
+    float32 on [0, 1], and its `ImageMeta` (the alpha plane, profile, EXIF...).
+
+    Example:
+        >>> samples, meta = read_image("lightroom-export.tif")      # doctest: +SKIP
+        >>> samples.dtype, meta.bit_depth, meta.channels              # doctest: +SKIP
+        (dtype('uint16'), 16, 3)
+    """
+    deep = deep_images.probe(path)
+    if deep is not None:
+        return _read_deep(Path(path), deep)
+    image = _open_with_pillow(Path(path))
+    return samples_of(image), image_meta(image)
 
 
 def load_image(path: str | Path, channels: int) -> np.ndarray:
     """Reads `path` as float32 (height, width, channels) in [0, 1]."""
-    return to_array(open_image(path), channels)
+    return read_for_model(path, channels)[0]
 
 
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -216,20 +244,11 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(planes, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
-def to_uint8(pixels: np.ndarray) -> np.ndarray:
-    # One float temporary, worked in place: a 24-megapixel colour image is 288 MB a copy.
-    scaled = np.multiply(pixels, 255.0, dtype=np.float32 if np.asarray(pixels).dtype != np.float64 else np.float64)
-    np.rint(scaled, out=scaled)
-    np.clip(scaled, 0, 255, out=scaled)
-    return scaled.astype(np.uint8)
-
-
 def encode_png(pixels: np.ndarray) -> bytes:
     """PNG bytes of a float (h, w, 1 or 3) array in [0, 1]."""
     return png_bytes(to_uint8(pixels))
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IDAT_PIECE = 1 << 24  # IDAT chunks of at most 16 MiB; any split of the stream is valid
 
 
@@ -249,10 +268,6 @@ def png_bytes(array: np.ndarray) -> bytes:
     pieces = [_png_chunk(b"IHDR", header)]
     pieces += [_png_chunk(b"IDAT", compressed[i : i + _IDAT_PIECE]) for i in range(0, len(compressed), _IDAT_PIECE)]
     return b"".join([PNG_SIGNATURE, *pieces, _png_chunk(b"IEND", b"")])
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)))
 
 
 def save_png(pixels: np.ndarray, path: str | Path, overwrite: bool = False) -> None:
@@ -320,20 +335,21 @@ class ImageMeta:
     """What an output needs from its source image to be the same kind of file."""
 
     format: str | None = None  # Pillow's name for the source's format ("PNG", "JPEG", ...)
-    bit_depth: int = 8  # of the colour channels: 8, 16 (gray) or 32 (float gray)
+    bit_depth: int = 8  # of the colour channels: 8, 16 or 32 (float gray)
     channels: int = 1  # the source's own colour channels, 1 or 3
-    alpha: np.ndarray | None = None  # the alpha plane, (h, w) uint8, carried over unchanged
+    alpha: np.ndarray | None = None  # the alpha plane, (h, w) uint8 or uint16, carried over unchanged
     icc_profile: bytes | None = None
     exif: bytes | None = None  # with Orientation reset to 1: the pixels are already turned
 
     @property
     def mode(self) -> str:
         """The Pillow mode an output of this kind has (in a format that holds it)."""
-        if self.bit_depth == 16:
-            return "I;16"
         if self.bit_depth == 32:
             return "F"
-        return ("L" if self.channels == 1 else "RGB") + ("A" if self.alpha is not None else "")
+        mode = ("L" if self.channels == 1 else "RGB") + ("A" if self.alpha is not None else "")
+        if self.bit_depth == 16:  # "RGB;16" and the like: modes Pillow has no name for
+            return "I;16" if mode == "L" else f"{mode};16"
+        return mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -397,6 +413,79 @@ def _exif_bytes(image: Image.Image) -> bytes | None:
         return None
 
 
+def _read_deep(path: Path, format: str) -> tuple[np.ndarray, ImageMeta]:
+    """`read_image` of a file `deep_images.probe` named: 16-bit colour or alpha."""
+    height, width = deep_images.size_of(path, format)
+    if height * width > Image.MAX_IMAGE_PIXELS:
+        raise InputError(
+            f"{path}: refused: more pixels than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS})"
+        )
+    samples = deep_images.read_samples(path, format)
+    icc, exif = _deep_metadata(path, format)
+    orientation = exif.get(_ORIENTATION, 1) if exif is not None else 1
+    samples = upright(samples, orientation)
+    if exif is not None and _ORIENTATION in exif:
+        exif[_ORIENTATION] = 1  # the samples are turned already
+    alpha = samples[..., -1] if samples.shape[-1] in (2, 4) else None
+    colour = samples[..., :-1] if alpha is not None else samples
+    meta = ImageMeta(format, 16, pixels.own_channels(colour), alpha, icc, exif.tobytes() if exif else None)
+    return colour, meta
+
+
+def _deep_metadata(path: Path, format: str) -> tuple[bytes | None, Image.Exif | None]:
+    """The ICC profile and EXIF of a 16-bit colour file, as Pillow reads them from its
+    header (its pixels Pillow would cut to 8 bits); for a TIFF Pillow cannot open, the
+    profile alone, by tifffile."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                icc = image.info.get("icc_profile") or None
+                if format == "TIFF":
+                    exif_bytes = _tiff_exif(image)
+                else:  # an eXIf after the pixels would need them decoded: Pillow writes it before
+                    exif_bytes = image.info.get("exif")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return _tifffile_metadata(path)
+    exif = None
+    if exif_bytes:
+        exif = Image.Exif()
+        exif.load(exif_bytes)
+    return icc, exif
+
+
+def _tifffile_metadata(path: Path) -> tuple[bytes | None, Image.Exif | None]:
+    """The ICC profile and the text tags (camera, date, author...) of a TIFF Pillow cannot
+    open, as tifffile reads them."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        page = tiff.pages[0]
+        exif = Image.Exif()
+        for tag in page.tags.values():
+            if isinstance(tag.value, str) and tag.code not in _TIFF_LAYOUT_TAGS:
+                exif[tag.code] = tag.value
+        return page.iccprofile, exif if len(exif) else None
+
+
+# Pillow's `ImageOps.exif_transpose`, for arrays: EXIF orientation -> the turn that makes it upright.
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def upright(samples: np.ndarray, orientation: int) -> np.ndarray:
+    """(h, w, c) `samples` turned as EXIF `orientation` says, as Pillow turns an image."""
+    turn = _UPRIGHT.get(orientation)
+    return samples if turn is None else np.ascontiguousarray(turn(samples))
+
+
 def source_kind(meta: ImageMeta) -> dict:
     """What `decode` needs to know of a source image to write the same kind of file:
     recorded by `encode` beside each latent."""
@@ -438,14 +527,14 @@ def encode_image(
 ) -> tuple[bytes, Written]:
     """The file bytes of `pixels` ((h, w, 1 or 3) floats on [0, 1], or uint8) in `format`.
 
-    The bit depth is `options.bit_depth` or the source's, where the format and Pillow can
-    hold it (16 bits and float are gray only); the source's alpha plane is re-attached
-    unchanged, and its ICC profile (when it matches the output's channels) and EXIF copied,
-    where the format takes them and `options.strip_metadata` is off. What had to go is
-    in `Written.notes`, one line each.
+    The bit depth is `options.bit_depth` or the source's, where the format can hold it
+    (16 bits in PNG and TIFF, gray or colour; float in TIFF, gray only); the source's
+    alpha plane is re-attached unchanged, and its ICC profile (when it matches the
+    output's channels) and EXIF copied, where the format takes them and
+    `options.strip_metadata` is off. What had to go is in `Written.notes`, one line each.
     """
     meta = meta or ImageMeta(channels=pixels.shape[-1])
-    notes = []
+    notes: list[str] = []
     if format == "WEBP" and pixels.shape[-1] == 1:
         pixels = np.repeat(pixels, 3, axis=-1)  # WebP has no gray
     channels = pixels.shape[-1]
@@ -453,48 +542,69 @@ def encode_image(
     if alpha is not None and format not in ALPHA_FORMATS:
         alpha = None
         notes.append(f"{format} has no alpha channel: the alpha of such inputs is dropped")
-    depth = options.bit_depth or meta.bit_depth
-    if depth == 32 and format != "TIFF":
-        depth = 16
-    if depth > 8 and format not in DEEP_FORMATS:
-        depth = 8
-    if depth > 8 and (channels == 3 or alpha is not None):
-        depth = 8
-        notes.append("Pillow writes 16-bit and float images in gray only: colour and alpha outputs are 8-bit")
+    depth = _output_depth(options.bit_depth or meta.bit_depth, format, channels == 3 or alpha is not None)
     keep_metadata = not options.strip_metadata and format in METADATA_FORMATS
     icc = meta.icc_profile if keep_metadata and _icc_fits(meta.icc_profile, channels) else None
     exif = meta.exif if keep_metadata else None
+    if format == "TIFF" and exif is not None:
+        exif = _tiff_main_exif(exif, notes)
     if format == "PNG" and depth == 8 and alpha is None and icc is None and exif is None:
         return png_bytes(pixels if pixels.dtype == np.uint8 else to_uint8(pixels)), Written("PNG", 8, tuple(notes))
-    image = Image.fromarray(_samples(pixels, depth, alpha))
-    settings = {}
+    samples = _samples(pixels, depth, alpha)
+    if depth == 16 and samples.ndim == 3:  # 16-bit colour or alpha: what Pillow cannot write
+        return deep_images.encode(samples, format, icc, exif), Written(format, depth, tuple(notes))
+    return _pillow_bytes(samples, format, icc, exif, options.quality), Written(format, depth, tuple(notes))
+
+
+def _output_depth(depth: int, format: str, colour_or_alpha: bool) -> int:
+    """The bits per sample an output gets: float (32) is for gray TIFF, 16 bits for PNG
+    and TIFF; otherwise 8."""
+    if depth == 32 and (format != "TIFF" or colour_or_alpha):
+        depth = 16
+    return depth if format in DEEP_FORMATS else 8
+
+
+def _tiff_main_exif(exif: bytes, notes: list[str]) -> bytes | None:
+    """EXIF without its sub-directories (exposure, GPS), for a TIFF: neither Pillow's
+    libtiff writer nor tifffile writes them into a TIFF. Notes what went."""
+    loaded = Image.Exif()
+    loaded.load(exif)
+    pointers = [tag for tag in (0x8769, 0x8825, 0xA005) if tag in loaded]  # Exif, GPS, Interoperability
+    if not pointers:
+        return exif
+    for tag in pointers:
+        del loaded[tag]
+    notes.append("TIFF outputs keep the main EXIF tags (camera, date, ...) but not the Exif and GPS sub-directories")
+    return loaded.tobytes() if len(loaded) else None
+
+
+def _pillow_bytes(samples: np.ndarray, format: str, icc: bytes | None, exif: bytes | None, quality: int) -> bytes:
+    image = Image.fromarray(samples)
+    settings: dict = {}
     if icc is not None:
         settings["icc_profile"] = icc
     if exif is not None:
         settings["exif"] = exif
     if format in ("JPEG", "WEBP"):
-        settings["quality"] = options.quality
+        settings["quality"] = quality
     if format == "TIFF":
         settings["compression"] = "tiff_adobe_deflate"
     buffer = io.BytesIO()
     image.save(buffer, format, **settings)
-    return buffer.getvalue(), Written(format, depth, tuple(notes))
+    return buffer.getvalue()
 
 
-def _samples(pixels: np.ndarray, depth: int, alpha: np.ndarray | None) -> np.ndarray:
-    """The array Pillow makes the output's mode of: L, LA, RGB, RGBA (uint8), I;16 or F."""
-    if pixels.dtype == np.uint8:
-        pixels = pixels.astype(np.float32) / 255.0 if depth > 8 else pixels
-    if depth == 16:
-        # float32 is exact enough: v / 65535 * 65535 is within 0.01 of v, so rint gives v back.
-        scaled = np.multiply(pixels[..., 0], 65535.0, dtype=np.float32)
-        np.rint(scaled, out=scaled)
-        return np.clip(scaled, 0, 65535, out=scaled).astype(np.uint16)
+def _samples(values: np.ndarray, depth: int, alpha: np.ndarray | None) -> np.ndarray:
+    """The output's samples: (h, w) of one channel, else (h, w, channels + alpha); uint8,
+    uint16 (16 bits) or float32 on Pillow's 0-255 scale (32, gray)."""
+    if values.dtype == np.uint8 and depth > 8:
+        values = values.astype(np.float32) / 255.0
     if depth == 32:
-        return np.multiply(pixels[..., 0], 255.0, dtype=np.float32)  # Pillow's 0-255 float scale
-    samples = pixels if pixels.dtype == np.uint8 else to_uint8(pixels)
+        return np.multiply(values[..., 0], 255.0, dtype=np.float32)  # Pillow's 0-255 float scale
+    dtype = np.uint16 if depth == 16 else np.uint8
+    samples = values if values.dtype == dtype else pixels.from_model(values, dtype)
     if alpha is not None:
-        samples = np.concatenate([samples, alpha.astype(np.uint8)[..., None]], axis=-1)
+        samples = np.concatenate([samples, pixels.rescale(alpha, dtype)[..., None]], axis=-1)
     return samples[..., 0] if samples.shape[-1] == 1 else samples
 
 

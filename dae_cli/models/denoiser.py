@@ -198,20 +198,21 @@ class Denoiser:
         self.encoder, self.decoder = loaded.get(artifacts.ENCODER), loaded.get(artifacts.DECODER)
         return self
 
-    def check(self, command: str, options: ApplyOptions) -> None:
-        """Raises `UsageError` (exit 2) for a flag given to `command` that this model has no use for."""
+    def check(self, command: str, options: ApplyOptions, names: dict[str, str] = FLAGS) -> None:
+        """Raises `UsageError` (exit 2) for a flag given to `command` that this model has no
+        use for; `names` spells the settings in the message (flags, or the API's keywords)."""
         takes = self.takes_flags.get(command, frozenset())
         if self.uses_noise_level:
             takes = takes | {"sigma"} | ({"strength"} if command in ("denoise", "evaluate") else set())
         for name in options.given():
             if name in ("sigma", "strength") and name not in takes:
                 raise UsageError(
-                    f"{FLAGS[name]} is for models that denoise by a noise level; {self.directory} does not "
+                    f"{names[name]} is for models that denoise by a noise level; {self.directory} does not "
                     "(train one with --noise-level-input or --noise-estimator, or use -m photo)"
                 )
             if name not in takes:
                 raise UsageError(
-                    f"{FLAGS[name]} does not apply to {command} with {self.directory}: {self.why_not(name)}"
+                    f"{names[name]} does not apply to {command} with {self.directory}: {self.why_not(name)}"
                 )
         self._check_values(options)
 
