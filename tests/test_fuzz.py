@@ -4,7 +4,7 @@ import io
 import json
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -70,11 +70,23 @@ def test_valid_but_odd_images(tmp_path_factory, mode, size, fmt, seed, truncate)
     buffer = io.BytesIO()
     image.save(buffer, format=fmt)
     data = buffer.getvalue()
+    # Some Pillow versions write files they cannot read back (12.x: YCbCr TIFF, "image
+    # file is truncated"): those are not valid images, and not dae's to read.
+    assume(_pillow_reads(data))
     path = tmp_path_factory.mktemp("fuzz") / f"odd.{fmt.lower()}"
     path.write_bytes(data if truncate is None else data[:truncate])
     pixels = load_or_documented_error(path, 3)
     if truncate is None:
         assert pixels is not None and pixels.shape[:2] == (size[1], size[0])
+
+
+def _pillow_reads(data: bytes) -> bool:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+        return True
+    except OSError:
+        return False
 
 
 toml_scalars = st.one_of(

@@ -51,7 +51,7 @@ def probe(path: str | Path) -> str | None:
             head = handle.read(33)
     except OSError:
         return None
-    if head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR":
+    if len(head) >= 26 and head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR":
         return "PNG" if head[24] == 16 and head[25] in PNG_DEEP_COLOUR_TYPES else None
     if head.startswith(TIFF_SIGNATURES):
         return _probe_tiff(Path(path))
