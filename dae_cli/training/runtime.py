@@ -94,12 +94,32 @@ def precision_policy(name: str) -> str:
 
     if tf.config.list_physical_devices("GPU"):
         return "float32"
+    return "mixed_bfloat16" if cpu_has_native_bfloat16() else "float32"
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether the CPU computes bfloat16 itself (AVX512-BF16 or AMX), as /proc/cpuinfo says."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return "float32"
+        return False
     flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return "mixed_bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def use_xla(config: Config) -> bool:
+    """Whether training steps are compiled with XLA: `jit_compile`, or always for bfloat16
+    mixed precision on a CPU that has no bfloat16 of its own and no GPU. There oneDNN and
+    Eigen emulate every bfloat16 convolution, and a step of the photo recipe took 14x as
+    long as under XLA, which computes them in float32 and rounds (BENCHMARKS.md, issue
+    25); the loss is the same within float noise (tests/test_training_speed.py)."""
+    if config.jit_compile:
+        return True
+    if precision_policy(config.precision) != "mixed_bfloat16":
+        return False
+    from dae_cli.backend import tf
+
+    return not tf.config.list_physical_devices("GPU") and not cpu_has_native_bfloat16()
 
 
 def steps_per_execution(steps_per_epoch: int, distribution: tf.distribute.Strategy) -> int:

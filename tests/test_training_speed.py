@@ -1,0 +1,91 @@
+"""The faster training paths compute what the plain ones do (issue 25).
+
+XLA is used for bfloat16 mixed precision on a CPU without bfloat16 of its own
+(`runtime.use_xla`): a training step's loss must be the one the plain step gives, within
+float noise. Speed itself is measured in bench/train_steps.py, not here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dae_cli.config import Config
+
+
+@pytest.fixture
+def fake_cpu(monkeypatch):
+    """Sets the flags /proc/cpuinfo shows to `runtime`, and no GPU."""
+    from dae_cli.backend import tf
+    from dae_cli.training import runtime
+
+    flags = {"value": ""}
+
+    class FakeCpuinfo:
+        def __init__(self, path):
+            pass
+
+        def read_text(self):
+            return f"processor : 0\nflags : fpu sse2 avx2 {flags['value']}\n"
+
+    monkeypatch.setattr(runtime, "Path", FakeCpuinfo)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    return lambda value: flags.update(value=value)
+
+
+def test_xla_is_used_for_emulated_bfloat16_only(fake_cpu):
+    from dae_cli.training.runtime import use_xla
+
+    fake_cpu("")  # AVX2 only: bfloat16 would be emulated
+    assert use_xla(Config(precision="mixed_bfloat16"))
+    assert not use_xla(Config(precision="float32"))
+    assert not use_xla(Config(precision="auto"))  # auto is float32 here
+    assert use_xla(Config(precision="float32", jit_compile=True))
+    fake_cpu("avx512_bf16")  # native bfloat16: oneDNN computes it, as configured
+    assert not use_xla(Config(precision="mixed_bfloat16"))
+    assert use_xla(Config(precision="mixed_bfloat16", jit_compile=True))
+
+
+def _losses(precision: str, jit_compile: bool, steps: int = 3) -> list[float]:
+    """The losses of `steps` training steps of a small conv model on fixed data."""
+    from dae_cli.backend import keras
+    from dae_cli.models.networks import build_model
+
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        keras.utils.set_random_seed(0)
+        config = Config(
+            architecture="conv", layer_filters=[8, 16], blocks_per_level=1, noise_level_input=True, loss="mae"
+        )
+        model, _, _ = build_model(config, (16, 16, 3))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae", jit_compile=jit_compile)
+        rng = np.random.default_rng(0)
+        noisy = rng.random((8, 16, 16, 4), np.float32)
+        clean = rng.random((8, 16, 16, 3), np.float32)
+        return [float(model.train_on_batch(noisy, clean)) for _ in range(steps)]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_an_xla_step_has_the_plain_steps_loss(precision):
+    plain, compiled = _losses(precision, False), _losses(precision, True)
+    # bfloat16 keeps 8 bits of mantissa: its rounding differs a little between the two.
+    tolerance = 1e-5 if precision == "float32" else 1e-3
+    np.testing.assert_allclose(compiled, plain, rtol=tolerance)
+    assert compiled[-1] < compiled[0]  # and it trains
+
+
+def test_training_compiles_with_xla_where_bfloat16_is_emulated(fake_cpu):
+    from dae_cli.backend import keras
+    from dae_cli.training.model_setup import compile_model, new_model
+
+    fake_cpu("")
+    config = Config(architecture="conv", layer_filters=[8, 16], blocks_per_level=1, precision="mixed_bfloat16")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model, optimizer = new_model(config, (16, 16, 3), steps=4, replicas=1, tell=lambda message: None)
+        compile_model(model, optimizer, config, 3, steps_per_execution=1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.jit_compile
