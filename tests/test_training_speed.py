@@ -89,3 +89,42 @@ def test_training_compiles_with_xla_where_bfloat16_is_emulated(fake_cpu):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert model.jit_compile
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+
+
+def test_denoise_with_tensorflows_kernels_writes_what_onednn_did(tmp_path):
+    """`dae denoise` runs the model with Eigen's kernels (`entry.APPLY_COMMANDS`); with
+    oneDNN's, as before issue 25, the photo model's output is the same within rounding."""
+    from conftest import ROOT, cli_env, run_dae_process
+    from PIL import Image
+
+    clean = np.asarray(Image.open(ROOT / "tests" / "data" / "chelsea.png").convert("RGB"))[:128, :192]
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25, clean.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(noisy).save(tmp_path / "noisy.png")
+    outputs = {}
+    for name, extra in (("eigen", {}), ("onednn", {"TF_ENABLE_ONEDNN_OPTS": "1"})):
+        env = {k: v for k, v in cli_env(**extra).items() if name == "onednn" or k != "TF_ENABLE_ONEDNN_OPTS"}
+        done = run_dae_process("denoise", "noisy.png", "-m", "photo", "-o", f"{name}.png", cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+        outputs[name] = np.asarray(Image.open(tmp_path / f"{name}.png"))
+    assert np.abs(outputs["eigen"].astype(int) - outputs["onednn"]).max() <= 1  # 8-bit rounding at most
+    assert abs(_psnr(outputs["eigen"], clean) - _psnr(outputs["onednn"], clean)) < 0.01
+
+
+def test_apply_commands_ask_for_tensorflows_kernels_and_leave_the_environment_as_it_was(monkeypatch):
+    import os
+
+    from dae_cli.cli import entry
+
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    with entry._kernels_for("denoise"):
+        assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+    with entry._kernels_for("train"):
+        assert "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")  # the user's choice wins
+    with entry._kernels_for("denoise"):
+        assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
