@@ -99,12 +99,9 @@ def precision_policy(name: str) -> str:
 
 def cpu_has_native_bfloat16() -> bool:
     """Whether the CPU computes bfloat16 itself (AVX512-BF16 or AMX), as /proc/cpuinfo says."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+    from dae_cli.hardware import native_bfloat16
+
+    return native_bfloat16(Path("/proc/cpuinfo"))
 
 
 def use_xla(config: Config) -> bool:
@@ -112,7 +109,7 @@ def use_xla(config: Config) -> bool:
     mixed precision on a CPU that has no bfloat16 of its own and no GPU. There oneDNN and
     Eigen emulate every bfloat16 convolution, and a step of the photo recipe took 14x as
     long as under XLA, which computes them in float32 and rounds (BENCHMARKS.md, issue
-    25); the loss is the same within float noise (tests/test_training_speed.py)."""
+    25); the loss is the same within float noise (tests/test_fast_paths.py)."""
     if config.jit_compile:
         return True
     if precision_policy(config.precision) != "mixed_bfloat16":
