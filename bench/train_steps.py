@@ -64,24 +64,27 @@ def child(args) -> None:
         for _ in range(args.pipeline):
             next(iterator)
         pipeline = args.pipeline / (time.perf_counter() - begin)
-    seconds, losses = [], []
+    seconds, cpu_seconds, losses = [], [], []
 
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            self.began = time.perf_counter()
+            self.began, self.cpu_began = time.perf_counter(), time.process_time()
 
         def on_epoch_end(self, epoch, logs=None):
             seconds.append(time.perf_counter() - self.began)
+            cpu_seconds.append(time.process_time() - self.cpu_began)  # all threads: steps and tf.data
             losses.append(float(logs["loss"]))
 
     trainer.model.fit(
         trainer.train_stream, epochs=args.epochs, steps_per_epoch=args.steps, callbacks=[Timer()], verbose=0
     )
     rates = sorted(args.steps / s for s in seconds[1:])
+    cpu_per_step = sorted(s / args.steps for s in cpu_seconds[1:])
     print(
         json.dumps(
             {
                 "steps_per_second": rates[len(rates) // 2],
+                "cpu_seconds_per_step": cpu_per_step[len(cpu_per_step) // 2],
                 "epoch_seconds": [round(s, 3) for s in seconds],
                 "losses": [round(loss, 6) for loss in losses],
                 "pipeline_batches_per_second": pipeline,
@@ -138,12 +141,17 @@ def main(argv=None) -> int:
             runs[name].append(result)
             print(f"round {round_number + 1} {name}: {json.dumps(result)}", flush=True)
     summary = {name: common.median([r["steps_per_second"] for r in done]) for name, done in runs.items()}
+    cpu = {name: common.median([r.get("cpu_seconds_per_step", 0) for r in done]) for name, done in runs.items()}
     result = {"machine": common.machine(), "args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}
-    result["steps_per_second"] = summary
+    result["steps_per_second"], result["cpu_seconds_per_step"] = summary, cpu
     if args.baseline:
         ratios = [t["steps_per_second"] / b["steps_per_second"] for b, t in zip(runs["baseline"], runs["this"])]
         result["speedup"] = round(common.median(ratios), 3)
-    print(json.dumps({k: v for k, v in result.items() if k in ("steps_per_second", "speedup")}))
+        cpu_ratios = [
+            b["cpu_seconds_per_step"] / t["cpu_seconds_per_step"] for b, t in zip(runs["baseline"], runs["this"])
+        ]
+        result["cpu_speedup"] = round(common.median(cpu_ratios), 3)
+    print(json.dumps({k: v for k, v in result.items() if k in ("steps_per_second", "speedup", "cpu_speedup")}))
     if args.name:
         print(common.save(args.name, result))
     return 0

@@ -29,13 +29,6 @@ from dae_cli.cli.commands import State, app  # noqa: E402 - after the BLAS setti
 from dae_cli.cli.output import Output
 from dae_cli.errors import DaeError, ExitCode
 
-# Commands that apply a model run it with TensorFlow's own (Eigen) kernels rather than
-# oneDNN's: the photo model denoised a 768x512 photograph in 3.6-3.9 s against 5.3-19 s
-# with oneDNN (2 shared cores, BENCHMARKS.md, issue 25), the same pixels within float
-# rounding. Training keeps oneDNN, which was faster there. `TF_ENABLE_ONEDNN_OPTS` set
-# by the user wins; it must be set before TensorFlow is imported.
-APPLY_COMMANDS = frozenset({"denoise", "encode", "decode", "evaluate"})
-
 _interrupted = threading.Event()
 
 
@@ -125,25 +118,6 @@ def main(argv: Optional[list] = None) -> int:
     into exit 1 before this function could see them.
     """
     args = sys.argv[1:] if argv is None else list(argv)
-    with _kernels_for(next((arg for arg in args if not arg.startswith("-")), None)):
-        return _main(args)
-
-
-@contextlib.contextmanager
-def _kernels_for(command: str | None):
-    """`TF_ENABLE_ONEDNN_OPTS=0` for a command that applies a model (`APPLY_COMMANDS`),
-    unless set already; as it was after, for a caller that runs more in this process."""
-    if command not in APPLY_COMMANDS or "TF_ENABLE_ONEDNN_OPTS" in os.environ:
-        yield
-        return
-    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
-    try:
-        yield
-    finally:
-        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
-
-
-def _main(args: list[str]) -> int:
     State.output, State.debug = Output(), os.environ.get("DAE_DEBUG", "") not in ("", "0")
     if State.debug:
         enable_debug()

@@ -104,21 +104,6 @@ def cpu_has_native_bfloat16() -> bool:
     return native_bfloat16(Path("/proc/cpuinfo"))
 
 
-def use_xla(config: Config) -> bool:
-    """Whether training steps are compiled with XLA: `jit_compile`, or always for bfloat16
-    mixed precision on a CPU that has no bfloat16 of its own and no GPU. There oneDNN and
-    Eigen emulate every bfloat16 convolution, and a step of the photo recipe took 14x as
-    long as under XLA, which computes them in float32 and rounds (BENCHMARKS.md, issue
-    25); the loss is the same within float noise (tests/test_fast_paths.py)."""
-    if config.jit_compile:
-        return True
-    if precision_policy(config.precision) != "mixed_bfloat16":
-        return False
-    from dae_cli.backend import tf
-
-    return not tf.config.list_physical_devices("GPU") and not cpu_has_native_bfloat16()
-
-
 def steps_per_execution(steps_per_epoch: int, distribution: tf.distribute.Strategy) -> int:
     """Steps per call for a run under `distribution` (a `tf.distribute` strategy).
 
