@@ -42,14 +42,10 @@ class Writer:
     """
 
     DEPTH = 2
-    # Files of one list written at once: creating a file is mostly waiting on the file
-    # system (on 2 shared cores, 1.5 ms a small file one at a time, 0.6 ms four at a time).
-    FILES_AT_ONCE = 4
 
     def __init__(self, log: OutcomeLog, overwrite: bool, options: image_io.OutputOptions):
         self.log, self.overwrite, self.options = log, overwrite, options
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dae-write")
-        self.files = ThreadPoolExecutor(max_workers=self.FILES_AT_ONCE, thread_name_prefix="dae-write-file")
         self.waiting: collections.deque = collections.deque()
         self.stopped = False
         self.made_directories: set[Path] = set()  # of this run: one mkdir per folder
@@ -67,18 +63,12 @@ class Writer:
     def close(self) -> None:
         self.stopped = True  # after an error (or --fail-fast): write nothing more
         self.executor.shutdown(wait=True, cancel_futures=True)
-        self.files.shutdown(wait=True, cancel_futures=True)
 
     def _report(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
             self.log.add(outcome)
 
     def _write(self, items: list) -> list[Outcome]:
-        if len(items) > 1 and not self.log.fail_fast:
-            # Several files at once, outcomes in order. (One file, as a photograph
-            # comes, is written alone; so is every file with --fail-fast, which must
-            # write nothing after a failure.)
-            return [outcome for outcome in self.files.map(self._outcome, items) if outcome is not None]
         outcomes = []
         for item in items:
             if self.stopped:
@@ -88,12 +78,6 @@ class Writer:
             if self.log.fail_fast and not outcome.ok:
                 self.stopped = True
         return outcomes
-
-    def _outcome(self, item) -> Outcome | None:
-        """The outcome of one item, written; None once the writer is stopped."""
-        if self.stopped:
-            return None
-        return item if isinstance(item, Outcome) else self._write_one(item)
 
     def _write_one(self, item: ImageToWrite) -> Outcome:
         outcome = write_image(
