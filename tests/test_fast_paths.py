@@ -1,7 +1,7 @@
 """The faster paths of training and of applying a model compute what the plain ones do (issue 25).
 
-A training step compiled with XLA (`jit_compile`, which BENCHMARKS.md measures for the
-photo recipe) has the plain step's loss, within float noise; `denoise --precision
+A training step compiled with XLA (`jit_compile`, and always for emulated bfloat16:
+`runtime.use_xla`) has the plain step's loss, within float noise; `denoise --precision
 bfloat16` runs only where the CPU computes bfloat16 itself. Speed itself is measured in
 bench/train_steps.py and the commands of BENCHMARKS.md, not here.
 """
@@ -12,6 +12,54 @@ import numpy as np
 import pytest
 
 from dae_cli.config import Config
+
+
+@pytest.fixture
+def fake_cpu(monkeypatch):
+    """Sets the flags /proc/cpuinfo shows to `training.runtime`, and no GPU."""
+    from dae_cli.backend import tf
+    from dae_cli.training import runtime
+
+    flags = {"value": ""}
+
+    class FakeCpuinfo:
+        def __init__(self, path):
+            pass
+
+        def read_text(self):
+            return f"processor : 0\nflags : fpu sse2 avx2 {flags['value']}\n"
+
+    monkeypatch.setattr(runtime, "Path", FakeCpuinfo)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    return lambda value: flags.update(value=value)
+
+
+def test_xla_is_used_for_emulated_bfloat16_and_jit_compile(fake_cpu):
+    from dae_cli.training.runtime import use_xla
+
+    fake_cpu("")  # AVX2 only: bfloat16 would be emulated
+    assert use_xla(Config(precision="mixed_bfloat16"))
+    assert not use_xla(Config(precision="float32"))
+    assert not use_xla(Config(precision="auto"))  # auto is float32 here
+    assert use_xla(Config(precision="float32", jit_compile=True))
+    fake_cpu("avx512_bf16")  # native bfloat16: oneDNN computes it, as configured
+    assert not use_xla(Config(precision="mixed_bfloat16"))
+    assert use_xla(Config(precision="mixed_bfloat16", jit_compile=True))
+
+
+def test_training_compiles_with_xla_where_bfloat16_is_emulated(fake_cpu):
+    from dae_cli.backend import keras
+    from dae_cli.training.model_setup import compile_model, new_model
+
+    fake_cpu("")
+    config = Config(architecture="conv", layer_filters=[8, 16], blocks_per_level=1, precision="mixed_bfloat16")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model, optimizer = new_model(config, (16, 16, 3), steps=4, replicas=1, tell=lambda message: None)
+        compile_model(model, optimizer, config, 3, steps_per_execution=1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.jit_compile
 
 
 def _losses(precision: str, jit_compile: bool, steps: int = 3) -> list[float]:

@@ -104,6 +104,21 @@ def cpu_has_native_bfloat16() -> bool:
     return native_bfloat16(Path("/proc/cpuinfo"))
 
 
+def use_xla(config: Config) -> bool:
+    """Whether training steps are compiled with XLA: with `jit_compile`, and always for
+    mixed bfloat16 on a CPU that would emulate bfloat16 (no AVX512-BF16 or AMX, no GPU).
+    There the plain step of the photo recipe sometimes took kernels 8-17x slower than
+    XLA's, which computes bfloat16 in float32 and rounds, to the same loss
+    (BENCHMARKS.md, issue 25; tests/test_fast_paths.py)."""
+    if config.jit_compile:
+        return True
+    if precision_policy(config.precision) != "mixed_bfloat16":
+        return False
+    from dae_cli.backend import tf
+
+    return not tf.config.list_physical_devices("GPU") and not cpu_has_native_bfloat16()
+
+
 def steps_per_execution(steps_per_epoch: int, distribution: tf.distribute.Strategy) -> int:
     """Steps per call for a run under `distribution` (a `tf.distribute` strategy).
 
