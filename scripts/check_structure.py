@@ -4,8 +4,8 @@
 - The architectures' names appear as strings only in the model package and the config:
   everything else works through `models.denoiser.Denoiser`.
 - Imports run downward only: `cli` -> `ui`, `api` -> `apply`, `training` -> `models` ->
-  `io` -> the foundation (`config`, `errors`, `backend`, `extras`, `noise`,
-  `noise_level`); `apply` and `training` may use each other. Imports inside functions
+  `io` -> the foundation (`config`, `errors`, `backend`, `extras`, `hardware`,
+  `noise`, `noise_level`); `apply` and `training` may use each other. Imports inside functions
   count too. The package's `__init__` is its public face, above them all: it re-exports
   the Python API.
 - The commands module stays under `MAX_COMMANDS_LINES` lines.

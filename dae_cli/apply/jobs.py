@@ -83,7 +83,7 @@ def denoise(
         denoiser = model
         denoiser.check("denoise", options)
     else:
-        denoiser = _checked_model(model, "denoise", options).load(verify=files.verify)
+        denoiser = _checked_model(model, "denoise", options).load(verify=files.verify, precision=options.precision)
     with listener.progress("denoise", len(paths)) as progress:
         log = OutcomeLog(listener.outcome, files.fail_fast, progress)
         pipeline.denoise_files(

@@ -113,9 +113,11 @@ def output_paths(
     else:
         if out.exists() and not out.is_dir():
             raise UsageError(f"-o {out} is a file; with several inputs it must be a directory")
-        resolved = [path.resolve() for path in inputs]
-        base = Path(os.path.commonpath([str(p.parent) for p in resolved]))
-        targets = [out / p.parent.relative_to(base) / (p.stem + suffix) for p, suffix in zip(resolved, suffixes)]
+        resolved = _resolved(inputs)  # (folder, name) pairs
+        folders = {folder for folder, _ in resolved}
+        base = Path(os.path.commonpath([str(folder) for folder in folders]))
+        under = {folder: out / folder.relative_to(base) for folder in folders}
+        targets = [under[folder] / (_stem(name) + suffix) for (folder, name), suffix in zip(resolved, suffixes)]
     # a.png and a.jpg in one folder both become a.denoised.png with --format png: keep the suffix.
     seen: dict[Path, int] = {}
     for target in targets:
@@ -152,6 +154,31 @@ def write_image(
         return Outcome(label, error=str(error))
     except OSError as error:
         return Outcome(label, error=f"{output}: cannot write ({error.strerror or error})")
+
+
+def _stem(name: str) -> str:
+    """`Path(name).stem`, without making a path."""
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
+
+
+def _resolved(paths: list[Path]) -> list[tuple[Path, str]]:
+    """(folder, name) of `path.resolve()` for each path, each folder resolved once: a file
+    that is no symbolic link resolves to its resolved folder and its name (thousands of
+    files in a folder took 0.6-1.3 ms each to resolve one by one on 2 shared cores)."""
+    folders: dict[str, Path] = {}
+    resolved = []
+    for path in paths:
+        if path.is_symlink():
+            target = path.resolve()
+            resolved.append((target.parent, target.name))
+            continue
+        head, slash, name = str(path).rpartition("/")
+        folder = folders.get(head + slash)  # "/" for "/a.png", "" for "a.png"
+        if folder is None:
+            folder = folders[head + slash] = path.parent.resolve()
+        resolved.append((folder, name))
+    return resolved
 
 
 def decoded_paths(items: list, out_dir: Path, format: str | None = None) -> list[Path]:

@@ -119,22 +119,15 @@ def denoise(
     tta: bool = typer.Option(
         False, "--tta", rich_help_panel=FIT_PANEL, help="conv models: average the 8 flips and rotations (8x the time)."
     ),
+    precision: Optional[flags.InferencePrecision] = flags.PRECISION,
     fail_fast: bool = flags.FAIL_FAST,
     no_verify: bool = flags.NO_VERIFY,
 ) -> None:
     """Denoise images with the encoder and decoder SavedModels; print one output path per line."""
     from dae_cli.apply import jobs
 
-    options = flags.apply_options(
-        sigma,
-        strength,
-        resize=resize,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        max_megapixels=max_megapixels,
-        tta=tta,
-    )
+    fit = dict(resize=resize, tile=tile, overlap=overlap, batch_size=batch_size, max_megapixels=max_megapixels, tta=tta)
+    options = flags.apply_options(sigma, strength, precision=precision, **fit)
     files = flags.files(overwrite, fail_fast, no_verify, format, bit_depth, quality, strip_metadata)
     jobs.denoise(inputs, flags.model_dir(model), out, options, files, State.output)
 

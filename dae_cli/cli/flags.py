@@ -76,6 +76,13 @@ STRENGTH = typer.Option(
 )
 ImageFormat = choice_enum("ImageFormat", ("png", "jpeg", "tiff", "webp", "bmp"))
 BitDepth = choice_enum("BitDepth", ("8", "16"))
+InferencePrecision = choice_enum("InferencePrecision", ("float32", "bfloat16"))
+PRECISION = typer.Option(
+    None,
+    "--precision",
+    help="float32 (default), or bfloat16 where the CPU computes it itself (AVX512-BF16 or AMX); "
+    "refused elsewhere, where emulated bfloat16 is slower than float32.",
+)
 FORMAT = typer.Option(
     None,
     "--format",
@@ -193,6 +200,8 @@ def apply_options(sigma: Optional[str] = None, strength: Optional[str] = None, *
     from dae_cli.models.denoiser import ApplyOptions
     from dae_cli.noise_level import parse_sigma, parse_strength
 
+    if given.get("precision") is not None:
+        given["precision"] = given["precision"].value
     return ApplyOptions(
         sigma=None if sigma is None else parse_sigma(sigma),
         strength=None if strength is None else parse_strength(strength),

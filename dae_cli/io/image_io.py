@@ -81,7 +81,8 @@ def expand_inputs(inputs: list[str], note=None) -> list[Path]:
     for spec in inputs:
         path = Path(spec)
         if path.is_dir():
-            images = sorted(p for p in path.rglob("*") if p.is_file() and _is_image_name(p))
+            # Sorted by parts, as paths compare, without pathlib's slow comparisons.
+            images = sorted((p for p in path.rglob("*") if _is_image_name(p) and p.is_file()), key=_parts)
             found = [p for p in images if not is_dae_output(p)]
             skipped += len(images) - len(found)
             if not found:
@@ -102,6 +103,10 @@ def expand_inputs(inputs: list[str], note=None) -> list[Path]:
         note(f"skipped {skipped} file(s) named like dae's outputs ({patterns}); name them to use them")
     # The same file named twice (say by a directory and a glob) is processed once.
     return list(dict.fromkeys(paths))
+
+
+def _parts(path: Path) -> tuple[str, ...]:
+    return path.parts
 
 
 def _is_image_name(path: Path) -> bool:

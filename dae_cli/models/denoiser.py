@@ -50,6 +50,7 @@ FLAGS = {
     "sigma": "--sigma",
     "strength": "--strength",
     "tta": "--tta",
+    "precision": "--precision",
 }
 
 
@@ -70,6 +71,7 @@ class ApplyOptions:
     sigma: float | str | None = None  # "auto" or a std on [0, 1]
     strength: float | None = None  # times the level the model denoises by (None: 1)
     tta: bool = False
+    precision: str | None = None  # denoise --precision: float32 or bfloat16
 
     def given(self) -> list[str]:
         """The flags given: the fields that differ from their defaults (`--no-tile` too)."""
@@ -191,8 +193,15 @@ class Denoiser:
             estimated = False
         return NoiseLevel(strength * given, value=strength * given, estimated=estimated)
 
-    def load(self, parts: tuple[str, ...] = (artifacts.ENCODER, artifacts.DECODER), verify: bool = True) -> Denoiser:
-        """Loads the SavedModels in `parts` (checking their sha256 unless `verify` is off)."""
+    def load(
+        self, parts: tuple[str, ...] = (artifacts.ENCODER, artifacts.DECODER), verify: bool = True, precision=None
+    ) -> Denoiser:
+        """Loads the SavedModels in `parts` (checking their sha256 unless `verify` is off);
+        with `precision="bfloat16"`, copies of the Keras model's encoder and decoder that
+        compute in bfloat16 instead (`bfloat16_models`)."""
+        if precision == "bfloat16":
+            self.encoder, self.decoder = bfloat16_models(self.directory, self.manifest, verify)
+            return self
         loaded = artifacts.load_saved_models(self.directory, self.manifest, parts, verify)
         artifacts.check_latent_sizes(self.directory, loaded, self.latent_dim)
         self.encoder, self.decoder = loaded.get(artifacts.ENCODER), loaded.get(artifacts.DECODER)
@@ -213,6 +222,14 @@ class Denoiser:
             if name not in takes:
                 raise UsageError(
                     f"{names[name]} does not apply to {command} with {self.directory}: {self.why_not(name)}"
+                )
+        if options.precision == "bfloat16":
+            from dae_cli.hardware import native_bfloat16
+
+            if not native_bfloat16():
+                raise UsageError(
+                    "--precision bfloat16 needs a CPU that computes bfloat16 itself (AVX512-BF16 or AMX); "
+                    "this one would emulate it, slower than float32"
                 )
         self._check_values(options)
 
@@ -296,7 +313,7 @@ class DenseDenoiser(Denoiser):
 
     architecture = "dense"
     takes_flags = {
-        "denoise": frozenset({"resize", "tile", "overlap", "batch_size"}),
+        "denoise": frozenset({"resize", "tile", "overlap", "batch_size", "precision"}),
         "encode": frozenset({"resize", "tiles", "overlap", "batch_size"}),
         "decode": frozenset({"batch_size"}),
         "evaluate": frozenset({"batch_size"}),
@@ -360,7 +377,7 @@ class ConvDenoiser(Denoiser):
 
     architecture = "conv"
     takes_flags = {
-        "denoise": frozenset({"overlap", "batch_size", "max_megapixels", "tta"}),
+        "denoise": frozenset({"overlap", "batch_size", "max_megapixels", "tta", "precision"}),
         "encode": frozenset({"batch_size"}),
         "decode": frozenset({"batch_size"}),
         "evaluate": frozenset({"batch_size", "max_megapixels"}),
@@ -435,6 +452,27 @@ class ConvDenoiser(Denoiser):
     @property
     def latent_shape(self) -> tuple:
         return (None, None, self.latent_dim)
+
+
+class _Served:
+    """A Keras model called as a SavedModel is (`serve`), its output in float32."""
+
+    def __init__(self, model):
+        from dae_cli.backend import tf
+
+        self.serve = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), reduce_retracing=True)
+
+
+def bfloat16_models(directory: Path, manifest: dict[str, Any], verify: bool = True) -> tuple[_Served, _Served]:
+    """The encoder and decoder of the model's `autoencoder.keras`, every layer in mixed
+    bfloat16 (weights as trained, computed in bfloat16), called as the SavedModels are."""
+    from dae_cli.models.networks import split_autoencoder
+    from dae_cli.models.onnx_export import policy_copy
+
+    if verify:
+        artifacts.verify_files(directory, manifest, (artifacts.KERAS_MODEL,))
+    autoencoder = artifacts.load_keras_model(directory / artifacts.KERAS_MODEL)
+    return tuple(_Served(policy_copy(part, "mixed_bfloat16")) for part in split_autoencoder(autoencoder))
 
 
 ARCHITECTURES: dict[str, type[Denoiser]] = {kind.architecture: kind for kind in (DenseDenoiser, ConvDenoiser)}

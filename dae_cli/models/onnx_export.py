@@ -68,28 +68,34 @@ def float32_copy(model):
 
     Mixed-precision layers keep their weights in float32 already, so nothing is lost.
     """
+    return policy_copy(model, "float32")
+
+
+def policy_copy(model, policy: str):
+    """`model` rebuilt with every layer under the dtype policy `policy`, holding the same
+    weights (`model` itself if every layer has it already)."""
     from dae_cli.backend import keras
 
     config = keras.saving.serialize_keras_object(model)
-    if not _set_float32(config):
+    if not _set_policy(config, policy):
         return model
     copy = keras.saving.deserialize_keras_object(config)
     copy.set_weights(model.get_weights())
     return copy
 
 
-def _set_float32(config) -> bool:
-    """Sets every dtype policy in a serialized Keras config to float32; True if any was not."""
+def _set_policy(config, policy: str) -> bool:
+    """Sets every dtype policy in a serialized Keras config to `policy`; True if any was not."""
     changed = False
     if isinstance(config, dict):
         if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(config.get("config"), dict):
-            changed = config["config"].get("name") != "float32"
-            config["config"]["name"] = "float32"
+            changed = config["config"].get("name") != policy
+            config["config"]["name"] = policy
         for value in config.values():
-            changed = _set_float32(value) or changed
+            changed = _set_policy(value, policy) or changed
     elif isinstance(config, list):
         for value in config:
-            changed = _set_float32(value) or changed
+            changed = _set_policy(value, policy) or changed
     return changed
 
 

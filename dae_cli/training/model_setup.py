@@ -61,11 +61,14 @@ def compile_model(
     channels: int,
     steps_per_execution: int,
 ) -> None:
-    """Compiles `autoencoder` for training with the configured loss."""
+    """Compiles `autoencoder` for training with the configured loss, with XLA where
+    `runtime.use_xla` says (`jit_compile`, or emulated bfloat16)."""
+    from dae_cli.training.runtime import use_xla
+
     autoencoder.compile(
         optimizer=optimizer,
         loss=loss(config, autoencoder, channels),
-        jit_compile=config.jit_compile,
+        jit_compile=use_xla(config),
         steps_per_execution=steps_per_execution,
     )
 

@@ -94,12 +94,29 @@ def precision_policy(name: str) -> str:
 
     if tf.config.list_physical_devices("GPU"):
         return "float32"
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "float32"
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return "mixed_bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
+    return "mixed_bfloat16" if cpu_has_native_bfloat16() else "float32"
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether the CPU computes bfloat16 itself (AVX512-BF16 or AMX), as /proc/cpuinfo says."""
+    from dae_cli.hardware import native_bfloat16
+
+    return native_bfloat16(Path("/proc/cpuinfo"))
+
+
+def use_xla(config: Config) -> bool:
+    """Whether training steps are compiled with XLA: with `jit_compile`, and always for
+    mixed bfloat16 on a CPU that would emulate bfloat16 (no AVX512-BF16 or AMX, no GPU).
+    There the plain step of the photo recipe sometimes took kernels 8-17x slower than
+    XLA's, which computes bfloat16 in float32 and rounds, to the same loss
+    (BENCHMARKS.md, issue 25; tests/test_fast_paths.py)."""
+    if config.jit_compile:
+        return True
+    if precision_policy(config.precision) != "mixed_bfloat16":
+        return False
+    from dae_cli.backend import tf
+
+    return not tf.config.list_physical_devices("GPU") and not cpu_has_native_bfloat16()
 
 
 def steps_per_execution(steps_per_epoch: int, distribution: tf.distribute.Strategy) -> int:
