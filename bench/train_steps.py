@@ -46,6 +46,9 @@ def parse_value(text: str):
 
 def child(args) -> None:
     """One run in this process; prints one JSON line."""
+    # `common` put this checkout first on the path; a baseline's run must import the
+    # baseline's own `dae_cli`, from the directory it runs in.
+    sys.path.insert(0, str(Path.cwd()))
     from dae_cli.backend import keras
     from dae_cli.training.trainer import Trainer
 
