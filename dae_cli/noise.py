@@ -227,8 +227,11 @@ def _bilinear_demosaic(mosaic_planes):
     red_blue = tf.constant([[1, 2, 1], [2, 4, 2], [1, 2, 1]], tf.float32) / 4.0
     green = tf.constant([[0, 1, 0], [1, 4, 1], [0, 1, 0]], tf.float32) / 4.0
     kernel = tf.stack([red_blue, green, red_blue], axis=-1)[..., None]  # (3, 3, 3, 1)
-    # Reflection keeps the Bayer phase at the border (pixel -1 mirrors pixel 1).
-    padded = tf.pad(mosaic_planes, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+    # Reflection keeps the Bayer phase at the border (pixel -1 mirrors pixel 1). Built by
+    # hand, as `tf.pad(mode="REFLECT")` is, because MirrorPad refuses an empty batch (a
+    # mixture's share of a lone image).
+    rows = tf.concat([mosaic_planes[:, 1:2], mosaic_planes, mosaic_planes[:, -2:-1]], axis=1)
+    padded = tf.concat([rows[:, :, 1:2], rows, rows[:, :, -2:-1]], axis=2)
     return tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
 
 
@@ -277,13 +280,23 @@ def mixture_noise(batch: tf.Tensor, seed: tf.Tensor, spec: NoiseSpec) -> tf.Tens
     bounds = [0.0]
     for _, share in MIXTURE:
         bounds.append(bounds[-1] + share)
-    edges = [tf.cast(tf.round(bound * tf.cast(count, tf.float32)), tf.int32) for bound in bounds]
+    # Systematic sampling: image i stands at (i + offset) / count on [0, 1), the offset
+    # drawn once a batch. A batch of 32 (or any multiple of 8) is cut exactly by the
+    # shares, and a lone image (`dae evaluate` of one file) gets each kind as often as
+    # its share, not always the same one.
+    offset = tf.random.stateless_uniform([], seed + 7)
+    edges = [
+        tf.clip_by_value(tf.cast(tf.math.ceil(bound * tf.cast(count, tf.float32) - offset), tf.int32), 0, count)
+        for bound in bounds
+    ]
     jpeg = spec.jpeg_range or (60, 100)
     parts = []
     for index, (kind, _) in enumerate(MIXTURE):
         part = batch[edges[index] : edges[index + 1]]
         part_seed = seed + 100 * (index + 1)
-        parts.append(_one_kind(part, part_seed, spec, kind, jpeg))
+        # Every kind keeps the part's shape; the reshape restores it where `tf.map_fn`
+        # (JPEG) loses it for an empty part.
+        parts.append(tf.reshape(_one_kind(part, part_seed, spec, kind, jpeg), tf.shape(part)))
     return tf.concat(parts, axis=0)
 
 

@@ -231,6 +231,18 @@ def test_the_mixture_gives_every_kind_its_share_of_a_batch():
     assert not changed[-round(16 * clean_share) :].any()  # the last share is the clean one
 
 
+def test_a_lone_image_gets_each_kind_of_the_mixture_as_often_as_its_share():
+    from dae_cli.noise import MIXTURE, NoiseSpec, add_noise
+
+    # `dae evaluate` of one file: over seeds, clean as often as the clean share, noisy otherwise.
+    clean = shipped("chelsea", "RGB")[:16, :16].astype(np.float32)[None]
+    spec = NoiseSpec("mixture", std_range=(10 / 255, 10 / 255), jpeg_range=(60, 100))
+    seeds = range(80)
+    unchanged = sum(np.abs(add_noise(clean, np.array([s, 3]), spec).numpy() - clean).max() < 1e-6 for s in seeds)
+    expected = len(seeds) * dict(MIXTURE)["clean"]
+    assert expected / 3 <= unchanged <= expected * 2.5
+
+
 def test_jpeg_of_the_mixture_is_at_a_quality_the_spec_allows():
     from dae_cli.noise import NoiseSpec, add_noise
 
