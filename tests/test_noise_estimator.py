@@ -51,6 +51,15 @@ def estimator_model(tmp_path_factory):
     return out
 
 
+def test_the_manifest_reports_the_loss_the_model_trained_with(estimator_model):
+    # Trained with `--loss mae`: the manifest's val_loss is the last epoch's, not an MSE.
+    from dae_cli.models import artifacts
+
+    history = artifacts.read_history(estimator_model / artifacts.HISTORY)
+    metrics = artifacts.read_manifest(estimator_model)["metrics"]
+    assert metrics["val_loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-6)
+
+
 @pytest.fixture(scope="module")
 def held_out():
     """A corner of a shipped photograph that no training crop held (astronaut's quarters

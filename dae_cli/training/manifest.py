@@ -73,11 +73,18 @@ def validation_metrics(
     fingerprint = evaluation.noisy_fingerprint(data.x_val, NoiseSpec.from_config(config), config.seed)
     cached = _cached_noisy_metrics(out, fingerprint) if data.kind == "clean" else None
     return {
-        "val_loss": float(np.mean((denoised - clean) ** 2)),
+        "val_loss": validation_loss(config.loss, denoised, clean),
         **(quality_report(clean, noisy, denoised, cached) if data.kind != "noisy" else {}),
         "noisy_fingerprint": fingerprint if data.kind == "clean" else None,
         "images_per_second": len(noisy) / predict_seconds if predict_seconds > 0 else None,
     }
+
+
+def validation_loss(loss: str, denoised: np.ndarray, clean: np.ndarray) -> float:
+    """The configured loss (`config.LOSSES`) of `denoised` against `clean`, as Keras'
+    evaluate reports it: the figure of every epoch's `val_loss` and of the manifest's."""
+    error = denoised - clean
+    return float(np.mean(np.abs(error) if loss == "mae" else error**2))
 
 
 def _cached_noisy_metrics(out: Path, fingerprint: str) -> dict | None:

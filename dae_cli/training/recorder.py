@@ -19,6 +19,7 @@ import numpy as np
 from dae_cli.backend import keras
 from dae_cli.config import Config
 from dae_cli.training.checkpoints import Checkpoint
+from dae_cli.training.manifest import validation_loss
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -91,9 +92,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.predictions = None  # the old ones go before the new ones come
         self.predictions = self.model.predict(inputs, batch_size=batch_size, verbose=0)
         self.predict_seconds = time.perf_counter() - started
-        error = self.predictions - targets
-        # The configured loss, as Keras' evaluate reports it (config.LOSSES).
-        logs["val_loss"] = float(np.mean(np.abs(error) if self.config.loss == "mae" else error**2))
+        logs["val_loss"] = validation_loss(self.config.loss, self.predictions, targets)
 
     def save_checkpoint(self) -> None:
         """Checkpoints the model after the epochs in `history`."""
