@@ -214,6 +214,22 @@ def trained_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def cpu_flags(monkeypatch, tmp_path):
+    """Fakes the CPU's flags where `dae_cli.hardware` reads them (an AVX2 CPU plus the
+    flags given), and shows TensorFlow no GPU: `cpu_flags("avx512_bf16")`."""
+    from dae_cli import hardware
+    from dae_cli.backend import tf
+
+    def fake(flags: str) -> None:
+        (tmp_path / "cpuinfo").write_text(f"processor : 0\nflags : fpu sse2 avx2 {flags}\n")
+
+    fake("")
+    monkeypatch.setattr(hardware, "CPUINFO", tmp_path / "cpuinfo")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    return fake
+
+
+@pytest.fixture
 def model_copy(trained_model, tmp_path) -> Path:
     """A private copy of the trained model that a test may damage."""
     import shutil

@@ -441,25 +441,14 @@ def test_env_model_channels_3_scale_lr_precision_auto_and_quiet(tmp_path):
     assert Image.open(tmp_path / "colour.denoised.png").mode == "RGB"
 
 
-def test_precision_auto_follows_the_hardware(monkeypatch):
+def test_precision_auto_follows_the_hardware(monkeypatch, cpu_flags):
     from dae_cli.backend import tf
     from dae_cli.training import runtime as training
 
-    class FakeCpuinfo:
-        flags = ""
-
-        def __init__(self, path):
-            pass
-
-        def read_text(self):
-            return f"processor : 0\nflags : fpu sse2 {FakeCpuinfo.flags}\n"
-
-    monkeypatch.setattr(training, "Path", FakeCpuinfo)
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
     assert training.precision_policy("auto") == "float32"
-    FakeCpuinfo.flags = "avx512_bf16"
+    cpu_flags("avx512_bf16")
     assert training.precision_policy("auto") == "mixed_bfloat16"
-    FakeCpuinfo.flags = "amx_bf16"
+    cpu_flags("amx_bf16")
     assert training.precision_policy("auto") == "mixed_bfloat16"
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
     assert training.precision_policy("auto") == "float32"  # a GPU: float32 unless asked

@@ -14,44 +14,24 @@ import pytest
 from dae_cli.config import Config
 
 
-@pytest.fixture
-def fake_cpu(monkeypatch):
-    """Sets the flags /proc/cpuinfo shows to `training.runtime`, and no GPU."""
-    from dae_cli.backend import tf
-    from dae_cli.training import runtime
-
-    flags = {"value": ""}
-
-    class FakeCpuinfo:
-        def __init__(self, path):
-            pass
-
-        def read_text(self):
-            return f"processor : 0\nflags : fpu sse2 avx2 {flags['value']}\n"
-
-    monkeypatch.setattr(runtime, "Path", FakeCpuinfo)
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
-    return lambda value: flags.update(value=value)
-
-
-def test_xla_is_used_for_emulated_bfloat16_and_jit_compile(fake_cpu):
+def test_xla_is_used_for_emulated_bfloat16_and_jit_compile(cpu_flags):
     from dae_cli.training.runtime import use_xla
 
-    fake_cpu("")  # AVX2 only: bfloat16 would be emulated
+    cpu_flags("")  # AVX2 only: bfloat16 would be emulated
     assert use_xla(Config(precision="mixed_bfloat16"))
     assert not use_xla(Config(precision="float32"))
     assert not use_xla(Config(precision="auto"))  # auto is float32 here
     assert use_xla(Config(precision="float32", jit_compile=True))
-    fake_cpu("avx512_bf16")  # native bfloat16: oneDNN computes it, as configured
+    cpu_flags("avx512_bf16")  # native bfloat16: oneDNN computes it, as configured
     assert not use_xla(Config(precision="mixed_bfloat16"))
     assert use_xla(Config(precision="mixed_bfloat16", jit_compile=True))
 
 
-def test_training_compiles_with_xla_where_bfloat16_is_emulated(fake_cpu):
+def test_training_compiles_with_xla_where_bfloat16_is_emulated(cpu_flags):
     from dae_cli.backend import keras
     from dae_cli.training.model_setup import compile_model, new_model
 
-    fake_cpu("")
+    cpu_flags("")
     config = Config(architecture="conv", layer_filters=[8, 16], blocks_per_level=1, precision="mixed_bfloat16")
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -94,18 +74,6 @@ def test_an_xla_step_has_the_plain_steps_loss(precision):
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
-
-
-@pytest.fixture
-def cpu_flags(monkeypatch, tmp_path):
-    """Fakes the flags of /proc/cpuinfo that `dae_cli.hardware` reads."""
-    from dae_cli import hardware
-
-    def fake(flags: str) -> None:
-        (tmp_path / "cpuinfo").write_text(f"processor : 0\nflags : fpu sse2 avx2 {flags}\n")
-
-    monkeypatch.setattr(hardware, "CPUINFO", tmp_path / "cpuinfo")
-    return fake
 
 
 def test_bfloat16_inference_is_refused_where_the_cpu_would_emulate_it(cpu_flags, tmp_path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dae_cli.config import STRATEGIES, Config
@@ -101,7 +100,7 @@ def cpu_has_native_bfloat16() -> bool:
     """Whether the CPU computes bfloat16 itself (AVX512-BF16 or AMX), as /proc/cpuinfo says."""
     from dae_cli.hardware import native_bfloat16
 
-    return native_bfloat16(Path("/proc/cpuinfo"))
+    return native_bfloat16()
 
 
 def use_xla(config: Config) -> bool:
