@@ -180,7 +180,10 @@ def check_writable_directory(directory: str | Path) -> None:
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        os.rmdir(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=directory))
+        # A nameless file (O_TMPFILE where the file system has it): a process killed
+        # during the probe leaves nothing behind, as a probe folder would.
+        with tempfile.TemporaryFile(prefix=TEMP_PREFIX, dir=directory):
+            pass
     except OSError as error:
         raise DaeError(f"cannot write to {directory}: {error.strerror or error}") from None
 
