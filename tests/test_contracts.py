@@ -453,3 +453,28 @@ def test_precision_auto_follows_the_hardware(monkeypatch, cpu_flags):
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
     assert training.precision_policy("auto") == "float32"  # a GPU: float32 unless asked
     assert training.precision_policy("mixed_bfloat16") == "mixed_bfloat16"
+
+
+def test_a_new_schedule_on_resume_keeps_the_optimizers_moment_estimates(wide_model):
+    from dae_cli.training.checkpoints import find_resume_state, resume_config
+    from dae_cli.training.model_setup import resumed_model
+
+    state = find_resume_state(wide_model)
+    config = resume_config(state.config, None, {"epochs": 5})
+    autoencoder, fresh = resumed_model(state, config, steps_left=12, replicas=1)
+    saved = optimizer_of(wide_model)
+
+    def moments(optimizer):
+        return {
+            v.path.split("/", 1)[1]: v.numpy()
+            for v in optimizer.variables
+            if "momentum" in v.path or "velocity" in v.path
+        }
+
+    assert fresh is not autoencoder.optimizer
+    assert fresh.get_config()["learning_rate"]["config"]["decay_steps"] == 12
+    assert int(fresh.iterations.numpy()) == 0  # the new schedule starts at its beginning
+    kept, carried = moments(saved), moments(fresh)
+    assert kept.keys() == carried.keys() and len(kept) == 2 * len(autoencoder.trainable_variables)
+    assert all(np.array_equal(kept[name], carried[name]) for name in kept)
+    assert any(np.abs(value).max() > 0 for value in carried.values())

@@ -21,6 +21,8 @@ from dae_cli.training.checkpoints import ResumeState, optimizer_settings_changed
 # about what the built-in `photo` needs for the camera noise of `photo-real`'s training.
 FOLD_LEVEL = 15 / 255
 ESTIMATOR_PREFIX = "estimator_"  # the names of a noise estimator's layers (networks.build_noise_estimator)
+# An optimizer's variables that a new schedule does not inherit (see `carry_moments`).
+OWN_OPTIMIZER_STATE = ("iteration", "learning_rate")
 
 if TYPE_CHECKING:
     import keras
@@ -43,15 +45,43 @@ def new_model(
 
 def resumed_model(state: ResumeState, config: Config, steps_left: int, replicas: int) -> ModelAndOptimizer:
     """The saved autoencoder of `state`, and its optimizer: the saved one, which goes on
-    where it stopped, or a new one over the `steps_left` if its settings changed."""
+    where it stopped, or a new one over the `steps_left` if its settings changed (which
+    keeps the saved one's moment estimates, `carry_moments`)."""
     from dae_cli.training import neighbor2neighbor, noise_estimation  # noqa: F401 - register their losses with Keras
 
     autoencoder = artifacts.load_keras_model(state.keras_path, compile=True)
     saved_optimizer = autoencoder.optimizer
-    if saved_optimizer is None or optimizer_settings_changed(state.config, config):
-        # A new schedule over the epochs still to run, from --learning-rate.
+    if saved_optimizer is None:
         return autoencoder, optimizer(config, steps_left, replicas)
+    if optimizer_settings_changed(state.config, config):
+        # A new schedule over the epochs still to run, from --learning-rate.
+        fresh = optimizer(config, steps_left, replicas)
+        carry_moments(saved_optimizer, fresh, autoencoder.trainable_variables)
+        return autoencoder, fresh
     return autoencoder, saved_optimizer
+
+
+def carry_moments(saved: keras.optimizers.Optimizer, fresh: keras.optimizers.Optimizer, weights: list) -> None:
+    """Builds `fresh` for `weights` and gives it the per-weight state of `saved` (Adam's
+    first and second moments), leaving its step count and learning rate its own.
+
+    A fresh Adam's first steps move every weight by about the learning rate, whatever its
+    gradient's size, which shakes a trained model. With the moments kept and the step
+    count restarted, Adam's bias correction instead makes the first steps small and lets
+    them grow to the full rate over the first few thousand steps (beta_2 = 0.999): a warm-up.
+    """
+    fresh.build(weights)
+    kept = {_slot_name(variable): variable for variable in saved.variables}
+    for variable in fresh.variables:
+        name = _slot_name(variable)
+        source = kept.get(name)
+        if name not in OWN_OPTIMIZER_STATE and source is not None and source.shape == variable.shape:
+            variable.assign(source)
+
+
+def _slot_name(variable) -> str:
+    """An optimizer variable's name without the optimizer's own ("adam_1/dense_kernel_momentum" -> "dense_kernel_momentum")."""
+    return variable.path.split("/", 1)[-1]
 
 
 def compile_model(
