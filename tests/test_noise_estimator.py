@@ -228,6 +228,19 @@ def test_the_level_map_target_reads_uniform_gaussian_noise_and_zero_for_clean():
     assert level_map(clean, clean).numpy().max() < 1e-5
 
 
+def test_the_level_map_is_the_rms_over_the_window_inside_the_image():
+    from dae_cli.noise import LEVEL_WINDOW, level_map
+
+    error = np.random.default_rng(2).normal(0, 0.1, (1, 20, 23, 3)).astype(np.float32)
+    half = LEVEL_WINDOW // 2
+    expected = np.empty_like(error)
+    for y in range(20):
+        for x in range(23):
+            window = error[0, max(0, y - half) : y + half + 1, max(0, x - half) : x + half + 1]
+            expected[0, y, x] = np.sqrt(np.mean(np.square(window), axis=(0, 1)))
+    np.testing.assert_allclose(level_map(error, np.zeros_like(error)).numpy(), expected, rtol=1e-5)
+
+
 def test_the_mixture_gives_every_kind_its_share_of_a_batch():
     from dae_cli.noise import MIXTURE, NoiseSpec, add_noise
 
