@@ -38,6 +38,7 @@ progress goes to stderr; `--json PATH` writes every figure, per image too.
         --json bench/results/photo-model.json
     python bench/photo_model.py --models photo --sets set12 kodak24 mcmaster --sigmas 25 --no-clean
     python bench/photo_model.py --models photo --limit 2 --sigmas 25 --cbm3d --cbm3d-limit 1 --cbm3d-factors 1 1.5
+    python bench/photo_model.py --models photo --sets kodak24 mcmaster --sigmas --no-jpeg   # clean only
 """
 
 from __future__ import annotations
@@ -357,7 +358,7 @@ def parse_args():
     parser.add_argument("--models", nargs="+", default=["photo", "photo-real"], help="built-in names or directories")
     parser.add_argument("--strength", type=float, default=None, help="pass --strength S to dae denoise")
     parser.add_argument("--sets", nargs="+", default=list(SET_NAMES), choices=SET_NAMES)
-    parser.add_argument("--sigmas", type=float, nargs="+", default=[15, 25, 50])
+    parser.add_argument("--sigmas", type=float, nargs="*", default=[15, 25, 50], help="none: no Gaussian sets")
     parser.add_argument("--levels", nargs="+", default=[lv[0] for lv in LEVELS], choices=[lv[0] for lv in LEVELS])
     parser.add_argument("--jpeg", action=argparse.BooleanOptionalAction, default=True, help="also the JPEG sets")
     parser.add_argument("--clean", action=argparse.BooleanOptionalAction, default=True, help="also clean sets")

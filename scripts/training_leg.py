@@ -7,7 +7,8 @@ committed for the next leg. This script, run after the leg stopped:
 1. makes a model directory of the checkpoint without touching it: a copy of the
    checkpoint is finished (`dae train --resume --epochs DONE`) in a temporary folder;
 2. scores that model and the shipped one (`--shipped`) on the validation sets with
-   `bench/photo_model.py` (PolyU100 and Set12 at sigma 15, 25 and 50, no flag given);
+   `bench/photo_model.py` (PolyU100, Set12 at sigma 15, 25 and 50, and clean McMaster
+   and Kodak24, no flag given);
 3. prints the line to append to `training/LOG.md`: date, machine and CPU flags,
    precision, the optimizer's steps so far, the leg's CPU-seconds (give them: the
    `user` plus `sys` time of the leg's process), and the validation figures;
@@ -66,13 +67,23 @@ def optimizer_steps(out: Path) -> int:
     return int(model.optimizer.iterations.numpy())
 
 
+# What each leg is scored on (`bench/photo_model.py`'s flags): the noisy sets, then the
+# clean photographs, which a model that mistakes fine detail for noise would soften.
+VALIDATION_RUNS = {
+    "noisy": ["--sets", "polyu100", "set12", "--no-jpeg", "--no-clean"],
+    "clean": ["--sets", "mcmaster", "kodak24", "--sigmas", "--no-jpeg", "--clean"],
+}
+
+
 def validation(models: list[str], folder: Path) -> dict:
-    """`bench/photo_model.py`'s figures for `models` on PolyU100 and Set12."""
-    report = folder / "validation.json"
-    command = [sys.executable, str(ROOT / "bench" / "photo_model.py"), "--models", *models]
-    command += ["--sets", "polyu100", "set12", "--no-jpeg", "--no-clean", "--json", str(report)]
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return json.loads(report.read_text())
+    """`bench/photo_model.py`'s figures for `models` on PolyU100, Set12 and the clean sets."""
+    rows = []
+    for name, flags in VALIDATION_RUNS.items():
+        report = folder / f"validation-{name}.json"
+        command = [sys.executable, str(ROOT / "bench" / "photo_model.py"), "--models", *models, *flags]
+        subprocess.run([*command, "--json", str(report)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        rows += json.loads(report.read_text())["rows"]
+    return {"rows": rows}
 
 
 def main() -> None:
@@ -96,11 +107,16 @@ def main() -> None:
 
 
 def validation_text(figures: dict, model: str) -> str:
-    """PolyU100, then Set12 at each sigma, of `model`: `PolyU 36.10; Set12 32.1/29.8/26.4`."""
+    """PolyU100, Set12 at each sigma, then the clean sets, of `model`:
+    `PolyU 36.10; Set12 32.10/29.80/26.40; clean McMaster 41.04, Kodak24 65.19`."""
     rows = figures["rows"]
-    polyu = [row["models"][model].get("psnr") for row in rows if row["set"] == "polyu100"]
-    set12 = [row["models"][model].get("psnr") for row in rows if row["set"] == "set12" and row["kind"] == "gaussian"]
-    return f"PolyU {polyu[0]:.2f}; Set12 " + "/".join(f"{value:.2f}" for value in set12)
+
+    def psnr(set_name: str, kind: str) -> list[float]:
+        return [row["models"][model].get("psnr") for row in rows if row["set"] == set_name and row["kind"] == kind]
+
+    set12 = "/".join(f"{value:.2f}" for value in psnr("set12", "gaussian"))
+    clean = f"clean McMaster {psnr('mcmaster', 'clean')[0]:.2f}, Kodak24 {psnr('kodak24', 'clean')[0]:.2f}"
+    return f"PolyU {psnr('polyu100', 'real')[0]:.2f}; Set12 {set12}; {clean}"
 
 
 if __name__ == "__main__":
