@@ -189,6 +189,19 @@ class Config:
         high=1,
         help="RGB training on patches: the fraction of crops turned gray (luma in every channel).",
     )
+    # Photographs hold stronger colour detail than a training set may: a noise-estimating
+    # model that never saw it reads it as a camera's colour noise (issue 24: McMaster).
+    saturation_range: list[float] | None = setting(
+        None,
+        panel="Data",
+        low=0,
+        parse=parse_range("--saturation-range", float),
+        metavar="LOW,HIGH",
+        describe="a list of two numbers",
+        default_text="as they are",
+        help="RGB training on patches: each crop's colour saturation times a factor from LOW,HIGH "
+        "(0 gray, 1 as it is), before the noise.",
+    )
     # NumPy and Keras take seeds from 0 to 2**32 - 1.
     seed: int = setting(
         0,
@@ -474,7 +487,7 @@ class Config:
             not self.noise_level_input or self.architecture == "conv",
             'noise_level_input needs architecture = "conv"',
         )
-        for key in ("noise_shot_range", "noise_read_range", "noise_jpeg_range"):
+        for key in ("noise_shot_range", "noise_read_range", "noise_jpeg_range", "saturation_range"):
             pair = getattr(self, key)
             if pair is not None:
                 require(
@@ -489,10 +502,11 @@ class Config:
             not self.noise_level_input or self.noise in LEVEL_NOISES,
             f"noise_level_input needs a noise with a level ({', '.join(LEVEL_NOISES)})",
         )
-        require(
-            not self.gray_fraction or (self.patch_size is not None and self.channels == 3),
-            "gray_fraction needs channels = 3 and patch_size",
-        )
+        for key in ("gray_fraction", "saturation_range"):
+            require(
+                not getattr(self, key) or (self.patch_size is not None and self.channels == 3),
+                f"{key} needs channels = 3 and patch_size",
+            )
         if self.targets is not None or self.self_supervised:
             self._check_noisy_data(require)
         if self.patch_size is not None:
@@ -506,7 +520,8 @@ class Config:
         require(not (self.self_supervised and self.targets), "self_supervised and targets exclude each other")
         require(self.data is not None, f"{flag} needs data, a folder of the noisy images")
         require(self.val_data is None, f"{flag} validates on a split of data; val_data cannot be used with it")
-        require(not self.gray_fraction, f"gray_fraction cannot be used with {flag}: the images' own noise is kept")
+        for key in ("gray_fraction", "saturation_range"):
+            require(not getattr(self, key), f"{key} cannot be used with {flag}: the images' own noise is kept")
         if self.self_supervised:
             require(
                 self.architecture == "conv" and self.patch_size is not None,

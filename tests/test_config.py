@@ -70,6 +70,9 @@ def test_wrong_types_are_usage_errors(tmp_path, text, message):
         ({"noise": "pink"}, "noise must be one of"),
         ({"limit": 0}, "limit must be positive"),
         ({"learning_rate": float("nan")}, "learning_rate must be positive"),
+        ({"saturation_range": [2.0, 1.0], "channels": 3, "patch_size": 16}, "saturation_range must be two numbers"),
+        ({"saturation_range": [-1.0, 1.0], "channels": 3, "patch_size": 16}, "saturation_range must all be 0 or more"),
+        ({"saturation_range": [0.5, 1.5]}, "saturation_range needs channels = 3 and patch_size"),
     ],
 )
 def test_values_that_cannot_train_are_rejected(overrides, message):

@@ -131,3 +131,36 @@ def test_training_stream_gives_fresh_noise_every_batch():
     assert not np.allclose(noisy_a, noisy_b)
     again = list(data.training_dataset(images, 8, NoiseSpec(), seed=3).take(2).as_numpy_iterator())
     np.testing.assert_array_equal(again[0][0], noisy_a)  # seeded: reproducible
+
+
+def test_the_saturation_range_scales_the_colour_of_every_training_crop():
+    from dae_cli.noise import NoiseSpec
+
+    rng = np.random.default_rng(5)
+    images = [rng.integers(60, 200, (24, 24, 3), dtype=np.uint8) for _ in range(4)]
+
+    def clean_crops(saturation_range):
+        stream = data.training_dataset(images, 8, NoiseSpec(), seed=3, patch_size=16, saturation_range=saturation_range)
+        return next(stream.as_numpy_iterator())[1]
+
+    def chroma(crops):
+        return float(np.mean(crops.max(-1) - crops.min(-1)))
+
+    as_they_are = clean_crops(None)
+    np.testing.assert_allclose(clean_crops((1.0, 1.0)), as_they_are, atol=1e-6)
+    gray = clean_crops((0.0, 0.0))
+    assert np.abs(gray - gray[..., :1]).max() < 1e-6  # every channel the luma
+    assert chroma(clean_crops((2.0, 2.0))) > 1.5 * chroma(as_they_are)
+
+
+def test_dae_train_gives_its_saturation_range_to_the_training_stream(tmp_path):
+    from conftest import photo_folders
+
+    from dae_cli.training.trainer import Trainer
+
+    train, val = photo_folders(tmp_path, ("chelsea",), "RGB")
+    trainer = Trainer(tmp_path / "model")
+    settings = dict(data=str(train), val_data=str(val), channels=3, patch_size=16, batch_size=4, architecture="conv")
+    trainer.prepare(None, {**settings, "layer_filters": [8], "precision": "float32", "saturation_range": [0.0, 0.0]})
+    clean = next(trainer.train_stream.as_numpy_iterator())[1]
+    assert np.abs(clean - clean[..., :1]).max() < 1e-6

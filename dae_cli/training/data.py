@@ -364,6 +364,7 @@ def training_dataset(
     gray_fraction: float = 0.0,
     kind: str = "clean",
     noise_estimator: bool = False,
+    saturation_range: tuple[float, float] | None = None,
 ) -> tf.data.Dataset:
     """An endless `tf.data` stream of (noisy, clean) float batches.
 
@@ -371,7 +372,8 @@ def training_dataset(
     stateless seed drawn from `seed`, so a run is reproducible but no image ever sees
     the same noise twice (the reference example adds one noise draw to the set, once).
     With `noise_level_input` the noisy batch carries each image's noise std as a last
-    channel (`noise.with_level_map`); `gray_fraction` of RGB crops are made gray first.
+    channel (`noise.with_level_map`); each RGB crop's saturation is scaled by a factor
+    from `saturation_range`, then `gray_fraction` of them are made gray.
     With `noise_estimator` each batch is a (model input, packed target) pair for
     `noise_estimation.EstimatorLoss`.
 
@@ -383,7 +385,9 @@ def training_dataset(
 
     def to_pair(images_uint8, noise_seed):
         if kind == "clean":
-            return _clean_to_pair(images_uint8, noise_seed, noise, noise_level_input, gray_fraction, noise_estimator)
+            return _clean_to_pair(
+                images_uint8, noise_seed, noise, noise_level_input, gray_fraction, noise_estimator, saturation_range
+            )
         return _noisy_to_pair(images_uint8, noise_seed, kind, noise_level_input)
 
     autotune = tf.data.AUTOTUNE
@@ -399,15 +403,24 @@ def training_dataset(
 
 
 def _clean_to_pair(
-    clean_uint8, noise_seed, noise, noise_level_input: bool, gray_fraction: float, noise_estimator: bool = False
+    clean_uint8,
+    noise_seed,
+    noise,
+    noise_level_input: bool,
+    gray_fraction: float,
+    noise_estimator: bool = False,
+    saturation_range: tuple[float, float] | None = None,
 ):
     """(noisy, clean) of a batch of clean images: fresh noise from `noise_seed`, after
-    turning `gray_fraction` of them gray, and the level map if the model takes one
-    (for a `noise_estimator` model, its input and packed target)."""
+    scaling their saturation by a factor from `saturation_range` and turning
+    `gray_fraction` of them gray, and the level map if the model takes one (for a
+    `noise_estimator` model, its input and packed target)."""
     from dae_cli.backend import tf
     from dae_cli.noise import add_noise, noise_levels, with_level_map
 
     clean = tf.cast(clean_uint8, tf.float32) / 255.0
+    if saturation_range is not None:
+        clean = vary_saturation(clean, noise_seed + 12, saturation_range)
     pick = None
     if gray_fraction:
         clean, pick = gray_some(clean, noise_seed + 11, gray_fraction)
@@ -479,15 +492,30 @@ def validation_set(
     return inputs, clean, noisy, levels
 
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's "L" mode
+
+
 def gray_some(clean: tf.Tensor, seed: tf.Tensor, fraction: float) -> tuple[tf.Tensor, tf.Tensor]:
     """Turns about `fraction` of a batch of RGB images gray, the luma in all three channels,
     as `dae` gives a gray photograph to a colour model. Returns (images, which), `which`
     (n, 1, 1, 1) booleans."""
     from dae_cli.backend import tf
 
-    luma = tf.reduce_sum(clean * tf.constant([0.299, 0.587, 0.114], tf.float32), axis=-1, keepdims=True)
+    luma = tf.reduce_sum(clean * tf.constant(LUMA, tf.float32), axis=-1, keepdims=True)
     pick = (tf.random.stateless_uniform(tf.shape(clean)[:1], seed) < fraction)[:, None, None, None]
     return tf.where(pick, tf.broadcast_to(luma, tf.shape(clean)), clean), pick
+
+
+def vary_saturation(clean: tf.Tensor, seed: tf.Tensor, factor_range: tuple[float, float]) -> tf.Tensor:
+    """Each RGB image of a batch with its colour saturation times a factor drawn from
+    `factor_range`: blended away from (above 1) or towards (below 1) its luma, as Pillow's
+    `ImageEnhance.Color` does, and clipped to [0, 1]."""
+    from dae_cli.backend import tf
+
+    low, high = factor_range
+    factors = tf.random.stateless_uniform([tf.shape(clean)[0], 1, 1, 1], seed, minval=low, maxval=high)
+    luma = tf.reduce_sum(clean * tf.constant(LUMA, tf.float32), axis=-1, keepdims=True)
+    return tf.clip_by_value(luma + factors * (clean - luma), 0.0, 1.0)
 
 
 def random_patches(images: list[np.ndarray], patch_size: int, seed: int) -> tf.data.Dataset:

@@ -259,6 +259,7 @@ class Trainer:
             gray_fraction=config.gray_fraction,
             kind=loaded.kind,
             noise_estimator=config.noise_estimator,
+            saturation_range=config.saturation_range,
         )
         # For clean data, the same seeded noisy images `dae evaluate` scores (it defaults to this seed).
         inputs, clean, noisy, _ = data.validation_set(
