@@ -200,7 +200,9 @@ def test_closing_metrics_come_from_the_last_epochs_validation(trained_model):
     assert len(manifest["metrics"]["noisy_fingerprint"]) == 64
 
 
-def test_evaluate_reuses_the_noisy_figures_of_the_same_noisy_set_only(loaded, trained_model):
+def test_evaluate_reuses_the_noisy_figures_of_the_same_noisy_set_only(loaded, trained_model, monkeypatch):
+    from dae_cli import noise
+
     config = evaluation.evaluation_config(loaded.manifest, {})
     computed = evaluation.evaluate(loaded, config, seed=0)
     saved = loaded.manifest["metrics"]
@@ -212,6 +214,8 @@ def test_evaluate_reuses_the_noisy_figures_of_the_same_noisy_set_only(loaded, tr
     other_seed = evaluation.evaluate(marked, config, seed=1)
     assert other_seed["psnr_noisy"]["mean"] > 0  # another noisy set: computed
     assert other_seed["psnr_denoised"]["mean"] == pytest.approx(computed["psnr_denoised"]["mean"], abs=0.3)
+    monkeypatch.setattr(noise, "NOISE_REVISION", noise.NOISE_REVISION + 1)
+    assert evaluation.evaluate(marked, config, seed=0)["psnr_noisy"]["mean"] > 0  # new noise code: computed
 
 
 def test_training_under_a_live_progress_bar(tmp_path):

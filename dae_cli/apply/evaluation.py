@@ -82,12 +82,15 @@ def noisy_set(clean_uint8: np.ndarray, spec, seed: int) -> tuple[np.ndarray, np.
 
 
 def noisy_fingerprint(clean_uint8: np.ndarray, spec, seed: int) -> str:
-    """Names the noisy set `noisy_blocks(clean_uint8, spec, seed)` makes, without making it.
+    """Names the noisy set `noisy_blocks(clean_uint8, spec, seed)` makes, without making it:
+    by its images, noise, seed and the code that makes the noise (`noise.NOISE_REVISION`
+    and TensorFlow's version).
 
     The noisy input's PSNR and SSIM are cached in the model's manifest under this name,
     so `train` and `evaluate` score a noisy set only once.
     """
     from dae_cli.backend import tf
+    from dae_cli.noise import NOISE_REVISION
 
     digest = hashlib.sha256()
     digest.update(
@@ -99,6 +102,7 @@ def noisy_fingerprint(clean_uint8: np.ndarray, spec, seed: int) -> str:
                 seed,
                 NOISE_BLOCK,
                 NOISE_SALT,
+                NOISE_REVISION,
                 tf.__version__,
             ],
             sort_keys=True,
