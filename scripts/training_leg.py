@@ -5,12 +5,14 @@ a session ends, its checkpoint (`<out>.checkpoint/`: weights and optimizer state
 committed for the next leg. This script, run after the leg stopped:
 
 1. makes a model directory of the checkpoint without touching it: a copy of the
-   checkpoint is finished (`dae train --resume --epochs DONE`) in a temporary folder;
+   checkpoint is finished (`dae train --resume --epochs DONE`) in a temporary folder
+   (a leg that ran its whole schedule left the finished model at `<out>` instead, and
+   no checkpoint: that model is scored as it is);
 2. scores that model and the shipped one (`--shipped`) on the validation sets with
    `bench/photo_model.py` (PolyU100, Set12 at sigma 15, 25 and 50, and clean McMaster
    and Kodak24, no flag given);
 3. prints the line to append to `training/LOG.md`: date, machine and CPU flags,
-   precision, the optimizer's steps so far, the leg's CPU-seconds (give them: the
+   precision, the optimizer's steps in its schedule, the leg's CPU-seconds (give them: the
    `user` plus `sys` time of the leg's process), and the validation figures;
 4. with `--keep DIR`, keeps the model directory there (to ship it with
    `scripts/ship_model.py DIR photo` when it beats the shipped model).
@@ -45,8 +47,15 @@ def cpu_description() -> str:
     return f"{name}, {os.cpu_count()} cores, {platform.machine()}, flags: {' '.join(present) or 'none of ' + ', '.join(FLAGS)}"
 
 
+def finished(out: Path) -> bool:
+    """Whether the leg ran its whole schedule: `out` is a model, with no checkpoint left."""
+    return not Path(f"{out}.checkpoint").exists() and (out / "dae.json").exists()
+
+
 def model_of_checkpoint(out: Path, folder: Path) -> Path:
-    """A model directory finished from a copy of `out`'s checkpoint, in `folder`."""
+    """A model directory finished from a copy of `out`'s checkpoint, in `folder` (or `out` itself if finished)."""
+    if finished(out):
+        return out
     state = json.loads((Path(f"{out}.checkpoint") / "state.json").read_text())
     done = len(state["history"])
     if done == 0:
@@ -59,11 +68,13 @@ def model_of_checkpoint(out: Path, folder: Path) -> Path:
 
 
 def optimizer_steps(out: Path) -> int:
-    """The optimizer's iterations in `out`'s checkpoint: every step of every leg so far."""
+    """The optimizer's iterations in `out`'s checkpoint: the steps of its schedule so far
+    (a new schedule, one a leg from the third on, restarts the count; the log adds them up)."""
     from dae_cli.models import artifacts
     from dae_cli.training import neighbor2neighbor, noise_estimation  # noqa: F401 - register their losses
 
-    model = artifacts.load_keras_model(Path(f"{out}.checkpoint") / artifacts.KERAS_MODEL, compile=True)
+    saved = out if finished(out) else Path(f"{out}.checkpoint")
+    model = artifacts.load_keras_model(saved / artifacts.KERAS_MODEL, compile=True)
     return int(model.optimizer.iterations.numpy())
 
 
@@ -93,7 +104,8 @@ def main() -> None:
     parser.add_argument("--shipped", default="photo", help="the built-in model the leg competes with")
     parser.add_argument("--keep", type=Path, default=None, help="keep the model directory here")
     args = parser.parse_args()
-    config = json.loads((Path(f"{args.out}.checkpoint") / "state.json").read_text())["config"]
+    saved = (args.out / "dae.json") if finished(args.out) else (Path(f"{args.out}.checkpoint") / "state.json")
+    config = json.loads(saved.read_text())["config"]
     with tempfile.TemporaryDirectory(prefix="dae-leg-") as folder:
         model = model_of_checkpoint(args.out, Path(folder))
         figures = validation([str(model), args.shipped], Path(folder))
