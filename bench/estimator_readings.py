@@ -32,10 +32,6 @@ SET12 = SHARED / "photos" / "set12"
 MCMASTER = SHARED / "photos-color" / "mcmaster"
 
 
-def psnr(reference: np.ndarray, image: np.ndarray) -> float:
-    return float(10 * np.log10(1 / np.mean((reference - image) ** 2)))
-
-
 def as_8_bit(image: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(image, 0, 1) * 255) / 255
 
@@ -49,8 +45,17 @@ def read_images(folder: Path, mode: str, limit: int) -> list[np.ndarray]:
 
 
 def saturated(image: np.ndarray, factor: float) -> np.ndarray:
-    luma = image @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.clip(luma[..., None] + factor * (image - luma[..., None]), 0, 1).astype(np.float32)
+    """`image` with its saturation times `factor`, as `dae train --saturation-range` makes it."""
+    from dae_cli.backend import tf
+    from dae_cli.training.data import vary_saturation
+
+    return vary_saturation(tf.constant(image[None]), tf.constant([0, 0], tf.int64), (factor, factor)).numpy()[0]
+
+
+def psnr(reference: np.ndarray, image: np.ndarray) -> float:
+    from dae_cli.apply.metrics import psnr as psnr_per_image
+
+    return float(psnr_per_image(reference[None], image[None].astype(np.float32))[0])
 
 
 def probe(model_name: str, sigmas: list[float], limit: int) -> None:

@@ -47,34 +47,27 @@ def cpu_description() -> str:
     return f"{name}, {os.cpu_count()} cores, {platform.machine()}, flags: {' '.join(present) or 'none of ' + ', '.join(FLAGS)}"
 
 
-def finished(out: Path) -> bool:
-    """Whether the leg ran its whole schedule: `out` is a model, with no checkpoint left."""
-    return not Path(f"{out}.checkpoint").exists() and (out / "dae.json").exists()
-
-
-def model_of_checkpoint(out: Path, folder: Path) -> Path:
-    """A model directory finished from a copy of `out`'s checkpoint, in `folder` (or `out` itself if finished)."""
-    if finished(out):
+def model_of_leg(out: Path, state, folder: Path) -> Path:
+    """The model directory to score: `out` itself if the leg finished its schedule, else
+    one finished from a copy of `out`'s checkpoint, in `folder`."""
+    if not state.in_checkpoint:
         return out
-    state = json.loads((Path(f"{out}.checkpoint") / "state.json").read_text())
-    done = len(state["history"])
-    if done == 0:
+    if state.epochs_done == 0:
         sys.exit(f"{out}.checkpoint holds no complete epoch yet: nothing to score")
     copy = folder / out.name
-    shutil.copytree(Path(f"{out}.checkpoint"), Path(f"{copy}.checkpoint"))
-    command = ["dae", "train", "--resume", "--epochs", str(done), "--out", str(copy)]
+    shutil.copytree(state.keras_path.parent, Path(f"{copy}.checkpoint"))
+    command = ["dae", "train", "--resume", "--epochs", str(state.epochs_done), "--out", str(copy)]
     subprocess.run(command, cwd=ROOT, check=True)
     return copy
 
 
-def optimizer_steps(out: Path) -> int:
-    """The optimizer's iterations in `out`'s checkpoint: the steps of its schedule so far
-    (a new schedule, one a leg from the third on, restarts the count; the log adds them up)."""
+def optimizer_steps(state) -> int:
+    """The optimizer's iterations in the leg's saved model: the steps of its schedule so
+    far (a new schedule, one a leg from the third on, restarts the count; the log adds them up)."""
     from dae_cli.models import artifacts
     from dae_cli.training import neighbor2neighbor, noise_estimation  # noqa: F401 - register their losses
 
-    saved = out if finished(out) else Path(f"{out}.checkpoint")
-    model = artifacts.load_keras_model(saved / artifacts.KERAS_MODEL, compile=True)
+    model = artifacts.load_keras_model(state.keras_path, compile=True)
     return int(model.optimizer.iterations.numpy())
 
 
@@ -104,16 +97,18 @@ def main() -> None:
     parser.add_argument("--shipped", default="photo", help="the built-in model the leg competes with")
     parser.add_argument("--keep", type=Path, default=None, help="keep the model directory here")
     args = parser.parse_args()
-    saved = (args.out / "dae.json") if finished(args.out) else (Path(f"{args.out}.checkpoint") / "state.json")
-    config = json.loads(saved.read_text())["config"]
+    from dae_cli.training.checkpoints import find_resume_state
+
+    # Its checkpoint if the leg stopped early, else the finished model at `out`.
+    state = find_resume_state(args.out)
     with tempfile.TemporaryDirectory(prefix="dae-leg-") as folder:
-        model = model_of_checkpoint(args.out, Path(folder))
+        model = model_of_leg(args.out, state, Path(folder))
         figures = validation([str(model), args.shipped], Path(folder))
         if args.keep is not None:
             shutil.copytree(model, args.keep)
     leg, shipped = (validation_text(figures, name) for name in (str(model), args.shipped))
     print(
-        f"| {datetime.date.today()} | {cpu_description()} | {config['precision']} | {optimizer_steps(args.out)} "
+        f"| {datetime.date.today()} | {cpu_description()} | {state.config['precision']} | {optimizer_steps(state)} "
         f"| {args.cpu_seconds:.0f} | {leg} | {shipped} |"
     )
 
