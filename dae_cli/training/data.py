@@ -501,7 +501,7 @@ def gray_some(clean: tf.Tensor, seed: tf.Tensor, fraction: float) -> tuple[tf.Te
     (n, 1, 1, 1) booleans."""
     from dae_cli.backend import tf
 
-    luma = tf.reduce_sum(clean * tf.constant(LUMA, tf.float32), axis=-1, keepdims=True)
+    luma = _luma(clean)
     pick = (tf.random.stateless_uniform(tf.shape(clean)[:1], seed) < fraction)[:, None, None, None]
     return tf.where(pick, tf.broadcast_to(luma, tf.shape(clean)), clean), pick
 
@@ -514,8 +514,15 @@ def vary_saturation(clean: tf.Tensor, seed: tf.Tensor, factor_range: tuple[float
 
     low, high = factor_range
     factors = tf.random.stateless_uniform([tf.shape(clean)[0], 1, 1, 1], seed, minval=low, maxval=high)
-    luma = tf.reduce_sum(clean * tf.constant(LUMA, tf.float32), axis=-1, keepdims=True)
+    luma = _luma(clean)
     return tf.clip_by_value(luma + factors * (clean - luma), 0.0, 1.0)
+
+
+def _luma(clean: tf.Tensor) -> tf.Tensor:
+    """(n, h, w, 1): the luma of (n, h, w, 3) RGB images."""
+    from dae_cli.backend import tf
+
+    return tf.reduce_sum(clean * tf.constant(LUMA, tf.float32), axis=-1, keepdims=True)
 
 
 def random_patches(images: list[np.ndarray], patch_size: int, seed: int) -> tf.data.Dataset:
