@@ -11,7 +11,9 @@ With `--baseline DIR` (a `git archive` of another commit with its own venv at
 DIR/.venv) the two take turns, run by run, for `--rounds` rounds, so load from other
 work on a shared machine falls on both alike; the speed-up is the median of the per-round
 ratios. `--set key=value` overrides config keys in both (say `jit_compile=true`);
-`--this-set` in this checkout's runs only, `--env K=V` sets a variable in both.
+`--this-set` in this checkout's runs only. `--env K=V` sets a variable in both,
+`--this-env K=V` in this checkout's runs only: against a `git archive` of the same
+commit, it measures a setting of the environment alone.
 
     python bench/train_steps.py --precision float32 --rounds 3
     python bench/train_steps.py --baseline /work/baseline --precision mixed_bfloat16 --rounds 3
@@ -49,7 +51,6 @@ def child(args) -> None:
     # `common` put this checkout first on the path; a baseline's run must import the
     # baseline's own `dae_cli`, from the directory it runs in.
     sys.path.insert(0, str(Path.cwd()))
-    from dae_cli.backend import keras
     from dae_cli.training.trainer import Trainer
 
     overrides = {"data": str(PHOTOS / "train"), "val_data": str(PHOTOS / "kodak24"), "limit": args.limit}
@@ -59,6 +60,9 @@ def child(args) -> None:
         trainer = Trainer(Path(temporary) / "model")
         trainer.prepare(args.config, overrides)
     prepared = time.perf_counter() - started
+    # Only now: `prepare` sets up TensorFlow as `dae train` does, before its first tensor.
+    from dae_cli.backend import keras
+
     pipeline = None
     if args.pipeline:
         iterator = iter(trainer.train_stream)
@@ -122,6 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], type=lambda t: tuple(t.split("=", 1)))
     parser.add_argument("--this-set", action="append", default=[], type=lambda t: tuple(t.split("=", 1)))
     parser.add_argument("--env", action="append", default=[], type=lambda t: tuple(t.split("=", 1)))
+    parser.add_argument("--this-env", action="append", default=[], type=lambda t: tuple(t.split("=", 1)))
     parser.add_argument("--baseline", type=Path, default=None)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--name", default=None)
@@ -133,14 +138,14 @@ def main(argv=None) -> int:
         child(args)
         return 0
     env = {**os.environ, **dict(args.env)}
-    contenders = {"this": (sys.executable, common.ROOT, args.this_set)}
+    contenders = {"this": (sys.executable, common.ROOT, args.this_set, {**env, **dict(args.this_env)})}
     if args.baseline:
         base = args.baseline.resolve()
-        contenders = {"baseline": (str(base / ".venv" / "bin" / "python"), base, []), **contenders}
+        contenders = {"baseline": (str(base / ".venv" / "bin" / "python"), base, [], env), **contenders}
     runs = {name: [] for name in contenders}
     for round_number in range(args.rounds):
-        for name, (python, cwd, extra) in contenders.items():
-            result = run(python, cwd, args, extra, env)
+        for name, (python, cwd, extra, run_env) in contenders.items():
+            result = run(python, cwd, args, extra, run_env)
             runs[name].append(result)
             print(f"round {round_number + 1} {name}: {json.dumps(result)}", flush=True)
     summary = {name: common.median([r["steps_per_second"] for r in done]) for name, done in runs.items()}

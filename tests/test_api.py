@@ -216,6 +216,28 @@ def test_train_takes_a_mapping_and_keywords_and_returns_the_directory(tmp_path):
     assert model.denoise(np.zeros((28, 28), np.uint8)).shape == (28, 28)
 
 
+@pytest.mark.parametrize(("setting", "pooled"), [(None, True), ("false", False)])
+def test_training_keeps_freed_cpu_memory_for_the_next_step_unless_told_otherwise(tmp_path, setting, pooled):
+    # TensorFlow reports memory only for a pooling (BFC) CPU allocator; with malloc it raises.
+    code = (
+        "import dae_cli\n"
+        "dae_cli.train({'dataset': 'mnist-sample', 'limit': 64, 'epochs': 1, 'precision': 'float32'},"
+        f" out={str(tmp_path / 'model')!r})\n"
+        "from dae_cli.backend import tf\n"
+        "try:\n"
+        "    print('pooled', tf.config.experimental.get_memory_info('CPU:0')['peak'] > 0)\n"
+        "except ValueError:\n"
+        "    print('malloc')\n"
+    )
+    env = cli_env()
+    env.pop("TF_CPU_ALLOCATOR_USE_BFC", None)
+    if setting is not None:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = setting
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == (["pooled", "True"] if pooled else ["malloc"]), result.stdout
+
+
 def test_import_dae_cli_imports_no_tensorflow_numpy_nor_pillow():
     code = "import sys, dae_cli; print(sorted(m for m in ('tensorflow', 'keras', 'numpy', 'PIL') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=ROOT)

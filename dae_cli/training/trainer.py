@@ -49,7 +49,7 @@ from dae_cli.training.checkpoints import (
 from dae_cli.training.interrupts import interrupt_flag
 from dae_cli.training.manifest import run_manifest, validation_metrics
 from dae_cli.training.model_setup import compile_model, new_model, resumed_model
-from dae_cli.training.runtime import Runtime, start_runtime, steps_per_execution
+from dae_cli.training.runtime import Runtime, pool_cpu_memory, start_runtime, steps_per_execution
 
 if TYPE_CHECKING:
     import keras
@@ -191,6 +191,7 @@ class Trainer:
         Flags, config and destination are checked before anything is created, downloaded
         or imported: a usage error leaves no trace.
         """
+        pool_cpu_memory()
         resumed = self._resolve_config(config_file, overrides)
         self.training_data = data.load_training_data(self.config, warn=self.reporter.message)
         check_divisible(self.training_data.image_shape[:2], self.config.size_multiple)
