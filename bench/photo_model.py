@@ -259,13 +259,13 @@ def cbm3d_row(case: Case, row: dict, limit: int | None, factors: list, jobs: int
     names = sorted(case.references)[:limit]
     noisy = {n: case.noisy(n) for n in names}
     rms = float(np.sqrt(np.mean([np.mean((case.references[n] - noisy[n]) ** 2) for n in names])) * 255)
+    references, inputs = [case.references[n] for n in names], [noisy[n] for n in names]
     by_sigma, started = {}, time.perf_counter()
-    for sigma in sorted({round(factor * rms, 1) for factor in factors}):
-        with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
-            references, inputs = [case.references[n] for n in names], [noisy[n] for n in names]
+    with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+        for sigma in sorted({round(factor * rms, 1) for factor in factors}):
             scores = list(pool.map(cbm3d_score, references, inputs, [sigma] * len(names)))
-        by_sigma[sigma] = round(float(np.mean(scores)), 3)
-        print(f"  CBM3D sigma {sigma:g}: {by_sigma[sigma]:.3f} dB", file=sys.stderr, flush=True)
+            by_sigma[sigma] = round(float(np.mean(scores)), 3)
+            print(f"  CBM3D sigma {sigma:g}: {by_sigma[sigma]:.3f} dB", file=sys.stderr, flush=True)
     best = max(by_sigma, key=by_sigma.get)
     models = {
         model: round(float(np.mean([scores["per_image"][n] for n in names])), 3)

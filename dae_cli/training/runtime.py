@@ -69,7 +69,8 @@ def pool_cpu_memory() -> None:
 
     It must run before TensorFlow makes its first tensor: `Trainer.prepare` calls it
     first. In a process that had run TensorFlow before (a user's script that trains
-    after other work), the allocator is already chosen and this changes nothing.
+    after other work), the allocator is already chosen and this changes nothing. The
+    setting stays in `os.environ`, so processes started afterwards pool too.
     """
     os.environ.setdefault(POOLED_CPU_ALLOCATOR, "true")
 
