@@ -46,6 +46,11 @@ def parse_value(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
+def key_value(text: str) -> tuple[str, str]:
+    """`K=V` of `--set`, `--env` and their `--this-` forms, as a pair."""
+    return tuple(text.split("=", 1))
+
+
 def child(args) -> None:
     """One run in this process; prints one JSON line."""
     # `common` put this checkout first on the path; a baseline's run must import the
@@ -123,10 +128,10 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=8, help="steps per epoch")
     parser.add_argument("--epochs", type=int, default=4, help="epochs; the first is left out")
     parser.add_argument("--pipeline", type=int, default=0, help="batches pulled from tf.data alone first")
-    parser.add_argument("--set", action="append", default=[], type=lambda t: tuple(t.split("=", 1)))
-    parser.add_argument("--this-set", action="append", default=[], type=lambda t: tuple(t.split("=", 1)))
-    parser.add_argument("--env", action="append", default=[], type=lambda t: tuple(t.split("=", 1)))
-    parser.add_argument("--this-env", action="append", default=[], type=lambda t: tuple(t.split("=", 1)))
+    parser.add_argument("--set", action="append", default=[], type=key_value)
+    parser.add_argument("--this-set", action="append", default=[], type=key_value)
+    parser.add_argument("--env", action="append", default=[], type=key_value)
+    parser.add_argument("--this-env", action="append", default=[], type=key_value)
     parser.add_argument("--baseline", type=Path, default=None)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--name", default=None)
