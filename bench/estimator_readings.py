@@ -60,9 +60,10 @@ def psnr(reference: np.ndarray, image: np.ndarray) -> float:
 
 def probe(model_name: str, sigmas: list[float], limit: int) -> None:
     from dae_cli.apply.pipeline import denoise_array
+    from dae_cli.models.builtin_models import resolve_model
     from dae_cli.models.denoiser import ApplyOptions, load_denoiser
 
-    model = load_denoiser(model_name)
+    model = load_denoiser(resolve_model(model_name))
     rng = np.random.default_rng(0)
 
     def run(image: np.ndarray, sigma: float | None = None) -> tuple[np.ndarray, float]:
