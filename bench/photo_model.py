@@ -3,8 +3,9 @@ PNG and as JPEG, and clean photographs, against issue 24's targets.
 
 Each model (`--models`: built-in names or model directories) runs as a user runs it,
 `dae denoise NOISY_DIR -m MODEL -o OUT --format png`, a whole process (start-up
-included) given no `--sigma` (only `--strength S` when given; a model without a level
-refuses it, and its figures read "failed (exit 2)"). Its 8-bit outputs are
+included) given no `--sigma` (only `--strength S` or `--sigma LEVEL` when given, to see
+what a model would give with another level; a model without a level refuses them, and
+its figures read "failed (exit 2)"). Its 8-bit outputs are
 scored against the references: mean PSNR per set, a colour image's over its three
 channels together, as the literature reports it (Set12 is gray and scored gray), and
 megapixels per second of the whole process. The sets (`--sets`):
@@ -186,10 +187,17 @@ def all_cases(args, work: Path):
             yield clean_case(set_name, clean, work, label)
 
 
-def score_model(case: Case, model: str, strength: float | None, work: Path) -> dict:
-    """`dae denoise NOISY_DIR -m MODEL -o OUT --format png`, scored; the outputs removed."""
+def level_flags(args) -> list[str]:
+    """The `--strength` and `--sigma` given to this benchmark, as `dae denoise` flags."""
+    given = (("--strength", args.strength), ("--sigma", args.sigma))
+    return [text for flag, value in given if value is not None for text in (flag, f"{value:g}")]
+
+
+def score_model(case: Case, model: str, level: list[str], work: Path) -> dict:
+    """`dae denoise NOISY_DIR -m MODEL -o OUT --format png [LEVEL FLAGS]`, scored; the
+    outputs removed."""
     out = work / "out"
-    flags = ["--format", "png"] + (["--strength", f"{strength:g}"] if strength is not None else [])
+    flags = ["--format", "png", *level]
     try:
         seconds = run_dae_denoise(model, case.noisy_dir, out, *flags)
     except subprocess.CalledProcessError as error:
@@ -239,7 +247,7 @@ def measure(case: Case, args, work: Path) -> dict:
         "megapixels": round(case.megapixels(), 3),
         "psnr_noisy": round(psnr_noisy, 3),
         "per_image_noisy": per_image_noisy,
-        "models": {model: score_model(case, model, args.strength, work) for model in args.models},
+        "models": {model: score_model(case, model, level_flags(args), work) for model in args.models},
     }
     row["target"] = target(case, psnr_noisy, args.ffdnet_crops)
     if row["target"] and row["target"]["threshold"] is not None:
@@ -353,8 +361,8 @@ def markdown(result: dict) -> str:
         "",
         f"    {result['command']}",
         "",
-        "Mean PSNR (dB) of the 8-bit outputs against the references; `dae denoise` given no sigma"
-        + (f", `--strength {result['strength']:g}`" if result["strength"] is not None else "")
+        "Mean PSNR (dB) of the 8-bit outputs against the references; `dae denoise` given "
+        + (f"`{' '.join(result['level_flags'])}`" if result["level_flags"] else "no sigma")
         + "; a colour image's PSNR over its three channels together; Set12 gray; an image"
         f" identical to its reference counts {MAX_PSNR:.0f} dB.",
         "",
@@ -367,6 +375,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["photo", "photo-real"], help="built-in names or directories")
     parser.add_argument("--strength", type=float, default=None, help="pass --strength S to dae denoise")
+    parser.add_argument("--sigma", type=float, default=None, help="pass --sigma LEVEL (0-255) to dae denoise")
     parser.add_argument("--sets", nargs="+", default=list(SET_NAMES), choices=SET_NAMES)
     parser.add_argument("--sigmas", type=float, nargs="*", default=[15, 25, 50], help="none: no Gaussian sets")
     parser.add_argument("--levels", nargs="+", default=[lv[0] for lv in LEVELS], choices=[lv[0] for lv in LEVELS])
@@ -391,7 +400,7 @@ def progress(row: dict) -> None:
 def main() -> None:
     args = parse_args()
     command = "python bench/photo_model.py " + shlex.join(sys.argv[1:])
-    result = {"command": command, "models": args.models, "strength": args.strength, "rows": [], "cbm3d": []}
+    result = {"command": command, "models": args.models, "level_flags": level_flags(args), "rows": [], "cbm3d": []}
     with tempfile.TemporaryDirectory(prefix="dae-photo-model-") as temporary:
         work = Path(temporary)
         for case in all_cases(args, work):
