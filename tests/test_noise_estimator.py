@@ -276,3 +276,21 @@ def test_jpeg_of_the_mixture_is_at_a_quality_the_spec_allows():
     buffer = io.BytesIO()
     Image.fromarray(as_8bit(clean[2])).save(buffer, "JPEG", quality=60)
     assert abs(psnr(clean[2], low[2]) - psnr(clean[2], read(buffer))) < 1.5
+
+
+@pytest.mark.parametrize("mode, quality", [("RGB", 90), ("RGB", 60), ("L", 75)])
+def test_training_jpeg_is_the_jpeg_pillow_writes_and_reads(mode, quality):
+    from dae_cli.noise import NoiseSpec, add_noise
+
+    # The model learns JPEG's artefacts as users' files hold them: the same pixels as
+    # Pillow's file at that quality, with no colour cast (TensorFlow's own JPEG round
+    # trip shifted red and blue down by about a level and had twice the error).
+    image = shipped("astronaut", mode)[:96, :96].astype(np.float32)
+    clean = (image[..., None] if mode == "L" else image)[None].repeat(8, axis=0)
+    spec = NoiseSpec("mixture", std_range=(0, 0), jpeg_range=(quality, quality))
+    ours = add_noise(clean, np.array([1, 1]), spec).numpy()[2]  # image 2: the Gaussian-then-JPEG share
+    buffer = io.BytesIO()
+    Image.fromarray(as_8bit(clean[2]).squeeze()).save(buffer, "JPEG", quality=quality)
+    pillow = read(buffer).reshape(ours.shape)
+    assert np.abs(ours - pillow).max() <= 1.5 / 255
+    assert np.abs((ours - pillow).mean(axis=(0, 1))).max() < 0.05 / 255  # no cast of its own
