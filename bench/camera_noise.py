@@ -14,7 +14,7 @@ choices at every step, so that a model cannot score by having learnt the simulat
 | demosaicing | bilinear, of the noise only | Malvar-He-Cutler (sharper), of the noise only |
 | channels mixed | by white balance only | by white balance and the CCM |
 | back to sRGB | gamma 2.2, smoothstep | exact sRGB curve, 8 bits |
-| JPEG | TensorFlow's, quality 70-100 | Pillow's, quality `--jpeg` (default 90) |
+| JPEG | libjpeg through TensorFlow, quality 70-100 (the file Pillow writes) | Pillow's, quality `--jpeg` (default 90) |
 
 The reference is the clean image: as in training, the signal is taken as the camera's
 processing would reproduce it and only the noise goes through mosaic and demosaicing
