@@ -134,7 +134,7 @@ def main() -> None:
     if not pairs:
         parser.error(f"no noisy/*.png with clean/ beside them under {args.pairs}")
     print(f"Machine: {common.machine()}; command: python bench/real_noise.py {' '.join(sys.argv[1:])}\n")
-    keys = noise_statistics(pairs[0][0] - pairs[0][1]).keys()
+    keys = ["rms", "dc", "c1", "c2", "c4", "cross", "luma", *(f">={block} px" for block in BLOCKS)]
     print("| noise (median of images) | " + " | ".join(keys) + " |")
     print("| --- |" + " ---: |" * len(keys))
     print(table_row(f"real: {args.pairs.name}, first {len(pairs)}", [noise_statistics(n - c) for n, c in pairs]))
