@@ -335,12 +335,30 @@ def level_map(noisy: tf.Tensor, clean: tf.Tensor) -> tf.Tensor:
     model learns to read from the noisy image alone). Uniform Gaussian noise of std s
     gives about s everywhere; a camera's noise is higher where the image is brighter."""
     error = tf.square(tf.cast(noisy, tf.float32) - tf.cast(clean, tf.float32))
-    # avg_pool's SAME padding averages over the pixels inside the image only, so the
-    # square's mean is the mean of the column's means: two passes of 15 instead of one
-    # of 225 pixels, which made this most of the photo model's data pipeline.
-    columns = tf.nn.avg_pool2d(error, [LEVEL_WINDOW, 1], strides=1, padding="SAME")
-    local = tf.nn.avg_pool2d(columns, [1, LEVEL_WINDOW], strides=1, padding="SAME")
+    # The square's mean is the mean of its columns' means: two passes of 15 instead of
+    # one of 225 pixels, which made this most of the photo model's data pipeline.
+    local = _window_mean(_window_mean(error, axis=1), axis=2)
     return tf.sqrt(local + 1e-12)
+
+
+def _window_mean(values: tf.Tensor, axis: int) -> tf.Tensor:
+    """The mean of (n, h, w, c) `values` over `LEVEL_WINDOW` pixels along `axis` centred
+    on each pixel, of the pixels inside the image only (as avg_pool's SAME padding).
+
+    Each window's sum is the difference of two running sums: a third of
+    `tf.nn.avg_pool2d`'s CPU time for the same figures (BENCHMARKS.md, issue 24).
+    """
+    length = tf.shape(values)[axis]
+    padding = [[0, 0]] * 4
+    padding[axis] = [1, 0]
+    running = tf.pad(tf.cumsum(values, axis=axis), padding)  # running[i]: the sum of the first i
+    position = tf.range(length)
+    end = tf.minimum(position + LEVEL_WINDOW // 2 + 1, length)
+    start = tf.maximum(position - LEVEL_WINDOW // 2, 0)
+    # Rounding can leave a window of (near) zero error a hair below zero.
+    sums = tf.maximum(tf.gather(running, end, axis=axis) - tf.gather(running, start, axis=axis), 0.0)
+    counts = tf.cast(end - start, values.dtype)
+    return sums / tf.reshape(counts, [-1 if dim == axis else 1 for dim in range(4)])
 
 
 def with_level_controls(images, scale, offset=0.0):

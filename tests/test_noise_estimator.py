@@ -241,6 +241,24 @@ def test_the_level_map_is_the_rms_over_the_window_inside_the_image():
     np.testing.assert_allclose(level_map(error, np.zeros_like(error)).numpy(), expected, rtol=1e-5)
 
 
+def test_the_level_map_of_a_crop_smaller_than_its_window_and_of_a_clean_part():
+    from dae_cli.noise import LEVEL_WINDOW, level_map
+
+    # At most half the window and one on a side: every pixel's window is the whole crop.
+    error = np.random.default_rng(3).normal(0, 0.2, (2, 6, LEVEL_WINDOW // 2 + 1, 1)).astype(np.float32)
+    whole = np.sqrt(np.mean(np.square(error), axis=(1, 2), keepdims=True))
+    np.testing.assert_allclose(
+        level_map(error, np.zeros_like(error)).numpy(), np.broadcast_to(whole, error.shape), rtol=1e-5
+    )
+    # Loud noise beside a clean half: the clean half's far side reads (about) zero, not NaN.
+    clean = np.zeros((1, 8, 64, 3), np.float32)
+    noisy = clean.copy()
+    noisy[:, :, :32] = np.random.default_rng(4).normal(0, 0.5, (1, 8, 32, 3))
+    levels = level_map(noisy, clean).numpy()
+    assert np.isfinite(levels).all()
+    assert levels[:, :, 48:].max() < 1e-5
+
+
 def test_the_mixture_gives_every_kind_its_share_of_a_batch():
     from dae_cli.noise import MIXTURE, NoiseSpec, add_noise
 
