@@ -8,11 +8,16 @@ fine-tunes `--init` on the photo recipe (`configs/photo-estimator.toml`) at a co
 rate, either as it is (`--arm plain`) or with the `camera` and `camera-jpeg` shares'
 noise passed through an in-camera noise reduction first (`--arm processed`): per image,
 its luma blended with a Gaussian blur of 1.5 pixels by a weight from 0-1, its chroma
-with a blur of 3 pixels by a weight from 0.5-1 (before the JPEG). Then score both with
-`bench/photo_model.py --sets polyu100`.
+with a blur of 3 pixels by a weight from 0.5-1 (before the JPEG), or (`--arm
+low-frequency`) with their chroma cut to 0.2-1 of it and a correlated, mostly luminance
+part added, at blurs of 1, 2 and 4 pixels in per-image proportions, of 0.3-1.5 times
+the fine noise's RMS and brighter where the image is (`bench/real_noise.py --simulator
+low-frequency` sets its statistics beside real noise's). `--lr-schedule cosine` decays
+the rate over the run. Then score the arms with `bench/photo_model.py --sets polyu100`.
 
     python bench/camera_processing_probe.py --arm plain --init training/photo --out /tmp/plain
     python bench/camera_processing_probe.py --arm processed --init training/photo --out /tmp/processed
+    python bench/camera_processing_probe.py --arm low-frequency --init training/photo --out /tmp/low --limit 144 --epochs 3 --lr-schedule cosine
     python bench/photo_model.py --models /tmp/plain /tmp/processed --sets polyu100 --sigmas --no-jpeg --no-clean --limit 10
 """
 
@@ -70,14 +75,64 @@ def processed_camera_noise(plain_camera_noise):
     return camera_noise
 
 
+# The correlated part's scales (Gaussian blur sigma, pixels), each drawn at its own
+# per-image weight: together a spectrum as heavy at 4-8 pixels as real camera noise's.
+COARSE_SCALES = (1.0, 2.0, 4.0)
+
+
+def unit_blur(noise, sigma: float, channels: int):
+    """White `noise` blurred by `sigma` pixels and scaled back to unit variance."""
+    radius = int(np.ceil(3 * sigma))
+    taps = np.exp(-(np.arange(-radius, radius + 1) ** 2) / (2 * sigma**2))
+    taps = taps / taps.sum()
+    return blur(noise, sigma, channels) / float(np.sum(taps**2))
+
+
+def low_frequency_camera_noise(plain_camera_noise):
+    """`camera_noise` as a camera that smooths its noise leaves it: the demosaiced noise
+    with its chroma cut down, plus a correlated, mostly luminance part at 1-4 pixels
+    whose RMS, relative to the fine part's, is drawn per image; then the JPEG."""
+    from dae_cli import noise
+    from dae_cli.backend import tf
+
+    def camera_noise(batch, seed, spec):
+        channels = batch.shape[-1] or 1
+        noisy = plain_camera_noise(batch, seed, dataclasses.replace(spec, jpeg_range=None))
+        fine = noisy - batch
+        rms = tf.sqrt(tf.reduce_mean(tf.square(fine), axis=[1, 2, 3], keepdims=True) + 1e-12)
+        if channels == 3:
+            luma = tf.reduce_mean(fine, -1, keepdims=True)
+            fine = luma + noise._per_image(batch, seed + 51, 0.2, 1.0) * (fine - luma)
+        # Brighter pixels carry more noise, as the fine part's do.
+        brightness = tf.sqrt(tf.reduce_mean(batch, -1, keepdims=True) + 0.05)
+        brightness = brightness / tf.reduce_mean(brightness, axis=[1, 2, 3], keepdims=True)
+        weights = tf.concat([noise._per_image(batch, seed + 60 + k, 0.0, 1.0) for k in range(len(COARSE_SCALES))], -1)
+        weights = weights / tf.sqrt(tf.reduce_sum(tf.square(weights), -1, keepdims=True) + 1e-12)
+        coarse = 0.0
+        for k, sigma in enumerate(COARSE_SCALES):
+            white = tf.random.stateless_normal(tf.shape(batch), seed + 70 + k)
+            if channels == 3:  # mostly luminance: the channels share most of it
+                white = tf.reduce_mean(white, -1, keepdims=True) * np.sqrt(3.0) + 0.3 * white
+                white = white / np.sqrt(1.0 + 0.09 + 0.3 * 2 / np.sqrt(3.0))
+            coarse = coarse + weights[..., k : k + 1] * unit_blur(white, sigma, channels)
+        share = noise._per_image(batch, seed + 53, 0.3, 1.5)
+        noisy = batch + fine + share * rms * brightness * coarse
+        if spec.jpeg_range is not None:
+            noisy = noise._jpeg(noisy, seed + 41, spec.jpeg_range)
+        return noisy
+
+    return camera_noise
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arm", choices=["plain", "processed"], required=True)
+    parser.add_argument("--arm", choices=["plain", "processed", "low-frequency"], required=True)
     parser.add_argument("--init", required=True, help="the model to start from (a noise-estimating photo model)")
     parser.add_argument("--out", required=True, help="the fine-tuned model's directory (replaced)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--limit", type=int, default=48, help="training images (an epoch covers them once)")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
     args = parser.parse_args()
 
     import dae_cli
@@ -86,6 +141,8 @@ def main() -> None:
 
     if args.arm == "processed":
         noise.camera_noise = processed_camera_noise(noise.camera_noise)
+    elif args.arm == "low-frequency":
+        noise.camera_noise = low_frequency_camera_noise(noise.camera_noise)
 
     class Epochs(Reporter):
         def epoch(self, epoch, epochs, logs, seconds):
@@ -98,7 +155,7 @@ def main() -> None:
         reporter=Epochs(),
         init_from=args.init,
         learning_rate=args.learning_rate,
-        lr_schedule="constant",
+        lr_schedule=args.lr_schedule,
         epochs=args.epochs,
         limit=args.limit,
         data=str(SHARED / "train"),

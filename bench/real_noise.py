@@ -15,7 +15,8 @@ noise `noisy - clean` on the 0-255 scale, per image then the median over images:
 
 The same rows for the simulator's `camera` noise (`dae_cli.noise.camera_noise`, shot
 gain `--shot`, read std `--read`) on the same clean references, as it is and saved as
-JPEG at each of `--jpeg` (training's `camera-jpeg` share).
+JPEG at each of `--jpeg` (training's `camera-jpeg` share); `--simulator low-frequency`
+adds the correlated part `bench/camera_processing_probe.py --arm low-frequency` trains on.
 
 For each of `models` (directories or built-in names), each noisy image is denoised as
 `dae denoise` does it, with the model's own reading: the mean PSNR, the median level the
@@ -129,7 +130,20 @@ def main() -> None:
     parser.add_argument("--shot", type=float, default=1e-3, help="the simulator's shot gain")
     parser.add_argument("--read", type=float, default=0.004, help="the simulator's read noise std")
     parser.add_argument("--jpeg", type=int, nargs="*", default=[90, 75], help="JPEG qualities for the simulator")
+    parser.add_argument(
+        "--simulator",
+        choices=["camera", "low-frequency"],
+        default="camera",
+        help="the simulator's camera noise as `dae_cli.noise` makes it, or with "
+        "`camera_processing_probe.py`'s low-frequency part",
+    )
     args = parser.parse_args()
+    if args.simulator == "low-frequency":
+        import camera_processing_probe
+
+        from dae_cli import noise
+
+        noise.camera_noise = camera_processing_probe.low_frequency_camera_noise(noise.camera_noise)
     pairs = read_pairs(args.pairs, args.limit)
     if not pairs:
         parser.error(f"no noisy/*.png with clean/ beside them under {args.pairs}")
@@ -143,7 +157,7 @@ def main() -> None:
             noise_statistics(simulated(clean, index, args.shot, args.read, jpeg) - clean)
             for index, (_, clean) in enumerate(pairs)
         ]
-        print(table_row(f"simulated camera{f', JPEG {jpeg}' if jpeg else ''}", rows))
+        print(table_row(f"simulated {args.simulator}{f', JPEG {jpeg}' if jpeg else ''}", rows))
     if args.models:
         print("\n| model | PSNR | level read (median) | noise RMS (median) | energy left | at >=8 px | at >=32 px |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
