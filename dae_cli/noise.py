@@ -345,7 +345,7 @@ def _window_mean(values: tf.Tensor, axis: int) -> tf.Tensor:
     """The mean of (n, h, w, c) `values` over `LEVEL_WINDOW` pixels along `axis` centred
     on each pixel, of the pixels inside the image only (as avg_pool's SAME padding).
 
-    Each window's sum is the difference of two running sums: a third of
+    Each window's sum is the difference of two running sums: about a quarter of
     `tf.nn.avg_pool2d`'s CPU time for the same figures (BENCHMARKS.md, issue 24).
     """
     length = tf.shape(values)[axis]
