@@ -37,13 +37,18 @@ import common  # noqa: E402
 SHARED = common.ROOT.parent / "shared" / "data" / "photos-color"
 
 
+def gaussian_taps(sigma: float) -> np.ndarray:
+    """A normalised 1-D Gaussian of `sigma` pixels, to 3 sigma on each side."""
+    radius = int(np.ceil(3 * sigma))
+    taps = np.exp(-(np.arange(-radius, radius + 1) ** 2) / (2 * sigma**2))
+    return (taps / taps.sum()).astype(np.float32)
+
+
 def blur(images, sigma: float, channels: int):
     """`images` (n, h, w, channels) under a separable Gaussian blur of `sigma` pixels."""
     from dae_cli.backend import tf
 
-    radius = int(np.ceil(3 * sigma))
-    taps = np.exp(-(np.arange(-radius, radius + 1) ** 2) / (2 * sigma**2))
-    taps = (taps / taps.sum()).astype(np.float32)
+    taps = gaussian_taps(sigma)
     column = tf.constant(np.tile(taps.reshape(-1, 1, 1, 1), (1, 1, channels, 1)))
     row = tf.constant(np.tile(taps.reshape(1, -1, 1, 1), (1, 1, channels, 1)))
     images = tf.nn.depthwise_conv2d(images, column, [1, 1, 1, 1], "SAME")
@@ -81,11 +86,9 @@ COARSE_SCALES = (1.0, 2.0, 4.0)
 
 
 def unit_blur(noise, sigma: float, channels: int):
-    """White `noise` blurred by `sigma` pixels and scaled back to unit variance."""
-    radius = int(np.ceil(3 * sigma))
-    taps = np.exp(-(np.arange(-radius, radius + 1) ** 2) / (2 * sigma**2))
-    taps = taps / taps.sum()
-    return blur(noise, sigma, channels) / float(np.sum(taps**2))
+    """White `noise` blurred by `sigma` pixels and scaled back to unit variance (the
+    separable blur's std is the sum of its taps' squares)."""
+    return blur(noise, sigma, channels) / float(np.sum(np.square(gaussian_taps(sigma), dtype=np.float64)))
 
 
 def low_frequency_camera_noise(plain_camera_noise):

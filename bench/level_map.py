@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -55,15 +56,17 @@ def main() -> None:
     crops = tf.constant(np.random.default_rng(0).integers(0, 256, (config.batch_size, 64, 64, 3), np.uint8))
 
     def batch_with(map_function):
-        def prepare(seed):
-            noise_estimation.level_map = map_function  # what `estimator_pair` calls
-            return data._clean_to_pair(crops, seed, spec, False, config.gray_fraction, noise_estimator=True)
+        """The batch's preparation with `map_function` as the level map `estimator_pair`
+        calls, traced (the map fixed in the graph) with it in place."""
+        prepare = tf.function(
+            lambda seed: data._clean_to_pair(crops, seed, spec, False, config.gray_fraction, noise_estimator=True)
+        )
+        with mock.patch.object(noise_estimation, "level_map", map_function):
+            prepare(tf.constant([0, 1], tf.int64))
+        return prepare
 
-        return tf.function(prepare)
-
-    noisy = crops[..., :3].numpy() / 255 + np.random.default_rng(1).normal(0, 0.1, crops.shape)
     clean = tf.constant(crops.numpy() / 255, tf.float32)
-    noisy = tf.constant(noisy, tf.float32)
+    noisy = clean + tf.random.stateless_normal(clean.shape, [1, 0]) * 0.1
     variants = {
         "batch, avg_pool": batch_with(pooled_level_map),
         "batch, running sums": batch_with(level_map),
@@ -71,7 +74,7 @@ def main() -> None:
         "level map alone, running sums": tf.function(lambda seed: level_map(noisy, clean)),
     }
     seconds = {name: [] for name in variants}
-    for name, function in variants.items():
+    for function in variants.values():
         function(tf.constant([0, 1], tf.int64))  # trace and compile outside the timing
     for round_ in range(args.rounds):
         for name, function in variants.items():

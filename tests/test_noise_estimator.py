@@ -250,13 +250,15 @@ def test_the_level_map_of_a_crop_smaller_than_its_window_and_of_a_clean_part():
     np.testing.assert_allclose(
         level_map(error, np.zeros_like(error)).numpy(), np.broadcast_to(whole, error.shape), rtol=1e-5
     )
-    # Loud noise beside a clean half: the clean half's far side reads (about) zero, not NaN.
+    # Loud noise beside a clean half: the noise reaches half a window into the clean half
+    # and no further, and the rest reads zero (finite, after the running sums' rounding).
     clean = np.zeros((1, 8, 64, 3), np.float32)
     noisy = clean.copy()
     noisy[:, :, :32] = np.random.default_rng(4).normal(0, 0.5, (1, 8, 32, 3))
     levels = level_map(noisy, clean).numpy()
     assert np.isfinite(levels).all()
-    assert levels[:, :, 48:].max() < 1e-5
+    assert levels[:, :, 32 : 32 + LEVEL_WINDOW // 2].min() > 0.05
+    assert levels[:, :, 32 + LEVEL_WINDOW // 2 :].max() < 1e-5
 
 
 def test_the_mixture_gives_every_kind_its_share_of_a_batch():
