@@ -319,8 +319,16 @@ def test_resume_with_a_config_file_changes_only_the_keys_it_sets(wide_model, tmp
     assert float(optimizer_of(model).learning_rate.numpy()) == pytest.approx(0.0005)
     assert artifacts.read_manifest(model)["config"]["lr_schedule"] == "constant"
 
-    refused = run_dae("train", "--resume", "--epochs", "5", "--precision", "mixed_bfloat16", "--out", model)
-    assert_clean_error(refused, 2, "--resume cannot change precision")
+    # A run moved to a machine where another precision is fast goes on in it, with a new
+    # schedule over the epochs left (the layers it was built with are rebuilt).
+    moved = run_dae("train", "--resume", "--epochs", "5", "--precision", "mixed_bfloat16", "--out", model)
+    assert moved.returncode == 0, moved.stderr
+    assert artifacts.read_manifest(model)["config"]["precision"] == "mixed_bfloat16"
+    resumed = artifacts.load_keras_model(model / artifacts.KERAS_MODEL, compile=True)
+    assert resumed.get_layer("encoder").get_layer("latent_vector").dtype_policy.name == "float32"
+    conv = [layer for layer in resumed.get_layer("encoder").layers if layer.name.startswith("conv2d")]
+    assert conv and {layer.dtype_policy.name for layer in conv} == {"mixed_bfloat16"}
+    assert int(resumed.optimizer.iterations.numpy()) == 1 * 4
 
 
 def test_the_last_epoch_is_checkpointed_before_finishing_can_fail(tmp_path, monkeypatch):
@@ -455,13 +463,43 @@ def test_precision_auto_follows_the_hardware(monkeypatch, cpu_flags):
     assert training.precision_policy("mixed_bfloat16") == "mixed_bfloat16"
 
 
+def test_a_resumed_model_is_rebuilt_in_the_runs_precision_with_its_weights(wide_model):
+    from dae_cli.backend import keras
+    from dae_cli.config import Config
+    from dae_cli.training.model_setup import in_run_policy
+
+    saved = artifacts.load_keras_model(wide_model / artifacts.KERAS_MODEL, compile=False)
+    config = Config.from_dict(artifacts.read_manifest(wide_model)["config"])
+    image_shape = tuple(artifacts.read_manifest(wide_model)["image_shape"])
+    images = np.random.default_rng(0).uniform(size=(4, *image_shape)).astype("float32")
+    assert in_run_policy(saved, config, image_shape) is saved  # float32, as it was built
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        rebuilt = in_run_policy(saved, config, image_shape)
+        back = in_run_policy(rebuilt, config, image_shape)
+        keras.mixed_precision.set_global_policy("float32")
+        in_float32 = in_run_policy(rebuilt, config, image_shape)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert rebuilt is not saved and back is rebuilt
+    conv_policies = {layer.dtype_policy.name for layer in rebuilt.get_layer("encoder").layers if layer.weights}
+    assert conv_policies == {"mixed_bfloat16", "float32"}  # its latent vector stays float32
+    assert rebuilt.get_layer("decoder").get_layer("decoder_output").dtype_policy.name == "float32"
+    assert all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), rebuilt.get_weights(), strict=True))
+    assert in_float32 is not rebuilt
+    assert {layer.dtype_policy.name for layer in in_float32.get_layer("encoder").layers if layer.weights} == {"float32"}
+    np.testing.assert_allclose(in_float32.predict(images, verbose=0), saved.predict(images, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(rebuilt.predict(images, verbose=0), saved.predict(images, verbose=0), atol=0.03)
+
+
 def test_a_new_schedule_on_resume_keeps_the_optimizers_moment_estimates(wide_model):
     from dae_cli.training.checkpoints import find_resume_state, resume_config
     from dae_cli.training.model_setup import resumed_model
 
     state = find_resume_state(wide_model)
     config = resume_config(state.config, None, {"epochs": 5})
-    autoencoder, fresh = resumed_model(state, config, steps_left=12, replicas=1)
+    image_shape = tuple(artifacts.read_manifest(wide_model)["image_shape"])
+    autoencoder, fresh = resumed_model(state, config, image_shape, steps_left=12, replicas=1)
     saved = optimizer_of(wide_model)
 
     def moments(optimizer):

@@ -36,8 +36,9 @@ ARCHITECTURE_KEYS = (
     "residual",
     "noise_level_input",
 )
-# The layers of a saved model keep the dtype policy they were built with.
-FIXED_ON_RESUME = (*ARCHITECTURE_KEYS, "precision")
+# The precision may change: a resumed model is rebuilt under the run's dtype policy
+# (`model_setup.in_run_policy`).
+FIXED_ON_RESUME = ARCHITECTURE_KEYS
 # Settings of the optimizer and its schedule: changing one with --resume starts a new
 # schedule for the epochs still to run (see `optimizer_settings_changed`).
 OPTIMIZER_KEYS = ("epochs", "batch_size", "learning_rate", "lr_schedule", "scale_learning_rate")

@@ -43,22 +43,60 @@ def new_model(
     return autoencoder, optimizer(config, steps, replicas)
 
 
-def resumed_model(state: ResumeState, config: Config, steps_left: int, replicas: int) -> ModelAndOptimizer:
+def resumed_model(
+    state: ResumeState, config: Config, image_shape: tuple[int, int, int], steps_left: int, replicas: int
+) -> ModelAndOptimizer:
     """The saved autoencoder of `state`, and its optimizer: the saved one, which goes on
-    where it stopped, or a new one over the `steps_left` if its settings changed (which
-    keeps the saved one's moment estimates, `carry_moments`)."""
+    where it stopped, or a new one over the `steps_left` if its settings or the precision
+    changed (which keeps the saved one's moment estimates, `carry_moments`).
+
+    A run may move to a machine where another precision is fast (`precision = "auto"`
+    resolves per machine): the saved model is then rebuilt under the run's dtype policy
+    with the same float32 weights (`in_run_policy`).
+    """
     from dae_cli.training import neighbor2neighbor, noise_estimation  # noqa: F401 - register their losses with Keras
 
-    autoencoder = artifacts.load_keras_model(state.keras_path, compile=True)
-    saved_optimizer = autoencoder.optimizer
+    saved = artifacts.load_keras_model(state.keras_path, compile=True)
+    autoencoder = in_run_policy(saved, config, image_shape)
+    saved_optimizer = saved.optimizer
     if saved_optimizer is None:
         return autoencoder, optimizer(config, steps_left, replicas)
-    if optimizer_settings_changed(state.config, config):
+    if autoencoder is not saved or optimizer_settings_changed(state.config, config):
         # A new schedule over the epochs still to run, from --learning-rate.
         fresh = optimizer(config, steps_left, replicas)
         carry_moments(saved_optimizer, fresh, autoencoder.trainable_variables)
         return autoencoder, fresh
     return autoencoder, saved_optimizer
+
+
+def in_run_policy(saved: keras.Model, config: Config, image_shape: tuple[int, int, int]) -> keras.Model:
+    """`saved` itself if it computes in the dtype policy this run set, else the same
+    network built anew under that policy (`build_model`, which keeps the layers that must
+    stay float32 so) holding `saved`'s weights. Mixed-precision layers keep their weights
+    in float32, so either way round nothing is lost."""
+    from dae_cli.backend import keras
+    from dae_cli.models.networks import build_model
+
+    # A mixed-precision model has float32 layers too (its outputs); any other policy of
+    # a layer with weights is the one it was built under. (Input layers and nested models
+    # take the policy of the process that loads them, so they do not say.)
+    built_under = {layer.dtype_policy.name for layer in _layers_with_weights(saved)} - {"float32"}
+    if built_under == ({keras.mixed_precision.global_policy().name} - {"float32"}):
+        return saved
+    rebuilt, _, _ = build_model(config, image_shape)
+    rebuilt.set_weights(saved.get_weights())
+    return rebuilt
+
+
+def _layers_with_weights(model: keras.Model) -> list:
+    """The layers that hold weights in `model` and in the models nested in it."""
+    found = []
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            found.extend(_layers_with_weights(layer))
+        elif layer.weights:
+            found.append(layer)
+    return found
 
 
 def carry_moments(saved: keras.optimizers.Optimizer, fresh: keras.optimizers.Optimizer, weights: list) -> None:

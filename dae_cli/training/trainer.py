@@ -235,7 +235,7 @@ class Trainer:
         with strategy.scope():
             if resumed is not None:
                 steps_left = (config.epochs - self.progress.initial_epoch) * self.steps_per_epoch
-                model, optimizer = resumed_model(resumed, config, steps_left, replicas)
+                model, optimizer = resumed_model(resumed, config, self.training_data.image_shape, steps_left, replicas)
             else:
                 steps = config.epochs * self.steps_per_epoch
                 model, optimizer = new_model(
