@@ -8,7 +8,9 @@ committed for the next leg. This script, run after the leg stopped:
    checkpoint is finished (`dae train --resume --epochs DONE`) in a temporary folder
    (a leg that ran its whole schedule left the finished model at `<out>` instead, and
    no checkpoint: that model is scored as it is);
-2. scores that model and the shipped one (`--shipped`) on the validation sets with
+2. scores that model as it would ship, in float32 (`ship_model.py --float32`: a leg
+   trained in mixed bfloat16 is rebuilt with float32 layers, the same weights), and the
+   shipped one (`--shipped`) on the validation sets with
    `bench/photo_model.py` (PolyU100, Set12 at sigma 15, 25 and 50, and clean McMaster
    and Kodak24, no flag given);
 3. prints the line to append to `training/LOG.md`: date, machine and CPU flags,
@@ -61,6 +63,15 @@ def model_of_leg(out: Path, state, folder: Path) -> Path:
     return copy
 
 
+def as_shipped(model: Path, folder: Path) -> Path:
+    """`model` as `scripts/ship_model.py --float32` would ship it: every layer in float32."""
+    from dae_cli.models import artifacts
+
+    copy = folder / "as-shipped"
+    artifacts.write_inference_copy(model, copy, float32=True)
+    return copy
+
+
 def optimizer_steps(state) -> int:
     """The optimizer's iterations in the leg's saved model: the steps of its schedule so
     far (a new schedule, one a leg from the third on, restarts the count; the log adds them up)."""
@@ -103,12 +114,18 @@ def main() -> None:
     state = find_resume_state(args.out)
     with tempfile.TemporaryDirectory(prefix="dae-leg-") as folder:
         model = model_of_leg(args.out, state, Path(folder))
-        figures = validation([str(model), args.shipped], Path(folder))
+        scored = str(as_shipped(model, Path(folder)))
+        figures = validation([scored, args.shipped], Path(folder))
         if args.keep is not None:
             shutil.copytree(model, args.keep)
-    leg, shipped = (validation_text(figures, name) for name in (str(model), args.shipped))
+    leg, shipped = (validation_text(figures, name) for name in (scored, args.shipped))
+    from dae_cli.training.runtime import precision_policy
+
+    precision = state.config["precision"]
+    if precision_policy(precision) != precision:  # `auto`: say what it was on this machine
+        precision = f"{precision}: {precision_policy(precision)}"
     print(
-        f"| {datetime.date.today()} | {cpu_description()} | {state.config['precision']} | {optimizer_steps(state)} "
+        f"| {datetime.date.today()} | {cpu_description()} | {precision} | {optimizer_steps(state)} "
         f"| {args.cpu_seconds:.0f} | {leg} | {shipped} |"
     )
 
