@@ -237,7 +237,10 @@ def _bilinear_demosaic(mosaic_planes):
     # mixture's share of a lone image).
     rows = tf.concat([mosaic_planes[:, 1:2], mosaic_planes, mosaic_planes[:, -2:-1]], axis=1)
     padded = tf.concat([rows[:, :, 1:2], rows, rows[:, :, -2:-1]], axis=2)
-    return tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
+    demosaiced = tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
+    # The input's shape again: on some CPUs (AVX-512, oneDNN) the convolution of an empty
+    # batch comes back with the padded shape, which the noise cannot be added to.
+    return tf.reshape(demosaiced, tf.shape(mosaic_planes))
 
 
 def camera_noise(batch: tf.Tensor, seed: tf.Tensor, spec: NoiseSpec) -> tf.Tensor:
