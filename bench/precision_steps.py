@@ -19,7 +19,6 @@ says which the machine has.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -65,8 +64,9 @@ def main() -> None:
     import numpy as np
 
     from dae_cli.hardware import native_bfloat16
+    from dae_cli.models import artifacts
 
-    values = json.loads((Path(args.model) / "dae.json").read_text())["config"]
+    values = artifacts.read_manifest(Path(args.model))["config"]
     crop, batch, channels = values["patch_size"], values["batch_size"], values["channels"]
     image_shape = (crop, crop, channels)
     models = {name: compiled_step(values, *VARIANTS[name], image_shape) for name in args.variants}
