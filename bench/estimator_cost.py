@@ -1,13 +1,14 @@
 """What the noise estimator costs in a training step of a noise-estimating photo model
 (issue 24: a cheaper training step).
 
-`dae train` runs the estimator twice a step: inside the autoencoder, whose body reads
-its map, and again in the loss (`training.noise_estimation.EstimatorLoss`), which scores
-its raw estimate against the true map. This times, in one process under XLA as the
-recipe trains, the forward and backward pass of the whole autoencoder and of the
-estimator alone (`noise_estimation.estimator_model`) on a batch of the recipe's size
-(32 crops of 64x64), CPU time of the process, and prints their ratio: about what a step
-would save if the loss took the estimate the autoencoder already made.
+`dae train` used to run the estimator twice a step: inside the autoencoder, whose body
+reads its map, and again in the loss, which scored its raw estimate against the true
+map. This times, in one process under XLA as the recipe trained, the forward and
+backward pass of the whole autoencoder and of the estimator alone
+(`noise_estimation.estimator_model`) on a batch of the recipe's size (32 crops of
+64x64), CPU time of the process, and prints their ratio: about the share of a step the
+second run cost, which training now saves by fitting the autoencoder with its estimate
+as a second output (`noise_estimation.training_model`).
 
     python bench/estimator_cost.py training/photo --rounds 3
 """

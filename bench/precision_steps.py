@@ -4,7 +4,7 @@ The step is the one `dae train` runs: the model's config (`dae.json` of a model
 directory, say `training/photo`) is built under each dtype policy
 (`networks.build_model`) and compiled as training compiles it
 (`training.model_setup.compile_model`, its loss included: for a noise-estimating model,
-`EstimatorLoss`). All variants live in one process and take turns, a few steps each a
+the image's and the estimate's, `noise_estimation.training_model`). All variants live in one process and take turns, a few steps each a
 round, on one random batch of the recipe's shape (batch 32 of 64x64 crops), so load
 from other work on a shared machine falls on all alike. Printed: the median wall and
 process CPU seconds per step of each variant, and each one's speed against float32
@@ -47,10 +47,10 @@ def compiled_step(values: dict, precision: str, xla: bool, image_shape: tuple):
     try:
         keras.utils.set_random_seed(0)
         autoencoder, _, _ = build_model(config, image_shape)
-        compile_model(autoencoder, optimizer(config, 1000, 1), config, image_shape[-1], 1)
+        fitted = compile_model(autoencoder, optimizer(config, 1000, 1), config, image_shape[-1], 1)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    return autoencoder
+    return fitted
 
 
 def main() -> None:
@@ -65,6 +65,7 @@ def main() -> None:
 
     from dae_cli.hardware import native_bfloat16
     from dae_cli.models import artifacts
+    from dae_cli.training.noise_estimation import DENOISED, ESTIMATE
 
     values = artifacts.read_manifest(Path(args.model))["config"]
     crop, batch, channels = values["patch_size"], values["batch_size"], values["channels"]
@@ -73,13 +74,13 @@ def main() -> None:
     inputs = models[args.variants[0]].input_shape[-1]
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(batch, crop, crop, inputs)).astype("float32")
-    # The target as training packs it for a noise-estimating model (clean, true map,
-    # the input itself), or the clean image alone.
-    packed = values.get("noise_estimator")
-    y = np.concatenate([x[..., :channels], x[..., :channels] * 0.1, x], -1) if packed else x[..., :channels]
+    # The targets as training gives them to a noise-estimating model (the clean image and
+    # the true level map), or the clean image alone.
+    clean = x[..., :channels]
+    y = {DENOISED: clean, ESTIMATE: clean * 0.1} if values.get("noise_estimator") else clean
     for name, model in models.items():
         started = time.perf_counter()
-        loss = model.train_on_batch(x, y)
+        loss = model.train_on_batch(x, y, return_dict=True)["loss"]
         print(f"{name}: first step (tracing, compiling) {time.perf_counter() - started:.1f} s, loss {loss:.5f}")
     wall = {name: [] for name in models}
     cpu = {name: [] for name in models}

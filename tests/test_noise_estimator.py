@@ -60,6 +60,92 @@ def test_the_manifest_reports_the_loss_the_model_trained_with(estimator_model):
     assert metrics["val_loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-6)
 
 
+def test_training_fits_the_autoencoder_with_its_estimate_as_a_second_output(estimator_model):
+    # The estimator runs once a step: the model that training fits is the autoencoder's
+    # own layers, the same weights in the same order (one optimizer serves both), with
+    # the raw estimate the loss scores beside the image.
+    from dae_cli.models import artifacts
+    from dae_cli.training import noise_estimation
+
+    autoencoder = artifacts.load_keras_model(estimator_model / artifacts.KERAS_MODEL)
+    fitted = noise_estimation.training_model(autoencoder)
+    assert len(fitted.trainable_variables) == len(autoencoder.trainable_variables)
+    assert all(a is b for a, b in zip(fitted.trainable_variables, autoencoder.trainable_variables))
+    noisy = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    inputs = noise_estimation.estimating_input(noisy)
+    outputs = fitted.predict(inputs, verbose=0)
+    np.testing.assert_allclose(outputs["denoised"], autoencoder.predict(inputs, verbose=0), atol=1e-6)
+    estimate = noise_estimation.estimator_model(autoencoder).predict(inputs, verbose=0)
+    np.testing.assert_allclose(outputs["estimate"], estimate, atol=1e-6)
+
+
+def test_the_saved_model_holds_the_optimizer_state_that_training_built(estimator_model):
+    # What `--resume` goes on from: Adam's moments of every weight, the estimator's too.
+    from dae_cli.models import artifacts
+
+    autoencoder = artifacts.load_keras_model(estimator_model / artifacts.KERAS_MODEL, compile=True)
+    optimizer = autoencoder.optimizer
+    assert int(optimizer.iterations.numpy()) > 0
+    moments = {v.path.split("/", 1)[1]: v.numpy() for v in optimizer.variables if "momentum" in v.path}
+    assert len(moments) == len(autoencoder.trainable_variables)
+    estimator = [value for name, value in moments.items() if name.startswith("estimator_")]
+    assert estimator and all(np.abs(value).max() > 0 for value in estimator)
+
+
+# The loss a noise-estimating model was compiled with until the estimator ran once a step,
+# as such a model's `autoencoder.keras` names it (the built-in photo model's training
+# checkpoint of legs 1 to 9 is one).
+FORMER_LOSS = {
+    "module": "dae_cli.training.noise_estimation",
+    "class_name": "EstimatorLoss",
+    "config": {"channels": 3, "squared": False, "name": "estimator_loss"},
+    "registered_name": "dae>EstimatorLoss",
+}
+
+
+def with_former_loss(model_dir):
+    """Rewrites the compile config of `model_dir`'s autoencoder.keras (and its sha256 in
+    the manifest) to name `FORMER_LOSS`, as a model saved before the change does."""
+    import zipfile
+
+    from dae_cli.models import artifacts
+
+    path = model_dir / artifacts.KERAS_MODEL
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    config["compile_config"]["loss"] = FORMER_LOSS
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    manifest = artifacts.read_manifest(model_dir)
+    manifest["files"][artifacts.KERAS_MODEL] = artifacts.sha256_file(path)
+    artifacts.write_manifest(model_dir, manifest)
+
+
+def test_a_model_saved_with_the_former_loss_resumes_with_its_optimizer_state(estimator_model, tmp_path):
+    import shutil
+
+    from dae_cli.models import artifacts
+    from dae_cli.training.checkpoints import find_resume_state, resume_config
+    from dae_cli.training.model_setup import resumed_model
+
+    model = tmp_path / "model"
+    shutil.copytree(estimator_model, model)
+    with_former_loss(model)
+    state = find_resume_state(model)
+    config = resume_config(state.config, None, {"epochs": 7})
+    saved = artifacts.load_keras_model(state.keras_path, compile=True).optimizer
+    _, optimizer = resumed_model(state, config, (32, 32, 3), steps_left=10, replicas=1)
+    kept = {v.path.split("/", 1)[1]: v.numpy() for v in saved.variables if "velocity" in v.path}
+    carried = {v.path.split("/", 1)[1]: v.numpy() for v in optimizer.variables if "velocity" in v.path}
+    assert kept.keys() == carried.keys() and all(np.array_equal(kept[k], carried[k]) for k in kept)
+    result = run_dae("train", "--resume", "--epochs", "7", "--out", model)
+    assert result.returncode == 0, result.stderr
+    assert len(artifacts.read_history(model / artifacts.HISTORY)) == 7
+
+
 @pytest.fixture(scope="module")
 def held_out():
     """A corner of a shipped photograph that no training crop held (astronaut's quarters

@@ -374,8 +374,8 @@ def training_dataset(
     With `noise_level_input` the noisy batch carries each image's noise std as a last
     channel (`noise.with_level_map`); each RGB crop's saturation is scaled by a factor
     from `saturation_range`, then `gray_fraction` of them are made gray.
-    With `noise_estimator` each batch is a (model input, packed target) pair for
-    `noise_estimation.EstimatorLoss`.
+    With `noise_estimator` each batch is a (model input, targets) pair for the two
+    outputs of `noise_estimation.training_model`.
 
     `kind` is `TrainingData.kind`: for `pairs` the images are split into (input, target)
     and no noise is added; for `noisy` each batch becomes a Neighbor2Neighbor pair
@@ -414,7 +414,7 @@ def _clean_to_pair(
     """(noisy, clean) of a batch of clean images: fresh noise from `noise_seed`, after
     scaling their saturation by a factor from `saturation_range` and turning
     `gray_fraction` of them gray, and the level map if the model takes one (for a
-    `noise_estimator` model, its input and packed target)."""
+    `noise_estimator` model, its input and the targets of its two outputs)."""
     from dae_cli.backend import tf
     from dae_cli.noise import add_noise, noise_levels, with_level_map
 

@@ -128,28 +128,36 @@ def compile_model(
     config: Config,
     channels: int,
     steps_per_execution: int,
-) -> None:
-    """Compiles `autoencoder` for training with the configured loss, with XLA where
-    `runtime.use_xla` says (`jit_compile`, or emulated bfloat16)."""
+) -> keras.Model:
+    """Compiles for training, with the configured loss and with XLA where `runtime.use_xla`
+    says (`jit_compile`, or emulated bfloat16), the model `fit` runs, and returns it:
+    `autoencoder` itself, or for a `noise_estimator` model the autoencoder with its level
+    estimate as a second output (`noise_estimation.training_model`). That one shares
+    the weights and `optimizer`; `autoencoder` is compiled with the optimizer too, so that
+    what is saved of it (a checkpoint, `autoencoder.keras`) holds the optimizer's state."""
     from dae_cli.training.runtime import use_xla
 
-    autoencoder.compile(
+    if config.noise_estimator:
+        from dae_cli.training import noise_estimation
+
+        fitted = noise_estimation.training_model(autoencoder)
+        losses, weights = noise_estimation.losses(config.loss)
+        autoencoder.compile(optimizer=optimizer)
+    else:
+        fitted, losses, weights = autoencoder, loss(config, autoencoder, channels), None
+    fitted.compile(
         optimizer=optimizer,
-        loss=loss(config, autoencoder, channels),
+        loss=losses,
+        loss_weights=weights,
         jit_compile=use_xla(config),
         steps_per_execution=steps_per_execution,
     )
+    return fitted
 
 
 def loss(config: Config, autoencoder: keras.Model, channels: int) -> str | keras.losses.Loss:
-    """The configured loss; self-supervised, Neighbor2Neighbor's over it (which runs the
-    model); with `noise_estimator`, the estimate's error added to it (which runs the estimator)."""
-    if config.noise_estimator:
-        from dae_cli.training.noise_estimation import EstimatorLoss, estimator_model
-
-        estimator_loss = EstimatorLoss(channels=channels, squared=config.loss == "mse")
-        estimator_loss.estimator = estimator_model(autoencoder)
-        return estimator_loss
+    """The autoencoder's configured loss; self-supervised, Neighbor2Neighbor's over it
+    (which runs the model)."""
     if not config.self_supervised:
         return config.loss
     from dae_cli.training.neighbor2neighbor import Neighbor2NeighborLoss

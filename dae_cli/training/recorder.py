@@ -27,6 +27,8 @@ class EpochRecorder(keras.callbacks.Callback):
     complete epoch; stops training when the loss is no longer finite.
 
     Args:
+        autoencoder: the model to validate and checkpoint (Keras' `self.model` is the
+            one `fit` runs, which may have a second output: `model_setup.compile_model`).
         history: the run's epochs so far; each complete epoch is appended to it.
         reporter: a `trainer.Reporter`, told of each epoch once it is checkpointed.
         checkpoint: where each epoch is saved.
@@ -38,6 +40,7 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def __init__(
         self,
+        autoencoder: keras.Model,
         history: list[dict],
         reporter,
         checkpoint: Checkpoint,
@@ -46,6 +49,7 @@ class EpochRecorder(keras.callbacks.Callback):
         validation: tuple[np.ndarray, np.ndarray, int] | None = None,
     ):
         super().__init__()
+        self.autoencoder = autoencoder
         self.history, self.reporter, self.checkpoint, self.config = history, reporter, checkpoint, config
         self.training_seconds = training_seconds
         self.validation = validation
@@ -90,13 +94,13 @@ class EpochRecorder(keras.callbacks.Callback):
         # not in `logs`, which TensorBoard would chart.
         started = self.model.dae_validation_started = time.perf_counter()
         self.predictions = None  # the old ones go before the new ones come
-        self.predictions = self.model.predict(inputs, batch_size=batch_size, verbose=0)
+        self.predictions = self.autoencoder.predict(inputs, batch_size=batch_size, verbose=0)
         self.predict_seconds = time.perf_counter() - started
         logs["val_loss"] = validation_loss(self.config.loss, self.predictions, targets)
 
     def save_checkpoint(self) -> None:
         """Checkpoints the model after the epochs in `history`."""
-        self.checkpoint.save(self.model, self.history, self.training_seconds)
+        self.checkpoint.save(self.autoencoder, self.history, self.training_seconds)
 
 
 class LiveEpochRecorder(EpochRecorder):

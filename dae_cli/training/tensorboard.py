@@ -25,12 +25,17 @@ VALIDATION = "validation"  # Keras' name for the validation run's folder
 
 
 def callbacks(
-    log_dir: Path, val_noisy: np.ndarray, val_clean: np.ndarray, batch_size: int, sample_count: int
+    log_dir: Path,
+    autoencoder: keras.Model,
+    val_noisy: np.ndarray,
+    val_clean: np.ndarray,
+    batch_size: int,
+    sample_count: int,
 ) -> list[keras.callbacks.Callback]:
-    """The Keras callbacks that write `log_dir`."""
+    """The Keras callbacks that write `log_dir`, the images as `autoencoder` denoises them."""
     return [
         keras.callbacks.TensorBoard(str(log_dir), write_graph=False, profile_batch=0),
-        QualityLogger(Path(log_dir) / VALIDATION, val_noisy, val_clean, batch_size, sample_count),
+        QualityLogger(Path(log_dir) / VALIDATION, autoencoder, val_noisy, val_clean, batch_size, sample_count),
     ]
 
 
@@ -38,9 +43,16 @@ class QualityLogger(keras.callbacks.Callback):
     """PSNR, SSIM and the sample grid of the validation images, per epoch, in `directory`."""
 
     def __init__(
-        self, directory: Path, val_noisy: np.ndarray, val_clean: np.ndarray, batch_size: int, sample_count: int
+        self,
+        directory: Path,
+        autoencoder: keras.Model,
+        val_noisy: np.ndarray,
+        val_clean: np.ndarray,
+        batch_size: int,
+        sample_count: int,
     ):
         super().__init__()
+        self.autoencoder = autoencoder  # Keras' `self.model` is the one fit runs, maybe with a second output
         self.directory, self.batch_size, self.sample_count = directory, batch_size, sample_count
         self.val_noisy, self.val_clean = val_noisy, val_clean
 
@@ -54,7 +66,7 @@ class QualityLogger(keras.callbacks.Callback):
         from dae_cli.io.image_io import grid_image
 
         val_noisy, val_clean, count = self.val_noisy, self.val_clean, self.sample_count
-        denoised = self.model.predict(val_noisy, batch_size=self.batch_size, verbose=0)
+        denoised = self.autoencoder.predict(val_noisy, batch_size=self.batch_size, verbose=0)
         shown = val_noisy[:count, ..., : val_clean.shape[-1]]  # without a noise level channel
         grid = grid_image([val_clean[:count], shown, denoised[:count]])
         with self.writer.as_default(step=epoch):

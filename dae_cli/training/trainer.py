@@ -134,7 +134,10 @@ def train(
         from dae_cli.training import tensorboard as board
 
         shown = trainer.validation
-        extra = [*board.callbacks(tensorboard, shown.inputs, shown.clean, trainer.global_batch, SAMPLE_COUNT), *extra]
+        board_callbacks = board.callbacks(
+            tensorboard, trainer.model, shown.inputs, shown.clean, trainer.global_batch, SAMPLE_COUNT
+        )
+        extra = [*board_callbacks, *extra]
     trainer.fit(extra)
     return trainer.finish()
 
@@ -150,7 +153,8 @@ class Trainer:
     progress: Progress
     training_data: data.TrainingData
     runtime: Runtime
-    model: keras.Model  # the autoencoder, compiled
+    model: keras.Model  # the autoencoder, compiled: what is validated, checkpointed and saved
+    fitted: keras.Model  # what `fit` trains: `model`, or it with a second output (`model_setup.compile_model`)
     train_stream: tf.data.Dataset  # endless (noisy, clean) batches
     validation: Validation
     checkpoint: Checkpoint
@@ -198,7 +202,7 @@ class Trainer:
         self.runtime = start_runtime(self.strategy, self.config)
         if self.runtime.is_chief:
             remove_stale_staging(self.out)
-        self.model = self._compiled_model(resumed)
+        self.model, self.fitted = self._compiled_model(resumed)
         self._make_datasets()
         self._place_checkpoint(resumed)
 
@@ -226,9 +230,10 @@ class Trainer:
             )
         return resumed
 
-    def _compiled_model(self, resumed: ResumeState | None) -> keras.Model:
+    def _compiled_model(self, resumed: ResumeState | None) -> tuple[keras.Model, keras.Model]:
         """The autoencoder to train, made in the strategy's scope and compiled: the
-        resumed one, or a new one (started from `init_from`'s weights if given)."""
+        resumed one, or a new one (started from `init_from`'s weights if given); and
+        the model `fit` runs for it."""
         config, replicas = self.config, self.runtime.replicas
         strategy = self.runtime.strategy
         step_group = steps_per_execution(self.steps_per_epoch, strategy)  # outside the scope: see there
@@ -241,8 +246,8 @@ class Trainer:
                 model, optimizer = new_model(
                     config, self.training_data.image_shape, steps, replicas, self.reporter.message
                 )
-            compile_model(model, optimizer, config, self.training_data.image_shape[-1], step_group)
-        return model
+            fitted = compile_model(model, optimizer, config, self.training_data.image_shape[-1], step_group)
+        return model, fitted
 
     def _make_datasets(self) -> None:
         """Sets `train_stream`, the noisy batches to train on, and `validation`."""
@@ -314,17 +319,17 @@ class Trainer:
         if config.self_supervised:
             from dae_cli.training.neighbor2neighbor import gamma_schedule
 
-            callbacks = [gamma_schedule(self.model.loss, config.epochs), *callbacks]
+            callbacks = [gamma_schedule(self.fitted.loss, config.epochs), *callbacks]
         recorder = self._recorder()
         # Without a validation of its own, the recorder leaves it to Keras.
         keras_validation = None if recorder.validation is not None else (self.validation.inputs, self.validation.clean)
         self.reporter.start(config.epochs, self.steps_per_epoch, progress.initial_epoch)
         # Ctrl-C stops fit after the steps under way: no per-step check is needed.
-        stop = lambda: setattr(self.model, "stop_training", True)  # noqa: E731
-        with interrupt_flag(stop) as interrupted, self.runtime.strategy.scope(), self.runtime.fit_fixes(self.model):
+        stop = lambda: setattr(self.fitted, "stop_training", True)  # noqa: E731
+        with interrupt_flag(stop) as interrupted, self.runtime.strategy.scope(), self.runtime.fit_fixes(self.fitted):
             recorder.interrupted = interrupted
             try:
-                self.model.fit(
+                self.fitted.fit(
                     self.train_stream,
                     epochs=config.epochs,
                     initial_epoch=progress.initial_epoch,
@@ -354,6 +359,7 @@ class Trainer:
         if not self.runtime.is_multi_worker:
             validation = (self.validation.inputs, self.validation.clean, self.global_batch)
         return (LiveEpochRecorder if live else EpochRecorder)(
+            self.model,
             self.progress.history,
             self.reporter,
             self.checkpoint,
