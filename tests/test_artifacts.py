@@ -47,3 +47,24 @@ def test_newer_format_version_is_refused(model_copy):
     path.write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="newer than"):
         artifacts.read_manifest(model_copy)
+
+
+def test_a_float32_inference_copy_needs_only_the_keras_model(model_copy, tmp_path):
+    # How a built-in model is shipped (scripts/ship_model.py --float32) from a training
+    # checkpoint committed without its SavedModels (training/photo).
+    import shutil
+
+    import numpy as np
+
+    images = np.random.default_rng(0).uniform(size=(3, 28, 28, 1)).astype("float32")
+    expected = load_denoiser(model_copy).denoise(images)
+    for part in ("encoder", "decoder"):
+        shutil.rmtree(model_copy / part)
+    (model_copy / "samples.png").unlink()
+    manifest = artifacts.write_inference_copy(model_copy, tmp_path / "shipped", float32=True)
+    assert manifest["inference_precision"] == "float32"
+    assert manifest["files"] == artifacts.hash_tree(tmp_path / "shipped")
+    assert "samples.png" not in manifest["files"] and "encoder/saved_model.pb" in manifest["files"]
+    np.testing.assert_allclose(load_denoiser(tmp_path / "shipped").denoise(images), expected, atol=1e-6)
+    with pytest.raises(ModelError, match="encoder"):  # as it is, the SavedModels are copied: they must be there
+        artifacts.write_inference_copy(model_copy, tmp_path / "as-is")

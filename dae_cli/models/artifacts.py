@@ -209,7 +209,9 @@ def write_inference_copy(source: Path, target: Path, float32: bool = False) -> d
 
     With `float32`, a model trained in mixed precision is copied with every layer in
     float32 (the same float32 weights), so it computes alike on every CPU, fast on
-    those without native bfloat16; the manifest records `inference_precision`.
+    those without native bfloat16; the manifest records `inference_precision`. The
+    SavedModels are then made anew from `autoencoder.keras`, so `source` needs only that
+    (a training checkpoint committed without its SavedModels, as `training/photo` is).
     """
     import shutil
 
@@ -218,7 +220,7 @@ def write_inference_copy(source: Path, target: Path, float32: bool = False) -> d
 
     source, target = Path(source), Path(target)
     manifest = read_manifest(source)
-    verify_files(source, manifest, (ENCODER, DECODER, KERAS_MODEL))
+    verify_files(source, manifest, (KERAS_MODEL,) if float32 else (ENCODER, DECODER, KERAS_MODEL))
     trained = load_keras_model(source / KERAS_MODEL)
     with staging_directory(target) as staging:
         if float32:
