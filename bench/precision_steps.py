@@ -4,11 +4,12 @@ The step is the one `dae train` runs: the model's config (`dae.json` of a model
 directory, say `training/photo`) is built under each dtype policy
 (`networks.build_model`) and compiled as training compiles it
 (`training.model_setup.compile_model`, its loss included: for a noise-estimating model,
-the image's and the estimate's, `noise_estimation.training_model`). All variants live in one process and take turns, a few steps each a
-round, on one random batch of the recipe's shape (batch 32 of 64x64 crops), so load
-from other work on a shared machine falls on all alike. Printed: the median wall and
-process CPU seconds per step of each variant, and each one's speed against float32
-with XLA (how the photo model trained on a CPU without native bfloat16).
+the image's and the estimate's, `noise_estimation.training_model`). All variants live
+in one process and take turns, a few steps each a round, on one random batch of the
+recipe's shape (batch 32 of 64x64 crops), so load from other work on a shared machine
+falls on all alike. Printed: the median wall and process CPU seconds per step of each
+variant, and each one's speed against float32 with XLA (how the photo model trained on
+a CPU without native bfloat16).
 
 Mixed bfloat16 is fast only where the CPU computes bfloat16 (AVX512-BF16 or AMX); this
 says which the machine has.

@@ -72,9 +72,9 @@ def estimator_model(autoencoder: keras.Model) -> keras.Model:
 class FormerEstimatorLoss(keras.losses.Loss):
     """The loss noise-estimating models were compiled with until training ran the
     estimator once a step (this loss ran it a second time). Models and checkpoints saved
-    then name it in their compile config, so it stays registered under its name: they load with their
-    optimizer's state and `dae train --resume` goes on from them. It never trains:
-    resuming compiles `training_model` with `losses` instead.
+    then name it in their compile config, so it stays registered under its name: they
+    load with their optimizer's state, and `dae train --resume` goes on from them. It
+    never trains: resuming compiles `training_model` with `losses` instead.
     """
 
     def __init__(self, channels: int = 3, squared: bool = False, name: str = "estimator_loss", **kwargs):
