@@ -246,6 +246,7 @@ class LevelMap(layers.Layer):
 ESTIMATOR_FILTERS = 64
 ESTIMATOR_CONVS = 4
 ESTIMATOR_FOLD = 4  # the estimator works on 4x4 squares folded into channels: 1/16 of the pixels
+ESTIMATE_LAYER = "estimator_unfold"  # the estimator's last layer: its raw level map, before --strength or --sigma
 # The estimate starts near this level everywhere (about 5/255): its last convolution starts
 # with small weights (not zeros, which would hold back the layers before it). A ReLU keeps
 # it at least 0 and, unlike a softplus started low, moves it at the learning rate's pace
@@ -274,7 +275,7 @@ def build_noise_estimator(image, channels: int):
         bias_initializer=keras.initializers.Constant(ESTIMATOR_START),
         name="estimator_level",
     )(x)
-    return SmoothUpsampling(ESTIMATOR_FOLD, name="estimator_unfold", dtype="float32")(x)
+    return SmoothUpsampling(ESTIMATOR_FOLD, name=ESTIMATE_LAYER, dtype="float32")(x)
 
 
 @keras.saving.register_keras_serializable(package="dae")

@@ -20,6 +20,7 @@ what is saved, validated and shipped, keeps its one output.
 from __future__ import annotations
 
 from dae_cli.backend import keras, tf
+from dae_cli.models.networks import ESTIMATE_LAYER
 from dae_cli.noise import level_map, with_level_controls
 
 ORACLE_SHARE = 0.25
@@ -49,7 +50,7 @@ def training_model(autoencoder: keras.Model) -> keras.Model:
     """
     encoder, decoder = autoencoder.get_layer("encoder"), autoencoder.get_layer("decoder")
     latent_and_estimate = keras.Model(
-        encoder.input, [encoder.output, encoder.get_layer("estimator_unfold").output], name="encoder_and_estimate"
+        encoder.input, [encoder.output, encoder.get_layer(ESTIMATE_LAYER).output], name="encoder_and_estimate"
     )
     inputs = keras.Input(shape=autoencoder.input_shape[1:], name="autoencoder_input")
     latent, estimate = latent_and_estimate(inputs)
@@ -65,7 +66,7 @@ def losses(image_loss: str) -> tuple[dict[str, str], dict[str, float]]:
 def estimator_model(autoencoder: keras.Model) -> keras.Model:
     """The encoder's input to its raw level estimate (before `--strength` or `--sigma`), sharing the weights."""
     encoder = autoencoder.get_layer("encoder")
-    return keras.Model(encoder.input, encoder.get_layer("estimator_unfold").output, name="noise_estimate")
+    return keras.Model(encoder.input, encoder.get_layer(ESTIMATE_LAYER).output, name="noise_estimate")
 
 
 @keras.saving.register_keras_serializable(package="dae", name="EstimatorLoss")
