@@ -1,4 +1,6 @@
-"""Camera noise: `-m photo-real` against `-m photo` and CBM3D on a check set of our own.
+"""Camera noise: two models (by default `-m photo`, which estimates its own noise map, and
+`-m photo-gaussian`) and CBM3D on a check set of our own. Issue 16 ran it with the then
+`photo-real` (configs/photo-real.toml) against the then `photo` (now `photo-gaussian`).
 
 There is no real-noise set in ../shared and no network here, so the check set is made
 by a camera simulation written apart from training's (`dae_cli/noise.py`), with other
@@ -24,8 +26,8 @@ under 28 dB whatever the noise). Three levels (`LEVELS`), full well and read noi
 a phone's at low, medium and high ISO.
 
 Compared on the same files, PSNR of the 8-bit outputs against the reference:
-- `dae denoise -m photo-real` (no flag);
-- `dae denoise -m photo` (Gaussian-trained; `--sigma auto`, its default);
+- `dae denoise -m photo` (no flag: its own noise map);
+- `dae denoise -m photo-gaussian` (Gaussian-trained; `--sigma auto`, its default);
 - CBM3D given its best single sigma for each level: searched over `--cbm3d-factors`
   times the level's RMS noise (measured against the reference), one sigma for all the
   level's images.
@@ -160,7 +162,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["kodak24", "mcmaster"], choices=["kodak24", "mcmaster"])
     parser.add_argument("--limit", type=int, default=4, help="the first N images of each set")
     parser.add_argument("--jpeg", type=int, default=90)
-    parser.add_argument("--models", nargs="*", default=["photo-real", "photo"])
+    parser.add_argument("--models", nargs="*", default=["photo", "photo-gaussian"])
     parser.add_argument("--cbm3d-factors", type=float, nargs="+", default=[0.6, 1.0, 1.5, 2.2])
     parser.add_argument("--no-cbm3d", action="store_true")
     parser.add_argument(

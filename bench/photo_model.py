@@ -36,7 +36,7 @@ Noisy files and outputs go in a temporary folder. Stdout is a Markdown table for
 `BENCHMARKS.md` (machine, command and date in its header) with the issue's targets;
 progress goes to stderr; `--json PATH` writes every figure, per image too.
 
-    python bench/photo_model.py --models photo photo-real --cbm3d --cbm3d-limit 10 \\
+    python bench/photo_model.py --models photo photo-gaussian --cbm3d --cbm3d-limit 10 \\
         --json bench/results/photo-model.json
     python bench/photo_model.py --models photo --sets set12 kodak24 mcmaster --sigmas 25 --no-clean
     python bench/photo_model.py --models photo --limit 2 --sigmas 25 --cbm3d --cbm3d-limit 1 --cbm3d-factors 1 1.5
@@ -373,7 +373,9 @@ def markdown(result: dict) -> str:
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["photo", "photo-real"], help="built-in names or directories")
+    parser.add_argument(
+        "--models", nargs="+", default=["photo", "photo-gaussian"], help="built-in names or directories"
+    )
     parser.add_argument("--strength", type=float, default=None, help="pass --strength S to dae denoise")
     parser.add_argument("--sigma", type=float, default=None, help="pass --sigma LEVEL (0-255) to dae denoise")
     parser.add_argument("--sets", nargs="+", default=list(SET_NAMES), choices=SET_NAMES)

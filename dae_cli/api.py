@@ -46,8 +46,8 @@ def load(name_or_dir: str | os.PathLike, *, verify: bool = True) -> Denoiser:
 
     Args:
         name_or_dir: a model directory (`dae train --out DIR`), or a built-in model's
-            name: `"photo"`, `"photo-real"`, `"photo-gray"` or `"mnist"`. An existing path
-            wins over a built-in name, as with `dae -m`.
+            name: `"photo"` (its aliases `"photo-real"`, `"photo-gray"`), `"photo-gaussian"`
+            or `"mnist"`. An existing path wins over a built-in name, as with `dae -m`.
         verify: check every file's sha256 against the manifest first (a model directory
             is code: see the README's "Trust"); `False` is `--no-verify`.
 

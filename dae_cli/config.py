@@ -528,6 +528,11 @@ class Config:
                 'self_supervised needs architecture = "conv" and patch_size (it trains on half-size crops)',
             )
             require(not self.noise_level_input, "self_supervised trains a blind model: noise_level_input must be off")
+            require(
+                not self.noise_estimator,
+                "self_supervised cannot train a noise_estimator: its estimate learns the true noise, "
+                "which needs clean images or targets",
+            )
             if self.patch_size is not None:
                 require(
                     self.patch_size % (2 * self.size_multiple) == 0,

@@ -45,7 +45,7 @@ def workdir(tmp_path):
 def test_bash_completes_built_in_models_and_directories(workdir):
     assert bash_complete(["dae", "denoise", "-m", ""], workdir) == [*BUILTIN_MODELS, "mnist-models/", "runs/"]
     assert bash_complete(["dae", "encode", "--model", "mn"], workdir) == ["mnist", "mnist-models/"]
-    assert bash_complete(["dae", "info", "ph"], workdir) == ["photo", "photo-real", "photo-gray"]
+    assert bash_complete(["dae", "info", "ph"], workdir) == ["photo", "photo-gaussian", "photo-real", "photo-gray"]
     # No built-in name fits: bash's own path completion takes over (complete -o default).
     assert bash_complete(["dae", "denoise", "-m", "ru"], workdir) == []
 
@@ -73,7 +73,7 @@ def test_bash_completes_enum_values(workdir, words, expected):
 def test_complete_model_offers_names_then_directories(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     assert complete_model("") == [*BUILTIN_MODELS, "mnist-models/", "runs/"]
-    assert complete_model("p") == ["photo", "photo-real", "photo-gray"]
+    assert complete_model("p") == ["photo", "photo-gaussian", "photo-real", "photo-gray"]
     assert complete_model("runs/") == []
 
 

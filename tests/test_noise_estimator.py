@@ -257,13 +257,15 @@ def test_a_clean_photograph_comes_back_clean_from_the_built_in_model(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["photo-real", "photo-gray"])
-def test_the_older_built_in_names_still_denoise(name, tmp_path):
+def test_the_older_built_in_names_are_photo(name, tmp_path):
     clean = shipped("chelsea", "RGB")[:64, :96]
     path = tmp_path / "noisy.png"
     Image.fromarray(as_8bit(gaussian(clean))).save(path)
     result = run_dae("denoise", path, "-m", name, "-o", tmp_path / "out.png")
     assert result.returncode == 0, result.stderr
     assert psnr(clean, read(tmp_path / "out.png")) > psnr(clean, read(path)) + 1
+    assert run_dae("denoise", path, "-m", "photo", "-o", tmp_path / "photo.png").returncode == 0
+    assert (tmp_path / "out.png").read_bytes() == (tmp_path / "photo.png").read_bytes()
 
 
 def test_strength_scales_the_level_of_a_model_that_takes_one(tmp_path):

@@ -111,6 +111,34 @@ def test_training_on_pairs_learns_to_denoise_them(pair_folders, tmp_path):
     assert metrics["psnr_denoised"]["mean"] > metrics["psnr_noisy"]["mean"] + 4
 
 
+def test_a_noise_estimating_model_trains_on_pairs_its_estimate_learning_their_noise(pair_folders, tmp_path):
+    """The built-in photo's design fine-tuned on a user's own pairs: the estimator's
+    target is the pairs' local noise (noisy minus clean), as for added noise."""
+    noisy, clean = pair_folders
+    result = run_dae(
+        "--json",
+        "train",
+        "--data",
+        noisy,
+        "--targets",
+        clean,
+        *SMALL_CONV,
+        "--noise-estimator",
+        "--patch-size",
+        "32",
+        "--epochs",
+        "3",
+        "--out",
+        tmp_path / "m",
+    )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    assert json.loads((tmp_path / "m" / "dae.json").read_text())["noise_estimator"] is True
+    metrics = json.loads(result.stdout)["metrics"]  # on the held-out pairs
+    assert metrics["psnr_denoised"]["mean"] > metrics["psnr_noisy"]["mean"] + 2
+
+
 # --- self-supervised ---------------------------------------------------------------------
 
 
@@ -155,6 +183,19 @@ def test_self_supervised_needs_what_it_trains_on(tmp_path):
     assert_clean_error(result, 2, "patch_size divisible by")
     result = run_dae("train", "--self-supervised", "--data", SHIPPED, "--patch-size", "32", "--out", tmp_path / "m")
     assert_clean_error(result, 2, "self_supervised needs architecture")
+    result = run_dae(
+        "train",
+        "--self-supervised",
+        "--data",
+        SHIPPED,
+        *SMALL_CONV,
+        "--noise-estimator",
+        "--patch-size",
+        "32",
+        "--out",
+        tmp_path / "m",
+    )  # no clean image to learn the true noise from
+    assert_clean_error(result, 2, "self_supervised cannot train a noise_estimator")
 
 
 def test_neighbour_sampler_picks_two_adjacent_pixels_of_each_cell():
@@ -176,8 +217,8 @@ def test_neighbour_sampler_picks_two_adjacent_pixels_of_each_cell():
 
 
 def test_init_from_starts_from_another_models_weights(tmp_path):
-    """A blind model started from the built-in `photo`, which takes the noise level: it
-    starts as `photo` given the level FOLD_LEVEL (the level channel's weights folded into
+    """A blind model started from the built-in `photo-gaussian`, which takes the noise
+    level: it starts as `photo-gaussian` given the level FOLD_LEVEL (the level channel's weights folded into
     the first convolution's bias), every other weight the built-in's."""
     from dae_cli.models import artifacts
     from dae_cli.models.builtin_models import builtin_path
@@ -204,7 +245,7 @@ def test_init_from_starts_from_another_models_weights(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "20 of 20 weights copied, its noise level input folded in at sigma 15" in result.stderr
     mine = artifacts.load_keras_model(tmp_path / "m" / "autoencoder.keras")
-    theirs = artifacts.load_keras_model(builtin_path("photo") / "autoencoder.keras")
+    theirs = artifacts.load_keras_model(builtin_path("photo-gaussian") / "autoencoder.keras")
     for a, b in zip(mine.get_weights()[2:], theirs.get_weights()[2:]):
         np.testing.assert_allclose(a, b, atol=1e-5)
     # Away from the border (where zero padding meets the level map), the same output.

@@ -166,7 +166,7 @@ def cli_denoise(source: Path, tmp_path: Path, *flags) -> bytes:
         ("noisy.png", "photo", "auto", 1, ("-m", "photo")),
         ("noisy.png", "photo", "15", 0.5, ("-m", "photo", "--sigma", "15", "--strength", "0.5")),
         ("noisy.png", "photo", "auto", 1.5, ("-m", "photo", "--strength", "1.5")),
-        ("noisy16.tif", "photo-real", "auto", 1, ("-m", "photo-real")),
+        ("noisy16.tif", "photo-gaussian", "auto", 1, ("-m", "photo-gaussian")),
     ],
 )
 def test_the_api_endpoint_returns_the_bytes_dae_denoise_writes(
@@ -188,7 +188,7 @@ def test_strength_0_gives_the_image_back_and_a_blind_model_refuses_a_strength(se
     returned = client.predict(handle_file(str(images / "noisy.png")), "photo", "auto", 0, api_name="/denoise")
     assert np.array_equal(pixels(Path(returned).read_bytes()), pixels((images / "noisy.png").read_bytes()))
     with pytest.raises(AppError, match="^--strength is for models that denoise by a noise level"):
-        client.predict(handle_file(str(images / "noisy.png")), "photo-real", "auto", 0.5, api_name="/denoise")
+        client.predict(handle_file(str(images / "noisy.png")), "mnist", "auto", 0.5, api_name="/denoise")
 
 
 def test_the_api_endpoint_refuses_a_decompression_bomb_in_one_line(server, images):
@@ -288,7 +288,7 @@ def test_the_page_loads_and_offers_the_models(page, server):
     assert page.title() == "dae: denoise and compare"
     page.locator("#model input").click()
     offered = page.locator("ul[role=listbox] li").all_inner_texts()
-    assert [text.strip("✓\n ") for text in offered] == ["mnist", "photo", "photo-real", str(server.own_model)]
+    assert [text.strip("✓\n ") for text in offered] == ["mnist", "photo", "photo-gaussian", str(server.own_model)]
     assert page.locator("#model input").input_value() == str(server.own_model)  # the first --model
     assert page.get_by_text("Use via API").is_visible()  # the API's documentation, a click away
 
@@ -303,9 +303,9 @@ def test_an_uploaded_noisy_image_comes_back_denoised(page, server, images, clean
     assert data == cli_denoise(images / "noisy.png", tmp_path, "-m", server.own_model)
     summary = page.locator("#summary").inner_text()
     assert "noisy.denoised.png: 64x64, model" in summary and " s\n" in summary  # the time it took
-    level = float(summary.split("noise level estimated from the image: ")[1].split()[0])
-    assert level == pytest.approx(25, rel=0.15)
-    assert f"denoised by level {level:.1f}: strength 1 x the estimate" in summary
+    level = float(summary.split("denoised by level ")[1].split(":")[0])
+    assert level == pytest.approx(25, rel=0.15)  # photo's own map, its median
+    assert f"denoised by level {level:.1f}: strength 1 x the model's own estimate" in summary
     assert page.locator("#compare img").count() == 2  # noisy and denoised, under the wipe
     assert {url.split("/")[2] for url in page.requested} == {f"127.0.0.1:{server.port}"}  # nothing from outside
 
@@ -322,8 +322,9 @@ def test_the_noise_level_control_changes_the_result(page, images, clean):
     assert 0 < level < 10
     assert f"strength 1 x the level given, {level:g}" in page.locator("#summary").inner_text()
     assert at_25 != automatic and low != at_25
-    # Too low a level keeps the noise: the result is worse than at the true level.
-    assert psnr(clean, pixels(low)) < psnr(clean, pixels(at_25)) - 3
+    # Too low a level keeps noise: the result is worse than at the true level (by less
+    # than a model that takes the level alone would be: photo's body sees the noise too).
+    assert psnr(clean, pixels(low)) < psnr(clean, pixels(at_25)) - 1
 
 
 @needs_browser
@@ -334,9 +335,9 @@ def test_the_strength_slider_changes_the_result(page, images, clean):
     href, weaker = result_bytes(page, after=href)
     strength = float(page.locator("#strength input[type=number]").input_value())
     assert 0.2 < strength < 0.8
-    assert f"strength {strength:g} x the estimate" in page.locator("#summary").inner_text()
+    assert f"strength {strength:g} x the model's own estimate" in page.locator("#summary").inner_text()
     # Less than the noise's own level keeps some of the noise: the result is worse.
-    assert psnr(clean, pixels(weaker)) < psnr(clean, pixels(full)) - 2
+    assert psnr(clean, pixels(weaker)) < psnr(clean, pixels(full)) - 0.3
     drag_to(page, "#strength", 0.0)  # 0: the image back, as it came
     href, same = result_bytes(page, after=href)
     assert float(page.locator("#strength input[type=number]").input_value()) == 0

@@ -22,7 +22,8 @@ EXIT_CODES_HELP = (
 )
 DEFAULT_MODEL = "dae-model"
 MODEL_HELP = (
-    "Model directory or built-in model (photo, photo-real, photo-gray, mnist); default: $DAE_MODEL, else ./dae-model."
+    "Model directory or built-in model (photo, photo-gaussian, mnist; photo-real and photo-gray are photo);"
+    " default: $DAE_MODEL, else ./dae-model."
 )
 OUTPUT_PANEL = "Output files"
 FIT_PANEL = "Fitting images to the model"

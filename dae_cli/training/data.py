@@ -388,7 +388,7 @@ def training_dataset(
             return _clean_to_pair(
                 images_uint8, noise_seed, noise, noise_level_input, gray_fraction, noise_estimator, saturation_range
             )
-        return _noisy_to_pair(images_uint8, noise_seed, kind, noise_level_input)
+        return _noisy_to_pair(images_uint8, noise_seed, kind, noise_level_input, noise_estimator)
 
     autotune = tf.data.AUTOTUNE
     if patch_size is None:
@@ -436,9 +436,10 @@ def _clean_to_pair(
     return noisy, clean
 
 
-def _noisy_to_pair(images_uint8, pair_seed, kind: str, noise_level_input: bool):
+def _noisy_to_pair(images_uint8, pair_seed, kind: str, noise_level_input: bool, noise_estimator: bool = False):
     """(input, target) of a batch that carries its own noise: `pairs` are split (the
-    level map is the pair's RMS difference); `noisy` images become Neighbor2Neighbor pairs."""
+    level map is the pair's RMS difference; a noise estimator learns the pair's local
+    one); `noisy` images become Neighbor2Neighbor pairs."""
     from dae_cli.backend import tf
     from dae_cli.noise import with_level_map
 
@@ -448,6 +449,10 @@ def _noisy_to_pair(images_uint8, pair_seed, kind: str, noise_level_input: bool):
 
         return neighbor_pair(images, pair_seed)
     noisy, target = split_pair(images)
+    if noise_estimator:
+        from dae_cli.training.noise_estimation import estimator_pair
+
+        return estimator_pair(noisy, target, pair_seed)
     if noise_level_input:  # the pair's own RMS difference
         noisy = with_level_map(noisy, tf.sqrt(tf.reduce_mean(tf.square(noisy - target), axis=[1, 2, 3])))
     return noisy, target

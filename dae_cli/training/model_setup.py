@@ -18,7 +18,8 @@ from dae_cli.models import artifacts
 from dae_cli.training.checkpoints import ResumeState, optimizer_settings_changed
 
 # The level a blind model started from a level model inherits (see `initialize_from`):
-# about what the built-in `photo` needs for the camera noise of `photo-real`'s training.
+# about what the built-in `photo-gaussian` needs for the camera noise of
+# configs/photo-real.toml's training.
 FOLD_LEVEL = 15 / 255
 ESTIMATOR_PREFIX = "estimator_"  # the names of a noise estimator's layers (networks.build_noise_estimator)
 # An optimizer's variables that a new schedule does not inherit (see `carry_moments`).
