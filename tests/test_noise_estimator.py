@@ -402,3 +402,17 @@ def test_training_jpeg_is_the_jpeg_pillow_writes_and_reads(mode, quality):
     pillow = read(buffer).reshape(ours.shape)
     assert np.abs(ours - pillow).max() <= 1.5 / 255
     assert np.abs((ours - pillow).mean(axis=(0, 1))).max() < 0.05 / 255  # no cast of its own
+
+
+def test_a_noise_estimating_model_denoises_by_smaller_windows_by_default():
+    """Its estimator needs more memory a pixel: by default a 0.6-megapixel photo goes
+    through `photo` in windows of half a megapixel (a 24-megapixel one then stays within
+    2.5 GB, BENCHMARKS.md) and through `photo-gaussian` whole; `--max-megapixels` rules both."""
+    from dae_cli.models.builtin_models import builtin_path
+    from dae_cli.models.denoiser import ApplyOptions, open_model
+
+    photo = np.zeros((600, 1000, 3), np.float32)
+    estimating, gaussian = (open_model(builtin_path(name)) for name in ("photo", "photo-gaussian"))
+    assert estimating.plan_denoise(photo, ApplyOptions()).count > 1
+    assert gaussian.plan_denoise(photo, ApplyOptions()).count == 1
+    assert estimating.plan_denoise(photo, ApplyOptions(max_megapixels=1)).count == 1

@@ -112,7 +112,8 @@ def denoise(
         "--max-megapixels",
         min=0.01,
         rich_help_panel=FIT_PANEL,
-        help="conv models: images up to this size (default 1) go through whole, larger ones by overlapping windows of it.",
+        help="conv models: images up to this size (default 1; 0.5 for a model that estimates its own noise) go through"
+        " whole, larger ones by overlapping windows of it.",
     ),
     sigma: Optional[str] = flags.SIGMA,
     strength: Optional[str] = flags.STRENGTH,

@@ -36,7 +36,10 @@ from dae_cli.models import artifacts
 from dae_cli.models.windows import CROSS_FADE, LATTICE, Collected, Plan, Resized, Tiling, Turned
 
 DEFAULT_BATCH = 256  # windows per model call of a dense model
-DEFAULT_MAX_MEGAPIXELS = 1.0  # conv: a 24-megapixel photo in 2.4 GB (BENCHMARKS.md)
+DEFAULT_MAX_MEGAPIXELS = 1.0  # conv: a 24-megapixel photo in 2.5 GB (BENCHMARKS.md)
+# A noise-estimating model's estimator adds to each window's activations: at 1 megapixel a
+# 24-megapixel photo peaked at 2.72 GB, at 0.5 at 2.22 (BENCHMARKS.md, issue 24).
+ESTIMATING_MAX_MEGAPIXELS = 0.5
 DEFAULT_CONV_OVERLAP = 64  # more than the built-in model's reach across a window's edge
 
 # How each setting is spelled on the command line, for messages.
@@ -344,6 +347,12 @@ class DenseDenoiser(Denoiser):
             f"{self.tile[0]}x{self.tile[1]}; tile it (denoise: --tile, encode: --tiles) or pass --resize"
         )
 
+    def _max_pixels(self, options) -> int:
+        """`--max-megapixels`, else this model's default: what keeps a 24-megapixel photo
+        within 2.5 GB."""
+        default = ESTIMATING_MAX_MEGAPIXELS if self.estimates_noise else DEFAULT_MAX_MEGAPIXELS
+        return int((options.max_megapixels or default) * 1e6)
+
     def plan_denoise(self, pixels, options, path=""):
         return self._plan(pixels, options, options.tile is not False, path)
 
@@ -403,8 +412,14 @@ class ConvDenoiser(Denoiser):
         tile = (min(side, height + -height % multiple), min(side, width + -width % multiple))
         return Tiling.tiled(pixels, tile, min(overlap, side // 2), CROSS_FADE, multiple)
 
+    def _max_pixels(self, options) -> int:
+        """`--max-megapixels`, else this model's default: what keeps a 24-megapixel photo
+        within 2.5 GB."""
+        default = ESTIMATING_MAX_MEGAPIXELS if self.estimates_noise else DEFAULT_MAX_MEGAPIXELS
+        return int((options.max_megapixels or default) * 1e6)
+
     def plan_denoise(self, pixels, options, path=""):
-        max_pixels = int((options.max_megapixels or DEFAULT_MAX_MEGAPIXELS) * 1e6)
+        max_pixels = self._max_pixels(options)
         overlap = DEFAULT_CONV_OVERLAP if options.overlap is None else options.overlap
         if options.tta:
             return Turned(pixels, lambda turned: self._whole_or_windows(turned, max_pixels, overlap))
@@ -441,7 +456,7 @@ class ConvDenoiser(Denoiser):
         """One image or window per call unless `--batch-size` asks for more, and never more
         pixels than `--max-megapixels`: a batch of two photographs needs twice the memory
         and measured no faster (BENCHMARKS.md, issue 18)."""
-        pixels = int((options.max_megapixels or DEFAULT_MAX_MEGAPIXELS) * 1e6)
+        pixels = self._max_pixels(options)
         if decoding:  # the budget is of the images the maps decode to
             pixels //= self.size_multiple**2
         return BatchLimit(windows=options.batch_size or 1, pixels=pixels)
