@@ -1,6 +1,6 @@
 """Camera noise for training (poisson-gaussian, camera): its statistics, its settings and
-`dae noise --noise camera` (issue 16). The built-in `photo-real` model trained on it is
-tested in test_builtin_models.py."""
+`dae noise --noise camera` (issue 16). The built-in `photo`, trained on a mixture that
+holds it, is tested on camera noise in test_builtin_models.py."""
 
 from __future__ import annotations
 
