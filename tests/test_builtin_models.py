@@ -136,7 +136,6 @@ def test_built_in_photo_denoises_camera_noise_colour_and_gray_where_a_gaussian_l
     from dae_cli.apply.metrics import psnr
 
     name = "photo"
-
     spec = NoiseSpec("camera", shot_range=(0.004, 0.004), read_range=(0.004, 0.004), jpeg_range=(90, 90))
     for kind, mode, image in (("colour", "RGB", "astronaut"), ("gray", "L", "camera")):
         clean = shipped(image, mode).astype(np.float32)[:192, :192]

@@ -347,12 +347,6 @@ class DenseDenoiser(Denoiser):
             f"{self.tile[0]}x{self.tile[1]}; tile it (denoise: --tile, encode: --tiles) or pass --resize"
         )
 
-    def _max_pixels(self, options) -> int:
-        """`--max-megapixels`, else this model's default: what keeps a 24-megapixel photo
-        within 2.5 GB."""
-        default = ESTIMATING_MAX_MEGAPIXELS if self.estimates_noise else DEFAULT_MAX_MEGAPIXELS
-        return int((options.max_megapixels or default) * 1e6)
-
     def plan_denoise(self, pixels, options, path=""):
         return self._plan(pixels, options, options.tile is not False, path)
 
