@@ -114,6 +114,10 @@ def test_training_on_pairs_learns_to_denoise_them(pair_folders, tmp_path, estima
     # Scored on the held-out pairs' own noisy inputs and clean targets, not on added noise.
     assert metrics["psnr_noisy"]["mean"] < 21
     assert metrics["psnr_denoised"]["mean"] > metrics["psnr_noisy"]["mean"] + 4
+    if estimator:  # its own reading of a pair's noisy image: the pairs' noise, sigma 25 (the estimate starts at 5)
+        reading = run_dae("--json", "denoise", noisy / "camera-0.png", "-m", tmp_path / "m", "-o", tmp_path / "o.png")
+        assert reading.returncode == 0, reading.stderr
+        assert json.loads(reading.stdout)["sigma"] == pytest.approx(25, rel=0.2)
 
 
 # --- self-supervised ---------------------------------------------------------------------
@@ -195,8 +199,8 @@ def test_neighbour_sampler_picks_two_adjacent_pixels_of_each_cell():
 
 def test_init_from_starts_from_another_models_weights(tmp_path):
     """A blind model started from the built-in `photo-gaussian`, which takes the noise
-    level: it starts as `photo-gaussian` given the level FOLD_LEVEL (the level channel's weights folded into
-    the first convolution's bias), every other weight the built-in's."""
+    level: it starts as `photo-gaussian` given the level FOLD_LEVEL (the level channel's
+    weights folded into the first convolution's bias), every other weight the built-in's."""
     from dae_cli.models import artifacts
     from dae_cli.models.builtin_models import builtin_path
     from dae_cli.training.model_setup import FOLD_LEVEL
